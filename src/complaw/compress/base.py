@@ -1,0 +1,102 @@
+"""The compression-method registry and the one entry point every caller uses."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from transformers import PreTrainedModel
+
+from complaw.errors import CompressionError
+from complaw.models.adapters import ArchitectureAdapter, adapter_for
+from complaw.models.params import count_parameters, reduction
+from complaw.registry import Registry
+
+
+class CompressionMethod(ABC):
+    """One structured compression method. Register a subclass with `@METHODS.register(name)`.
+
+    `compress_model` changes `model` in place (or returns a new model) and returns it. The ratio
+    is the method's own ratio as the paper uses it; the achieved parameter reduction is counted
+    by `compress` and recorded next to it.
+    """
+
+    needs_calibration: ClassVar[bool] = False
+
+    @abstractmethod
+    def compress_model(
+        self,
+        model: PreTrainedModel,
+        adapter: ArchitectureAdapter,
+        ratio: float,
+        calibration: torch.Tensor | None,
+        seed: int,
+        **options: Any,
+    ) -> PreTrainedModel: ...
+
+    def save_model(self, model: PreTrainedModel, folder: Path) -> None:
+        """Write the compressed model into `folder` (default: a plain HF checkpoint)."""
+        model.save_pretrained(folder)
+
+    def load_model(self, folder: Path, dtype: torch.dtype = torch.float32) -> PreTrainedModel:
+        """Load what `save_model` wrote (default: plain transformers)."""
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+
+
+METHODS: Registry[CompressionMethod] = Registry("compression method", CompressionError)
+
+
+@dataclass
+class CompressionResult:
+    model: PreTrainedModel
+    method: str
+    ratio: float
+    seed: int
+    options: dict[str, Any]
+    params_before: dict[str, int]
+    params_after: dict[str, int]
+    seconds: float
+    achieved: dict[str, float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.achieved = reduction(self.params_before, self.params_after)
+
+
+def check_ratio(ratio: float) -> float:
+    ratio = float(ratio)
+    if not 0.0 <= ratio < 1.0:
+        raise CompressionError(f"compression ratio {ratio} is outside [0, 1); pass e.g. 0.3")
+    return ratio
+
+
+def compress(
+    model: PreTrainedModel,
+    method: str,
+    ratio: float,
+    calibration: torch.Tensor | None = None,
+    seed: int = 0,
+    **options: Any,
+) -> CompressionResult:
+    """Compress `model` with the registered `method` at `ratio`, counting parameters exactly."""
+    impl = METHODS.get(method)
+    ratio = check_ratio(ratio)
+    if impl.needs_calibration and calibration is None:
+        raise CompressionError(
+            f"method {method!r} needs calibration data; pass --calibration DATASET:SPLIT"
+        )
+    adapter = adapter_for(model)
+    before = count_parameters(model, adapter)
+    start = time.perf_counter()
+    with torch.no_grad():
+        out = impl.compress_model(model, adapter, ratio, calibration, seed, **options)
+    seconds = time.perf_counter() - start
+    return CompressionResult(
+        model=out, method=method, ratio=ratio, seed=seed, options=options,
+        params_before=before, params_after=count_parameters(out, adapter), seconds=seconds,
+    )

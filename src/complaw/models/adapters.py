@@ -1,0 +1,87 @@
+"""Architecture adapters: one per decoder-only family, naming the parts that methods touch.
+
+Paths are dotted attribute paths: model-level ones (`layers`, `embed_tokens`, ...) are relative
+to the `*ForCausalLM` model, layer-level ones (`q_proj`, `gate_proj`, ...) to one decoder layer.
+Adding a family is one `ADAPTERS.add(...)` call with its paths and HF `model_type` values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+from transformers import PretrainedConfig, PreTrainedModel
+
+from complaw.errors import ModelError
+from complaw.registry import Registry
+
+ADAPTERS: Registry[ArchitectureAdapter] = Registry("architecture adapter", ModelError)
+
+
+@dataclass(frozen=True)
+class ArchitectureAdapter:
+    name: str
+    model_types: tuple[str, ...]
+    # model-level paths
+    layers: str = "model.layers"
+    embed_tokens: str = "model.embed_tokens"
+    final_norm: str = "model.norm"
+    lm_head: str = "lm_head"
+    # layer-level paths
+    input_norm: str = "input_layernorm"
+    post_attention_norm: str = "post_attention_layernorm"
+    q_proj: str = "self_attn.q_proj"
+    k_proj: str = "self_attn.k_proj"
+    v_proj: str = "self_attn.v_proj"
+    o_proj: str = "self_attn.o_proj"
+    gate_proj: str = "mlp.gate_proj"
+    up_proj: str = "mlp.up_proj"
+    down_proj: str = "mlp.down_proj"
+    # config attribute holding the FFN width
+    intermediate_size_attr: str = "intermediate_size"
+    # whether q/k/v projections carry a bias (Qwen2 does)
+    qkv_bias: bool = False
+
+    LAYER_PARTS = (
+        "input_norm", "post_attention_norm", "q_proj", "k_proj", "v_proj", "o_proj",
+        "gate_proj", "up_proj", "down_proj",
+    )
+    MODEL_PARTS = ("layers", "embed_tokens", "final_norm", "lm_head")
+
+    def decoder_layers(self, model: PreTrainedModel) -> nn.ModuleList:
+        return model.get_submodule(self.layers)
+
+    def part(self, root: nn.Module, role: str) -> nn.Module:
+        """The module playing `role` (a field name such as "q_proj") under `root`."""
+        return root.get_submodule(getattr(self, role))
+
+    def set_part(self, root: nn.Module, role: str, module: nn.Module) -> None:
+        parent_path, _, attr = getattr(self, role).rpartition(".")
+        parent = root.get_submodule(parent_path) if parent_path else root
+        setattr(parent, attr, module)
+
+    def tied_embeddings(self, model: PreTrainedModel) -> bool:
+        head = model.get_submodule(self.lm_head)
+        embed = model.get_submodule(self.embed_tokens)
+        return head.weight is embed.weight
+
+    def intermediate_size(self, config: PretrainedConfig) -> int:
+        return int(getattr(config, self.intermediate_size_attr))
+
+
+ADAPTERS.add("llama", ArchitectureAdapter("llama", model_types=("llama", "mistral")))
+ADAPTERS.add("qwen2", ArchitectureAdapter("qwen2", model_types=("qwen2",), qkv_bias=True))
+
+
+def adapter_for(model_or_config: PreTrainedModel | PretrainedConfig) -> ArchitectureAdapter:
+    """The adapter of a model (or config), by its HF `model_type`."""
+    config = getattr(model_or_config, "config", model_or_config)
+    model_type = getattr(config, "model_type", None)
+    for _, adapter in ADAPTERS.items():
+        if model_type in adapter.model_types:
+            return adapter
+    supported = ", ".join(t for _, a in ADAPTERS.items() for t in a.model_types)
+    raise ModelError(
+        f"architecture {model_type!r} has no adapter; supported model types: {supported}. "
+        "Add one in complaw/models/adapters.py."
+    )

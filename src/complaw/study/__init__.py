@@ -1,0 +1,1 @@
+"""Studies: records of experiments, grid expansion and running."""

