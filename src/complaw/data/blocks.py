@@ -28,6 +28,9 @@ class DataRef:
         name, _, split = ref.partition(":")
         return cls(DATASETS.get(name), canonical_split(split or default_split))
 
+    def text(self, data_dir: str | Path | None = None) -> str:
+        return self.dataset.text(self.split, data_dir)
+
     def require_not_test(self, purpose: str) -> DataRef:
         """Calibration and fine-tuning must never see a test split."""
         if self.split == "test":
@@ -79,5 +82,4 @@ def load_blocks(
     """Blocks of `ref` (e.g. "wikitext2:test"): LongTensor [n_blocks, seq_len]."""
     check_budget(seq_len, max_tokens)
     ref = DataRef.parse(ref) if isinstance(ref, str) else ref
-    return to_blocks(tokenize(ref.dataset.text(ref.split, data_dir), tokenizer), seq_len,
-                     max_tokens)
+    return to_blocks(tokenize(ref.text(data_dir), tokenizer), seq_len, max_tokens)

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from complaw.data import DataRef, load_blocks
+from complaw.data import DataRef, to_blocks, tokenize
 from complaw.data.blocks import check_budget
 from complaw.errors import ConfigError
 from complaw.evaluate import evaluate_loss
@@ -45,15 +45,14 @@ def run_intrinsic(
     if out is not None:
         ensure_dir(out)
     ev = config["eval"]
-    resolve(config["model"])  # fail fast on an unknown model
+    resolve(config["model"])  # fail fast on an unknown model or missing data
+    text = DataRef.parse(ev["data"]).text(data_dir)
     record = new_record("evaluate", config, device)
     timings = record["timings"]
     start = time.perf_counter()
     loaded = load_model(config["model"], dtype=config["dtype"], device=device)
     timings["load"] = time.perf_counter() - start
-    start = time.perf_counter()
-    blocks = load_blocks(ev["data"], loaded.tokenizer, ev["seq_len"], ev["max_tokens"], data_dir)
-    timings["data"] = time.perf_counter() - start
+    blocks = to_blocks(tokenize(text, loaded.tokenizer), ev["seq_len"], ev["max_tokens"])
     record["model_source"] = loaded.source.describe()
     record["params"] = count_parameters(loaded.model, loaded.adapter)
     try:

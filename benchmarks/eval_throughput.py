@@ -1,0 +1,59 @@
+"""Tokens/s of complaw's intrinsic evaluation against a bare HF forward loop on the same blocks.
+
+    COMPLAW_DATA_DIR=../shared/datasets .venv/bin/python benchmarks/eval_throughput.py \
+        [--model smollm2-135m] [--data wikitext2] [--seq-len 1024] [--max-tokens 8192]
+
+Target: ratio >= 0.9. With --max-tokens 0 the whole split is used and the full-split loss and
+perplexity are printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from complaw.data import load_blocks
+from complaw.evaluate import evaluate_loss
+from complaw.models import load_model
+
+
+def bare_loop(model, blocks: torch.Tensor, batch_size: int) -> float:
+    """Input tokens/s of plain `model(input_ids)` forwards, no loss, nothing else."""
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for batch in blocks.split(batch_size):
+            model(input_ids=batch, use_cache=False)
+    return blocks.numel() / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--data", default="wikitext2")
+    parser.add_argument("--seq-len", type=int, default=1024)
+    parser.add_argument("--max-tokens", type=int, default=8192, help="0: the whole split")
+    parser.add_argument("--batch-size", type=int, default=4)
+    args = parser.parse_args()
+
+    loaded = load_model(args.model)
+    blocks = load_blocks(args.data, loaded.tokenizer, args.seq_len, args.max_tokens or None)
+    bare_loop(loaded.model, blocks[: args.batch_size], args.batch_size)  # warm-up
+    bare = bare_loop(loaded.model, blocks, args.batch_size)
+    ours = evaluate_loss(loaded.model, blocks, args.batch_size)
+
+    table = Table(title=f"intrinsic evaluation throughput: {args.model} on {args.data}")
+    for column in ("blocks", "seq_len", "bare HF tok/s", "complaw tok/s", "ratio", "loss", "ppl"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        str(ours.blocks), str(ours.seq_len), f"{bare:.0f}", f"{ours.tokens_per_s:.0f}",
+        f"{ours.tokens_per_s / bare:.3f}", f"{ours.loss:.4f}", f"{ours.perplexity:.2f}",
+    )
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
