@@ -1,0 +1,192 @@
+"""CLI: fit, predict, critical, plan, laws (rich tables, and --json that parses)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+from law_synth import acc_df, loss_df
+from typer.testing import CliRunner
+
+from complaw.cli import app, main
+
+
+@pytest.fixture
+def acc_table() -> pd.DataFrame:
+    return acc_df()
+
+
+@pytest.fixture
+def loss_table() -> pd.DataFrame:
+    return loss_df()
+
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result
+
+
+@pytest.fixture
+def csv(tmp_path, acc_table, loss_table) -> str:
+    path = tmp_path / "records.csv"
+    pd.concat([acc_table, loss_table]).to_csv(path, index=False)
+    return str(path)
+
+
+def test_fit_json(csv):
+    out = json.loads(run("fit", csv, "--form", "eq1", "--json", "--bootstrap", "50").stdout)
+    assert out["form"] == "eq1"
+    assert [f["metric"] for f in out["fits"]] == ["accuracy", "loss"]
+    acc = out["fits"][0]
+    for name in ("alpha", "beta", "gamma"):
+        c = acc["coefficients"][name]
+        assert {"estimate", "stderr", "ci", "bootstrap_ci"} <= set(c)
+        assert c["ci"][0] < c["estimate"] < c["ci"][1]
+    assert acc["r2_kind"] == "uncentered" and acc["intercept"] is False
+    assert acc["adj_r2"] == acc["adj_r2_uncentered"]
+
+
+def test_fit_by_model_table_and_compare(csv):
+    out = run("fit", csv, "--by", "model", "--logo", "none").stdout
+    assert "metric=" not in out and "model=m0" in out and "model=m7" in out
+    assert "goodness of fit" in out
+    out = json.loads(run("fit", csv, "--by", "model", "--json").stdout)
+    assert len(out["fits"]) == 16 and out["by"] == ["metric", "model"]
+    both = json.loads(run("fit", csv, "--compare", "--json").stdout)
+    assert {row["form"] for row in both["compare"]} == {"eq1", "eq2", "eq3", "additive"}
+    text = run("fit", csv, "--compare", "--intercept").stdout
+    assert "form comparison" in text and "const" in text
+
+
+def test_fit_then_predict_from_the_json(csv, tmp_path):
+    path = tmp_path / "fits.json"
+    path.write_text(run("fit", csv, "--json").stdout)
+    out = json.loads(
+        run(
+            "predict", "--law", f"{path}#fit:eq1:accuracy", "--L0", "0.6", "--r", "0.3", "--json"
+        ).stdout
+    )
+    p = out["predictions"][0]
+    assert p["ci"][0] < p["L"] < p["ci"][1]
+
+
+def test_predict_published():
+    out = json.loads(
+        run(
+            "predict",
+            "--law",
+            "paper:llama-3-8b:extrinsic",
+            "--L0",
+            "0.62",
+            "--r",
+            "0.1",
+            "--r",
+            "0.5",
+            "--D",
+            "0",
+            "--D",
+            "25000",
+            "--json",
+        ).stdout
+    )
+    assert len(out["predictions"]) == 4
+    first = out["predictions"][0]
+    assert first["L"] == pytest.approx(0.62**0.98 * 1.1**-1.18 * 2**-0.14)
+    assert first["ci"] is None
+    text = run("predict", "--law", "paper:llama-3-8b:extrinsic", "--L0", "0.62", "--r", "0.1")
+    assert "0.5076" in text.stdout
+
+
+def test_critical():
+    out = json.loads(
+        run(
+            "critical",
+            "--law",
+            "paper:llama-3-8b:extrinsic",
+            "--sigma",
+            "0.8",
+            "--r",
+            "0.15",
+            "--r",
+            "0.3",
+            "--json",
+        ).stdout
+    )
+    assert out["critical"]["r_crit"] == pytest.approx(0.208, abs=5e-4)
+    assert out["critical"]["threshold_2_beta"] == pytest.approx(0.441, abs=5e-4)
+    assert [b["regime"] for b in out["min_rft"]] == ["finite", "impossible"]
+    text = run("critical", "--law", "paper:llama-3-8b:extrinsic", "--sigma", "0.8").stdout
+    assert "r_crit" in text and "0.208" in text
+
+
+def test_plan(tmp_path):
+    spec = {
+        "target": {"metric": "accuracy", "retention": 0.8},
+        "budget": {"max_params": 4.0e9, "rft_tokens": 25000},
+        "candidates": [
+            {"name": "llama-3-8b", "params": 8.0e9, "L0": {"accuracy": 0.62}},
+            {"name": "llama-3.2-3b", "params": 3.2e9, "L0": {"accuracy": 0.55}},
+        ],
+    }
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    out = json.loads(run("plan", str(path), "--json").stdout)
+    assert out["choices"] and out["choices"][0]["model"] == "llama-3.2-3b"
+    assert "llama-3-8b" in out["infeasible"]
+    text = run("plan", str(path), "--top", "3").stdout
+    assert "llama-3.2-3b" in text and "infeasible" in text
+
+
+def test_laws_listing():
+    names = [w["name"] for w in json.loads(run("laws", "--json").stdout)]
+    assert "paper:runtime:qwen-2.5-14b" in names and len(names) == 44
+    text = run("laws", "--contains", "runtime").stdout
+    assert "paper:all:intrinsic" not in text and "-1.62" in text
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["critical", "--law", "paper:llama-3-8b:extrinsic", "--sigma", "1.2"], "sigma = 1.2"),
+        (["predict", "--law", "paper:nope", "--L0", "1", "--r", "0.1"], "no published law"),
+        (["predict", "--law", "paper:all:intrinsic", "--L0", "2", "--r", "30"], "[0, 1)"),
+        (["fit", "missing.csv"], "do not exist"),
+    ],
+)
+def test_errors_are_one_line_exit_2(monkeypatch, capsys, args, needle):
+    monkeypatch.setattr(sys, "argv", ["complaw", *args])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "Traceback" not in err
+    assert err.startswith("error:")
+
+
+def test_bad_records_error(tmp_path, acc_table, monkeypatch, capsys):
+    path = tmp_path / "bad.csv"
+    acc_table.assign(r=acc_table["r"] * 100).to_csv(path, index=False)
+    monkeypatch.setattr(sys, "argv", ["complaw", "fit", str(path)])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 2
+    assert "r must be in [0, 1)" in capsys.readouterr().err
+
+
+def test_fit_reads_a_record_directory(tmp_path, acc_table, monkeypatch):
+    import complaw.study.records as records
+
+    monkeypatch.setattr(records, "law_table", lambda path: acc_table.copy())
+    out = json.loads(run("fit", str(tmp_path), "--json").stdout)
+    assert out["fits"][0]["n"] == len(acc_table)
+    empty = acc_table.iloc[:0].copy()
+    monkeypatch.setattr(records, "law_table", lambda path: empty)
+    result = runner.invoke(app, ["fit", str(tmp_path)])
+    assert result.exit_code != 0 and "no law rows" in str(result.exception)
