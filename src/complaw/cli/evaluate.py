@@ -12,7 +12,9 @@ from complaw.cli.app import app, console, quiet_transformers
 
 @app.command()
 def evaluate(
-    model: str = typer.Option(..., help="Alias (smollm2-135m), .gguf file, HF folder or hub id."),
+    model: str = typer.Option(
+        ..., help="Alias (smollm2-135m), .gguf file, HF folder, hub id, or a compressed checkpoint."
+    ),
     data: str = typer.Option("wikitext2", help="Dataset[:split], e.g. wikitext2 or ptb:test."),
     seq_len: int = typer.Option(1024, help="Tokens per non-overlapping block."),
     max_tokens: int = typer.Option(None, help="Use only the first N tokens (default: all)."),
@@ -27,7 +29,7 @@ def evaluate(
 
     quiet_transformers()
     config = intrinsic_config(model, data, seq_len, max_tokens, batch_size, dtype)
-    record = run_intrinsic(config, out, device, data_dir)
+    record = run_intrinsic(config, out, device, data_dir, location=model)
     metric = record["metrics"][0]
     table = Table(title=f"{model} on {metric['dataset']}")
     for column in ("loss (nats)", "perplexity", "tokens", "tokens/s", "parameters"):

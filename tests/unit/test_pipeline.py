@@ -1,0 +1,46 @@
+"""Evaluate → record → law_table, end to end on a tiny model and tiny data."""
+
+import json
+
+from typer.testing import CliRunner
+
+from complaw.cli import app
+from complaw.compress import compress
+from complaw.compress.checkpoint import save_compressed
+from complaw.models import load_model
+from complaw.study.records import law_table
+
+runner = CliRunner()
+
+
+def evaluate(model, out):
+    args = ["evaluate", "--model", str(model), "--data", "ptb:test", "--seq-len", "16",
+            "--max-tokens", "256", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_compressed_checkpoint_record_pairs_with_its_base(tiny_checkpoint, tiny_data_dir,
+                                                          tmp_path):
+    loaded = load_model(str(tiny_checkpoint))
+    result = compress(loaded.model, "prunenet", 0.5, policy="random", seed=3)
+    ckpt = tmp_path / "pruned"
+    save_compressed(result, ckpt, tokenizer=loaded.tokenizer,
+                    extra={"model": str(tiny_checkpoint), "calibration": None})
+
+    out = tmp_path / "runs"
+    evaluate(tiny_checkpoint, out)
+    evaluate(ckpt, out)
+    records = {r["config"]["compression"] is None: r
+               for r in (json.loads(p.read_text()) for p in out.glob("*.json"))}
+    base, pruned = records[True], records[False]
+    assert pruned["config"]["model"] == base["config"]["model"] == str(tiny_checkpoint)
+    assert pruned["config"]["compression"]["method"] == "prunenet"
+    assert pruned["config"]["compression"]["ratio"] == 0.5
+    assert pruned["params"]["total"] < base["params"]["total"]
+
+    [row] = law_table(out).to_dict("records")
+    assert row["r"] == 0.5 and row["D"] == 0 and row["metric"] == "loss"
+    assert row["L0"] == base["metrics"][0]["value"]
+    assert row["L"] == pruned["metrics"][0]["value"]
