@@ -18,7 +18,7 @@ from complaw.registry import Registry
 
 
 class CompressionMethod(ABC):
-    """One structured compression method. Register a subclass with `@METHODS.register(name)`.
+    """One structured compression method. Register an instance: `METHODS.add(name, Method())`.
 
     `compress_model` changes `model` in place (or returns a new model) and returns it. The ratio
     is the method's own ratio as the paper uses it; the achieved parameter reduction is counted
