@@ -1,0 +1,107 @@
+"""Compressed checkpoints: one folder per compressed model, written atomically.
+
+Format (a folder):
+- the model, as written by the method's `save_model` (by default a plain HF checkpoint:
+  `config.json`, `generation_config.json`, `model.safetensors`). PruneNet and layerdrop models
+  are standard architectures, so `AutoModelForCausalLM.from_pretrained(folder)` loads them
+  without complaw; methods with their own format (e.g. SliceGPT) document it in their module;
+- the tokenizer files (`tokenizer.json`, `tokenizer_config.json`, ...), when one is given;
+- `complaw.json`, the manifest: {"format": "complaw-compressed", "format_version": 1,
+  "method", "ratio", "seed", "options", "params_before", "params_after" ({"total", "blocks"}),
+  "achieved" (fractional reduction of each count), "seconds" (compression time),
+  "complaw_version", "torch_version", "transformers_version", "created" (UTC ISO time),
+  "extra" (the caller's dict or {})}.
+
+Everything is written into a temporary folder beside the target, which is renamed into place
+only when complete: a failure leaves no partial checkpoint. An existing non-empty target is an
+error unless `overwrite=True`. `load_compressed` reads the manifest and loads the model through
+the recorded method's `load_model`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from complaw import __version__
+from complaw.compress.base import METHODS, CompressionResult
+from complaw.errors import RecordError
+from complaw.io import atomic_folder
+
+MANIFEST = "complaw.json"
+FORMAT = "complaw-compressed"
+FORMAT_VERSION = 1
+
+
+def manifest_of(result: CompressionResult, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The manifest (see the module docstring) describing `result`."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "method": result.method,
+        "ratio": result.ratio,
+        "seed": result.seed,
+        "options": result.options,
+        "params_before": result.params_before,
+        "params_after": result.params_after,
+        "achieved": result.achieved,
+        "seconds": result.seconds,
+        "complaw_version": __version__,
+        "torch_version": torch.__version__,
+        "transformers_version": transformers.__version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "extra": extra or {},
+    }
+
+
+def save_compressed(
+    result: CompressionResult,
+    folder: Path | str,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    extra: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write `result`'s model, the tokenizer and the manifest into `folder`, atomically."""
+    method = METHODS.get(result.method)
+    manifest = json.dumps(manifest_of(result, extra), indent=2, sort_keys=True, default=str)
+    with atomic_folder(folder, overwrite=overwrite) as tmp:
+        method.save_model(result.model, tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        (tmp / MANIFEST).write_text(manifest + "\n", encoding="utf-8")
+    return Path(folder)
+
+
+def read_manifest(folder: Path | str) -> dict[str, Any]:
+    """The manifest of the compressed checkpoint in `folder`."""
+    path = Path(folder) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecordError(
+            f"{str(folder)!r} is not a complaw compressed checkpoint: {MANIFEST} is missing"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"{path} is not valid JSON ({exc}); the checkpoint is damaged") from exc
+    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+        raise RecordError(
+            f"{path} has format {manifest.get('format')!r} version "
+            f"{manifest.get('format_version')!r}; this complaw reads {FORMAT!r} version "
+            f"{FORMAT_VERSION}"
+        )
+    return manifest
+
+
+def load_compressed(
+    folder: Path | str, dtype: torch.dtype = torch.float32
+) -> tuple[PreTrainedModel, dict[str, Any]]:
+    """Load the compressed model in `folder` (eval mode) and its manifest."""
+    manifest = read_manifest(folder)
+    model = METHODS.get(manifest["method"]).load_model(Path(folder), dtype=dtype)
+    return model.eval(), manifest
