@@ -31,8 +31,12 @@ class IntrinsicResult:
 def block_loss_sum(model: PreTrainedModel, batch: torch.Tensor) -> torch.Tensor:
     """Summed next-token cross-entropy (float64) over every predicted token of a batch."""
     logits = model(input_ids=batch, use_cache=False).logits
-    shift = logits[:, :-1].float().flatten(0, 1)
-    return F.cross_entropy(shift, batch[:, 1:].flatten(), reduction="sum").double()
+    # Targets shifted left; the last position has none (-100). Flattening the contiguous logits
+    # is a view, so no copy of the [batch, seq_len, vocab] tensor is made.
+    targets = F.pad(batch[:, 1:], (0, 1), value=-100)
+    return F.cross_entropy(
+        logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100, reduction="sum"
+    ).double()
 
 
 def evaluate_loss(
