@@ -92,7 +92,7 @@ def _read_text(path: Path, split: str) -> str:
 
 
 def _hub_rows(path: str, config: str | None, split: str):
-    import datasets  # optional: only for users with hub access
+    import datasets  # imported here: only the hub path needs it
 
     return datasets.load_dataset(path, config, split=split)
 
