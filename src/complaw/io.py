@@ -46,12 +46,8 @@ def write_json_atomic(path: Path | str, data: Any) -> Path:
     return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
-@contextlib.contextmanager
-def atomic_folder(target: Path | str, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temp folder beside `target`; on success it becomes `target`, on error it vanishes.
-
-    An existing non-empty `target` is an error unless `overwrite` is set.
-    """
+def check_target(target: Path | str, overwrite: bool = False) -> Path:
+    """Fail early unless `target` can become a new output folder (see `atomic_folder`)."""
     target = Path(target)
     ensure_dir(target.parent)
     if target.exists() and not target.is_dir():
@@ -60,6 +56,16 @@ def atomic_folder(target: Path | str, overwrite: bool = False) -> Iterator[Path]
         raise RecordError(
             f"output folder {str(target)!r} is not empty; choose a new path or pass --overwrite"
         )
+    return target
+
+
+@contextlib.contextmanager
+def atomic_folder(target: Path | str, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temp folder beside `target`; on success it becomes `target`, on error it vanishes.
+
+    An existing non-empty `target` is an error unless `overwrite` is set.
+    """
+    target = check_target(target, overwrite)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp

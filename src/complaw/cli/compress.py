@@ -56,9 +56,11 @@ def compress_command(
     from complaw.compress import compress
     from complaw.compress.checkpoint import save_compressed
     from complaw.data import DataRef, load_blocks
+    from complaw.io import check_target
     from complaw.models import load_model
 
     quiet_transformers()
+    check_target(out, overwrite)  # before the expensive work, not after it
     options = dict(parse_option(text) for text in option or [])
     if policy is not None:
         options["policy"] = policy

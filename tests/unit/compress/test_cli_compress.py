@@ -116,3 +116,14 @@ def test_compressed_logits_match_after_cli_roundtrip(tiny_checkpoint, tmp_path):
     saved = AutoModelForCausalLM.from_pretrained(out)
     with torch.no_grad():
         torch.testing.assert_close(saved(ids).logits, original(ids).logits)
+
+
+def test_output_is_checked_before_the_model_is_loaded(tmp_path):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "earlier.bin").write_text("keep")
+    result = run("--model", "no-such-model", "--method", "prunenet", "--ratio", "0.3",
+                 "--out", out)
+    assert isinstance(result.exception, RecordError)
+    assert "is not empty" in str(result.exception)  # not "unknown model": out came first
+    assert (out / "earlier.bin").read_text() == "keep"
