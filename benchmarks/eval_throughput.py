@@ -37,13 +37,19 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=1024)
     parser.add_argument("--max-tokens", type=int, default=8192, help="0: the whole split")
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="alternate bare and complaw this often; the best of each counts")
     args = parser.parse_args()
 
     loaded = load_model(args.model)
     blocks = load_blocks(args.data, loaded.tokenizer, args.seq_len, args.max_tokens or None)
     bare_loop(loaded.model, blocks[: args.batch_size], args.batch_size)  # warm-up
-    bare = bare_loop(loaded.model, blocks, args.batch_size)
-    ours = evaluate_loss(loaded.model, blocks, args.batch_size)
+    # Alternating rounds, best of each: a load spike from elsewhere hits both sides alike.
+    bare, ours = 0.0, None
+    for _ in range(args.rounds):
+        bare = max(bare, bare_loop(loaded.model, blocks, args.batch_size))
+        run = evaluate_loss(loaded.model, blocks, args.batch_size)
+        ours = run if ours is None or run.tokens_per_s > ours.tokens_per_s else ours
 
     table = Table(title=f"intrinsic evaluation throughput: {args.model} on {args.data}")
     for column in ("blocks", "seq_len", "bare HF tok/s", "complaw tok/s", "ratio", "loss", "ppl"):
