@@ -32,7 +32,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from complaw import __version__
 from complaw.compress.base import METHODS, CompressionResult
 from complaw.errors import RecordError
-from complaw.io import atomic_folder
+from complaw.io import atomic_folder, write_json_atomic
 
 MANIFEST = "complaw.json"
 FORMAT = "complaw-compressed"
@@ -69,12 +69,12 @@ def save_compressed(
 ) -> Path:
     """Write `result`'s model, the tokenizer and the manifest into `folder`, atomically."""
     method = METHODS.get(result.method)
-    manifest = json.dumps(manifest_of(result, extra), indent=2, sort_keys=True, default=str)
+    manifest = manifest_of(result, extra)
     with atomic_folder(folder, overwrite=overwrite) as tmp:
         method.save_model(result.model, tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
-        (tmp / MANIFEST).write_text(manifest + "\n", encoding="utf-8")
+        write_json_atomic(tmp / MANIFEST, manifest)
     return Path(folder)
 
 
