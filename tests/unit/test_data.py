@@ -1,4 +1,7 @@
+import hashlib
 import json
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -83,3 +86,50 @@ def test_alpaca_held_out_split_is_fixed_disjoint_and_complete(tmp_path, monkeypa
     assert not (seen["train"] & seen["test"]) and not (seen["validation"] & seen["test"])
     assert alpaca_split(records, "test") == parts["test"]  # deterministic
     assert "### Input:\nx" in parts["train"] and "### Response:\no" in parts["train"]
+
+
+def test_canonical_file_names_win_and_name_their_variant(tmp_path, monkeypatch):
+    (tmp_path / "ptb").mkdir()
+    (tmp_path / "ptb" / "ptb.train.txt").write_text("canonical\r\nline two\r\n")
+    (tmp_path / "ptb" / "train.txt").write_text("short name\n")
+    monkeypatch.setenv("COMPLAW_DATA_DIR", str(tmp_path))
+    split = DataRef.parse("ptb:train").load()
+    assert split.text == "canonical\nline two\n"  # CRLF made plain
+    raw = (tmp_path / "ptb" / "ptb.train.txt").read_bytes()
+    assert split.variant == {"source": "file", "file": "ptb/ptb.train.txt",
+                             "sha256": hashlib.sha256(raw).hexdigest()}
+
+
+def test_alpaca_sample_and_full_file_are_different_variants(tmp_path, monkeypatch):
+    records = [{"instruction": f"task {i}", "input": "", "output": "o"} for i in range(3500)]
+    (tmp_path / "alpaca").mkdir()
+    (tmp_path / "alpaca" / "alpaca_5000.json").write_text(json.dumps(records))
+    monkeypatch.setenv("COMPLAW_DATA_DIR", str(tmp_path))
+    sample = DataRef.parse("alpaca:train").load()
+    assert sample.variant["file"] == "alpaca/alpaca_5000.json"
+    (tmp_path / "alpaca" / "alpaca_data.json").write_text(json.dumps(records[:3200]))
+    full = DataRef.parse("alpaca:train").load()
+    assert full.variant["file"] == "alpaca/alpaca_data.json"
+    assert full.variant["sha256"] != sample.variant["sha256"]
+
+
+STAGED = {  # ref -> the file the shared data folder must resolve it to (see its MANIFEST.md)
+    "ptb:train": "ptb/ptb.train.txt", "ptb:validation": "ptb/ptb.valid.txt",
+    "ptb:test": "ptb/ptb.test.txt", "wikitext2:train": "wikitext2/wiki.train.tokens",
+    "wikitext2:validation": "wikitext2/wiki.valid.tokens", "wikitext2:test": "wikitext2/test.txt",
+    "alpaca:train": "alpaca/alpaca_5000.json", "alpaca:test": "alpaca/alpaca_5000.json",
+}
+
+
+@pytest.mark.parametrize("ref", sorted(STAGED))
+def test_staged_data_folder_is_read_under_its_own_names(ref):
+    root = os.environ.get("COMPLAW_DATA_DIR")
+    if not root or not (Path(root) / "SHA256SUMS").is_file():
+        pytest.skip("COMPLAW_DATA_DIR is not the staged data folder (CI sets it)")
+    sums = dict(reversed(line.split(maxsplit=1)) for line in
+                (Path(root) / "SHA256SUMS").read_text().splitlines() if line.strip())
+    sums = {name.lstrip("*./").strip(): digest for name, digest in sums.items()}
+    split = DataRef.parse(ref).load()
+    assert split.variant["file"] == STAGED[ref]
+    assert split.variant["sha256"] == sums[STAGED[ref]]
+    assert "\r" not in split.text[:100_000] and len(split.text) > 100_000

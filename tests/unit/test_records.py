@@ -97,3 +97,31 @@ def test_loader_reports_bad_files_and_law_table_joins_the_base(tmp_path):
 def test_missing_records_folder(tmp_path):
     with pytest.raises(RecordError, match="does not exist"):
         load_records(tmp_path / "nowhere")
+
+
+def test_law_table_never_pairs_or_mixes_data_variants(tmp_path):
+    def rec(folder, value, sha, compression=None):
+        config = {"model": "a", "eval": {"data": "wikitext2:test"}, "compression": compression,
+                  "recovery": None}
+        record = new_record("evaluate", config)
+        record.update(status="ok", data={"wikitext2:test": {"source": "file", "sha256": sha}},
+                      metrics=[{"metric": "loss", "dataset": "wikitext2:test", "value": value}])
+        write_record(folder, record)
+
+    prune = {"method": "prunenet", "ratio": 0.3}
+    raw, v1 = tmp_path / "raw", tmp_path / "v1"
+    rec(raw, 3.0, "aa")
+    rec(raw, 4.0, "aa", prune)
+    rec(v1, 2.0, "bb")
+    rec(v1, 2.5, "bb", prune)
+    [row] = law_table(raw).to_dict("records")
+    assert row["dataset"] == "wikitext2:test" and (row["L"], row["L0"]) == (4.0, 3.0)
+
+    merged = tmp_path / "merged"  # both variants in one folder (same config ids: renamed apart)
+    merged.mkdir()
+    for i, path in enumerate([*raw.glob("*.json"), *v1.glob("*.json")]):
+        (merged / f"{i}.json").write_bytes(path.read_bytes())
+    table = law_table(merged).sort_values("L")
+    assert table[["L", "L0"]].values.tolist() == [[2.5, 2.0], [4.0, 3.0]]
+    assert table["dataset"].nunique() == 2
+    assert all(d.startswith("wikitext2:test@") for d in table["dataset"])

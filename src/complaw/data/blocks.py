@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from complaw.data.registry import DATASETS, DatasetSpec, canonical_split
+from complaw.data.registry import DATASETS, DatasetSpec, SplitText, canonical_split
 from complaw.errors import DataError
 
 
@@ -30,6 +30,10 @@ class DataRef:
 
     def text(self, data_dir: str | Path | None = None) -> str:
         return self.dataset.text(self.split, data_dir)
+
+    def load(self, data_dir: str | Path | None = None) -> SplitText:
+        """The split's text and its data variant (file + sha256, or hub id + fingerprint)."""
+        return self.dataset.load(self.split, data_dir)
 
     def require_not_test(self, purpose: str) -> DataRef:
         """Calibration and fine-tuning must never see a test split."""

@@ -93,13 +93,14 @@ def run_intrinsic(
     location = location or config["model"]
     if not is_compressed(location):
         resolve(location)  # fail fast on an unknown model or missing data
-    text = DataRef.parse(ev["data"]).text(data_dir)
+    split = DataRef.parse(ev["data"]).load(data_dir)
     record = new_record("evaluate", config, device)
+    record["data"] = {ev["data"]: split.variant}
     timings = record["timings"]
     start = time.perf_counter()
     loaded = load_subject(location, config["dtype"], device)
     timings["load"] = time.perf_counter() - start
-    blocks = to_blocks(tokenize(text, loaded.tokenizer), ev["seq_len"], ev["max_tokens"])
+    blocks = to_blocks(tokenize(split.text, loaded.tokenizer), ev["seq_len"], ev["max_tokens"])
     record["model_source"] = loaded.source.describe()
     record["params"] = count_parameters(loaded.model, loaded.adapter)
     try:

@@ -6,6 +6,7 @@ A record is a dict with the keys
   environment  versions and device,
   params       parameter counts {"total", "blocks"} of the evaluated model (and of its base),
   metrics      a list of {"metric": "loss" | "accuracy" | "runtime", "dataset", "value", ...},
+  data         {dataset ref: data variant} of the data evaluated on (see complaw.data.SplitText),
   timings      seconds per stage.
 `config["compression"]` is None for an uncompressed model, else {"method", "ratio", "calibration",
 "seed", "options", "achieved": {...}}; `config["recovery"]` is None or {"dataset", "tokens"}.
@@ -120,17 +121,29 @@ def _base_key(config: dict[str, Any]) -> str:
     return config_id({k: v for k, v in config.items() if k not in _VARIANT_KEYS})
 
 
+def _variant_key(record: dict[str, Any], dataset: str) -> str:
+    """A short, stable name of the data variant a record's metric on `dataset` used."""
+    variant = record.get("data", {}).get(dataset)
+    return config_id(variant)[:8] if variant else ""
+
+
 def law_table(folder: str | Path) -> pd.DataFrame:
     """Rows for fitting laws (columns LAW_COLUMNS): one per metric of each compressed or
     recovered model, with L0 taken from the matching base record (same config but for
-    compression and recovery). Metrics without a base are skipped and counted in
-    `.attrs["unmatched"]`."""
+    compression and recovery, and the same data variant). Metrics without a base are skipped
+    and counted in `.attrs["unmatched"]`. Where one dataset was measured on several data
+    variants, its rows are named `dataset@variant`, so that no law mixes them."""
     records = [r for r in read_records(folder).records if r["status"] == "ok"]
-    base: dict[tuple[str, str, str], float] = {}
+    base: dict[tuple[str, str, str, str], float] = {}
+    variants: dict[str, set[str]] = {}
     for r in records:
+        for m in r["metrics"]:
+            variants.setdefault(m["dataset"], set()).add(_variant_key(r, m["dataset"]))
         if not r["config"].get("compression") and not r["config"].get("recovery"):
             for m in r["metrics"]:
-                base[(_base_key(r["config"]), m["metric"], m["dataset"])] = m["value"]
+                key = (_base_key(r["config"]), m["metric"], m["dataset"],
+                       _variant_key(r, m["dataset"]))
+                base[key] = m["value"]
     rows, unmatched = [], 0
     for r in records:
         comp = r["config"].get("compression") or {}
@@ -138,15 +151,19 @@ def law_table(folder: str | Path) -> pd.DataFrame:
         if not comp and not rec:
             continue
         for m in r["metrics"]:
-            key = (_base_key(r["config"]), m["metric"], m["dataset"])
+            variant = _variant_key(r, m["dataset"])
+            key = (_base_key(r["config"]), m["metric"], m["dataset"], variant)
             if key not in base:
                 unmatched += 1
                 continue
+            dataset = m["dataset"]
+            if len(variants[dataset]) > 1:
+                dataset = f"{dataset}@{variant or 'unknown'}"
             rows.append({
                 "model": r["config"]["model"],
                 "method": comp.get("method_label", comp.get("method", "none")),
                 "calibration": comp.get("calibration") or "none",
-                "dataset": m["dataset"],
+                "dataset": dataset,
                 "metric": m["metric"],
                 "L": m["value"],
                 "L0": base[key],
