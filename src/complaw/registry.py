@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -36,8 +37,14 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            known = ", ".join(sorted(self._items)) or "none"
-            raise self.error(f"unknown {self.kind} {name!r}; known: {known}") from None
+            raise self.error(self.unknown(name)) from None
+
+    def unknown(self, name: str) -> str:
+        """The error text for an unknown `name`: the known names and the closest one."""
+        known = ", ".join(sorted(self._items)) or "none"
+        message = f"unknown {self.kind} {name!r}; known: {known}"
+        close = difflib.get_close_matches(str(name), self._items, n=1, cutoff=0.6)
+        return message + (f"; did you mean {close[0]!r}?" if close else "")
 
     def __contains__(self, name: object) -> bool:
         return name in self._items
