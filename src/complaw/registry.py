@@ -42,9 +42,13 @@ class Registry(Generic[T]):
     def unknown(self, name: str) -> str:
         """The error text for an unknown `name`: the known names and the closest one."""
         known = ", ".join(sorted(self._items)) or "none"
-        message = f"unknown {self.kind} {name!r}; known: {known}"
-        close = difflib.get_close_matches(str(name), self._items, n=1, cutoff=0.6)
-        return message + (f"; did you mean {close[0]!r}?" if close else "")
+        return f"unknown {self.kind} {name!r}; known: {known}{self.suggestion(name)}"
+
+    def suggestion(self, name: str) -> str:
+        """"; did you mean 'X'?" for the registered name X closest to `name` (difflib's
+        similarity ratio at least 0.6), or "" when none is that close."""
+        close = difflib.get_close_matches(str(name), sorted(self._items), n=1, cutoff=0.6)
+        return f"; did you mean {close[0]!r}?" if close else ""
 
     def __contains__(self, name: object) -> bool:
         return name in self._items

@@ -145,5 +145,5 @@ def resolve(name: str) -> ModelSource:
         return ModelSource("hub", name)
     raise ModelError(
         f"unknown model {name!r}: not an alias ({', '.join(ALIASES)}), an existing path, "
-        "or a hub id like 'Qwen/Qwen2.5-0.5B'"
+        f"or a hub id like 'Qwen/Qwen2.5-0.5B'{ALIASES.suggestion(name)}"
     )
