@@ -12,7 +12,8 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Maps names to objects of one kind; unknown names raise an error listing the known ones."""
+    """Maps names to objects of one kind; unknown names raise an error listing the known ones
+    and suggesting the closest."""
 
     def __init__(self, kind: str, error: type[ComplawError] = ComplawError) -> None:
         self.kind = kind
@@ -37,12 +38,10 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            raise self.error(self.unknown(name)) from None
-
-    def unknown(self, name: str) -> str:
-        """The error text for an unknown `name`: the known names and the closest one."""
-        known = ", ".join(sorted(self._items)) or "none"
-        return f"unknown {self.kind} {name!r}; known: {known}{self.suggestion(name)}"
+            known = ", ".join(sorted(self._items)) or "none"
+            raise self.error(
+                f"unknown {self.kind} {name!r}; known: {known}{self.suggestion(name)}"
+            ) from None
 
     def suggestion(self, name: str) -> str:
         """"; did you mean 'X'?" for the registered name X closest to `name` (difflib's
