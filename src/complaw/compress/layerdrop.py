@@ -12,10 +12,12 @@ attention (and any other submodule holding one, for the KV cache), `config.num_h
 and, where the config has it, the per-layer `config.layer_types`. The result is a standard
 model with fewer layers that saves and loads with plain transformers.
 
-BI is measured in one pass over the calibration blocks ([n, seq_len] token ids) through the
-decoder stack only (no lm_head logits), with forward hooks that accumulate the cosine
-similarities, so no hidden states are stored. Options: `batch_size` (blocks per forward, 4).
-At r = 0 nothing is measured or changed. `seed` is unused: the method is deterministic.
+BI is measured in one pass over the calibration blocks ([n, seq_len] text token ids; BOS is
+prepended where the family needs it, by `ArchitectureAdapter.with_bos`, and its position counts
+as a token) through the decoder stack only (no lm_head logits), with forward hooks that
+accumulate the cosine similarities, so no hidden states are stored. Options: `batch_size`
+(blocks per forward, 4). At r = 0 nothing is measured or changed. `seed` is unused: the
+method is deterministic.
 """
 
 from __future__ import annotations
@@ -79,13 +81,16 @@ def block_influence(
     ]
     device = next(model.parameters()).device
     batches = blocks.split(batch_size)
+    tokens = 0
     try:
         for batch in track(batches, "layerdrop: block influence", total=len(batches)):
-            backbone(input_ids=batch.to(device), use_cache=False)
+            inputs = adapter.with_bos(batch, model.config)
+            backbone(input_ids=inputs.to(device), use_cache=False)
+            tokens += inputs.numel()
     finally:
         for handle in handles:
             handle.remove()
-    return 1.0 - similarity / blocks.numel()
+    return 1.0 - similarity / tokens
 
 
 def keep_layers(model: PreTrainedModel, adapter: ArchitectureAdapter, keep: list[int]) -> None:

@@ -20,7 +20,7 @@ Linear replaces the old one at once, so memory stays near one model plus one lay
   seeded with `seed` (deterministic given the seed).
 - `magnitude`: deterministic baseline keeping the k neurons with the largest
   ||gate_row|| · ||up_row|| · ||down_col||, a bound on the scale of the neuron's contribution
-  silu(g·x)(u·x)·d.
+  act(g·x)(u·x)·d (act: SiLU for llama and qwen2, tanh-GELU for gemma3).
 - `learned`: PruneNet's policy learning, below.
 
 **Learned policy.** The aim (paper §3) is to keep the spectrum of the pruned FFN matrix close

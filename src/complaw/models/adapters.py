@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
@@ -41,6 +42,13 @@ class ArchitectureAdapter:
     intermediate_size_attr: str = "intermediate_size"
     # whether q/k/v projections carry a bias (Qwen2 does)
     qkv_bias: bool = False
+    # whether every block's input must start with the BOS token (Gemma's do: without it the
+    # model's loss is several nats worse); see `bos_id` and `with_bos`
+    needs_bos: bool = False
+    # whether a rotation of the residual stream can be folded into the weights (SliceGPT's
+    # premise); `rotation_note` says why not when False
+    rotation_invariant: bool = True
+    rotation_note: str = ""
 
     LAYER_PARTS = (
         "input_norm", "post_attention_norm", "q_proj", "k_proj", "v_proj", "o_proj",
@@ -68,9 +76,47 @@ class ArchitectureAdapter:
     def intermediate_size(self, config: PretrainedConfig) -> int:
         return int(getattr(config, self.intermediate_size_attr))
 
+    def bos_id(self, config: PretrainedConfig) -> int | None:
+        """The token id every model input must start with, or None if the family needs none."""
+        if not self.needs_bos:
+            return None
+        bos = getattr(config, "bos_token_id", None)
+        if not isinstance(bos, int):
+            raise ModelError(
+                f"{self.name} models need a BOS token but config.bos_token_id is {bos!r}; "
+                "set it in the model's config.json"
+            )
+        return bos
+
+    def with_bos(self, ids: torch.Tensor, config: PretrainedConfig) -> torch.Tensor:
+        """Token blocks [n, seq_len] of text ids as model inputs: [n, seq_len + 1] with the BOS
+        column in front where the family needs it, else `ids` itself. A next-token loss over
+        the result then predicts every text token (BOS is never a target)."""
+        bos = self.bos_id(config)
+        if bos is None:
+            return ids
+        column = torch.full((ids.shape[0], 1), bos, dtype=ids.dtype, device=ids.device)
+        return torch.cat([column, ids], dim=1)
+
 
 ADAPTERS.add("llama", ArchitectureAdapter("llama", model_types=("llama", "mistral")))
 ADAPTERS.add("qwen2", ArchitectureAdapter("qwen2", model_types=("qwen2",), qkv_bias=True))
+# Gemma 3 text models. Each block is x + post_attn_norm(attn(input_norm(x))), then
+# h + post_ffn_norm(mlp(pre_ffn_norm(h))); `post_attention_norm` names the norm the MLP reads
+# (pre_feedforward_layernorm), as it does for llama. Norms scale by (1 + w), q/k are
+# RMS-normed per head, the embeddings are scaled by sqrt(hidden_size) inside the embedding
+# module, and five of every six layers use sliding-window attention (config.layer_types).
+ADAPTERS.add("gemma3", ArchitectureAdapter(
+    "gemma3", model_types=("gemma3_text",),
+    post_attention_norm="pre_feedforward_layernorm",
+    needs_bos=True,
+    rotation_invariant=False,
+    rotation_note=(
+        "its blocks RMS-normalise the attention and MLP outputs before adding them to the "
+        "residual stream (post-norms), so a rotation of the stream cannot be folded into the "
+        "weights"
+    ),
+))
 
 
 def adapter_for(model_or_config: PreTrainedModel | PretrainedConfig) -> ArchitectureAdapter:

