@@ -54,6 +54,9 @@ class FrozenDict(dict):
     def __hash__(self) -> int:  # type: ignore[override]
         return hash(config_id(_plain(self)))
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickles (Ray) without calling __setitem__
+        return (FrozenDict, (dict(self),))
+
 
 @dataclass(frozen=True)
 class StageConfig:
