@@ -74,8 +74,13 @@ class Grid:
 
     def require_registered(self) -> None:
         """Fail (naming the registration point) if any stage the grid needs is missing."""
-        for name in sorted(self.unregistered):
-            require(name, _where(name))
+        if self.unregistered:
+            parts = [f"{name} (asked by {_where(name)}; registration point "
+                     f"complaw/study/stages/{name}.py)" for name in sorted(self.unregistered)]
+            raise ConfigError(
+                f"the spec asks for stages that are not registered yet: {', '.join(parts)}; "
+                "remove them from the spec, or register the stages"
+            )
 
 
 def _where(stage: str) -> str:

@@ -409,14 +409,16 @@ def study_status(out: str | Path) -> dict[str, StageStatus]:
     consumers = grid.consumers()
     for node in grid.nodes.values():
         entry = status.setdefault(node.stage, StageStatus())
-        if node.id in failed_at:
-            entry.failed += 1
-        elif node.produces == "record":
+        if node.produces == "record":
             record = the_plan.get(node.id)
-            if record is not None and record["status"] == "ok":
+            if record is None:
+                entry.pending += 1
+            elif record["status"] == "ok":
                 entry.done += 1
             else:
-                entry.pending += 1
+                entry.failed += 1
+        elif node.id in failed_at:
+            entry.failed += 1
         else:
             whole = False
             with contextlib.suppress(RecordError):
