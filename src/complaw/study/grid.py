@@ -124,6 +124,13 @@ def _evaluations(grid: Grid, spec: Spec) -> list[Evaluation]:
 
 
 def _add(grid: Grid, node: Node) -> str:
+    """Add `node` once (by id), checking that its stage can read what its parent makes."""
+    if node.stage in STAGES:
+        source = "model" if node.parent is None else grid.nodes[node.parent].stage
+        inputs = STAGES.get(node.stage).inputs
+        if source not in inputs:
+            raise ConfigError(f"stage {node.stage!r} cannot read the output of {source!r}; it "
+                              f"reads {', '.join(inputs)} (drop the stages before it)")
     grid.nodes.setdefault(node.id, node)
     return node.id
 
@@ -188,6 +195,10 @@ def expand(spec: Spec) -> Grid:
                             _experiment(grid, model, dtype, comp, rec, evaluation, parent)
     if not spec.methods and spec.ratios:
         raise ConfigError("ratios are given but no methods; add methods (e.g. prunenet)")
+    unknown = sorted(set(spec.resources) - set(grid.counts()))
+    if unknown:
+        raise ConfigError(f"resources: {', '.join(unknown)} is no stage of this study; "
+                          f"allowed: {', '.join(sorted(grid.counts()))}")
     return grid
 
 

@@ -1,4 +1,5 @@
-"""kill -9 of the runner mid-grid, then run again: finished records intact, none recomputed."""
+"""Ctrl-C, then kill -9 of the runner mid-grid, then run again: finished records intact, none
+recomputed, the study completes."""
 
 import json
 import os
@@ -30,14 +31,21 @@ def test_kill_9_mid_grid_then_resume(tmp_path):
     }))
     study = tmp_path / "study"
     records = study / "records"
-    runner = complaw("run", spec, "--out", study)
-    deadline = time.monotonic() + 90
-    while len(list(records.glob("*.json"))) < 3:
-        assert runner.poll() is None, runner.stdout.read().decode()
-        assert time.monotonic() < deadline, "the runner made no progress"
-        time.sleep(0.05)
-    runner.send_signal(signal.SIGKILL)
-    runner.wait()
+
+    def stop_after(n_records, sig):
+        runner = complaw("run", spec, "--out", study)
+        deadline = time.monotonic() + 90
+        while len(list(records.glob("*.json"))) < n_records:
+            assert runner.poll() is None, runner.stdout.read().decode()
+            assert time.monotonic() < deadline, "the runner made no progress"
+            time.sleep(0.05)
+        runner.send_signal(sig)
+        return runner.communicate(timeout=60)[0].decode(), runner.returncode
+
+    output, code = stop_after(2, signal.SIGINT)  # Ctrl-C: a clean stop
+    assert code == 130 and "run the same command again to resume" in output, output
+    assert not list((study / "records").glob(".*.tmp"))
+    stop_after(4, signal.SIGKILL)
     finished = {p.name: p.read_bytes() for p in records.glob("*.json")}
     assert 3 <= len(finished) < len(models)  # killed mid-grid
     done_models = {json.loads(b)["config"]["model"] for b in finished.values()}

@@ -40,6 +40,11 @@ def test_spec_errors_name_the_key_path(data, message):
     (spec(evaluations={"nonsense": {}}), r"evaluations\.nonsense: unknown stage 'nonsense'"),
     (spec(methods=[{"name": "prunenet", "models": ["x"]}], ratios=[0.3]),
      r"methods\[0\]\.models: x not in models; allowed: m"),
+    (spec(resources={"compres": {"cpus": 2}}),
+     r"resources: compres is no stage of this study; allowed: intrinsic"),
+    (spec(methods=[{"name": "prunenet"}], ratios=[0.3], plugins=["tests.unit.study.stub_stages"],
+          evaluations={"tick": {}}),
+     r"stage 'tick' cannot read the output of 'compress'; it reads model"),
 ])
 def test_registry_errors_name_the_key_path(data, message):
     with pytest.raises(ConfigError, match=message):
