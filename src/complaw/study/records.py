@@ -99,10 +99,13 @@ class RecordSet:
 
 
 def read_records(folder: str | Path) -> RecordSet:
-    """Every `*.json` record in `folder`; unreadable or malformed files are reported, not fatal."""
+    """Every `*.json` record in `folder` (or in its `records/`, for a study folder); unreadable
+    or malformed files are reported, not fatal."""
     folder = Path(folder)
     if not folder.is_dir():
         raise RecordError(f"records folder {str(folder)!r} does not exist; pass a study folder")
+    if (folder / "records").is_dir() and not any(folder.glob("*.json")):
+        folder = folder / "records"  # a study folder written by `complaw run`
     out = RecordSet([])
     for path in sorted(folder.glob("*.json")):
         try:

@@ -39,7 +39,7 @@ def test_grid_runs_once_shares_checkpoints_and_pairs_with_baselines(tiny_spec, t
     assert (summary.done, summary.failed) == (4, 0)  # baseline + 3 compressed
     assert summary.ran == {"compress": 3, "intrinsic": 4}
     assert len(list((study / "checkpoints").iterdir())) == 3
-    table = law_table(study / "records")
+    table = law_table(study)  # a study folder: its records/
     assert len(table) == 3 * 2 and set(table["dataset"]) == {"ptb:test", "ptb:validation"}
     assert set(table["method"]) == {"prunenet", "layerdrop"}
     assert (table["L"] != table["L0"]).all()  # (a random tiny model: no direction expected)
