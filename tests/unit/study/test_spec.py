@@ -81,3 +81,15 @@ def test_dry_run_and_unregistered_stages(tmp_path):
     assert isinstance(result.exception, ConfigError)
     assert "complaw/study/stages/recover.py" in str(result.exception)
     assert not (tmp_path / "s").exists()  # nothing runs (or is written) before the check
+
+
+def test_seeds_repeat_compressed_experiments_and_d0_runs_no_recovery():
+    data = spec(ratios=[0.3], methods=[{"name": "prunenet"}], seeds=[0, 1],
+                recovery={"datasets": ["ptb"], "samples": [0, 8, 16], "seq_len": 32})
+    grid = expand(parse_spec(data))
+    # baseline once; per seed: 1 compression x (D = 0, 8, 16) x 1 evaluation
+    assert len(grid.experiments) == 1 + 2 * 3
+    assert grid.counts() == {"intrinsic": 7, "compress": 2, "recover": 4}
+    recovered = [n for n in grid.nodes.values() if n.stage == "recover"]
+    assert {n.step.tokens for n in recovered} == {8 * 32, 16 * 32}
+    assert all(grid.nodes[n.parent].stage == "compress" for n in recovered)
