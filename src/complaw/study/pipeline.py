@@ -9,7 +9,7 @@ from typing import Any
 
 from transformers import AutoTokenizer
 
-from complaw.compress import CompressionResult, compress
+from complaw.compress import METHODS, CompressionResult, compress
 from complaw.compress.checkpoint import MANIFEST, load_compressed, read_manifest, save_compressed
 from complaw.data import DataRef, load_blocks, to_blocks, tokenize
 from complaw.evaluate import evaluate_loss
@@ -34,6 +34,8 @@ def compression_of(manifest: dict[str, Any]) -> dict[str, Any]:
     if config is not None:
         return config["compression"]
     calibration = manifest["extra"].get("calibration")
+    if not METHODS.get(manifest["method"]).needs_calibration:
+        calibration = None  # older complaw kept calibration data that the method never read
     return Compression(
         method=manifest["method"], ratio=manifest["ratio"], seed=manifest["seed"],
         options=manifest["options"], calibration=calibration,

@@ -10,6 +10,7 @@ folder, which therefore must be on a filesystem every node sees; only the driver
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from complaw.study.grid import Node
@@ -78,7 +79,8 @@ class RayExecutor(Executor):
                 report(node, outcome)
         except KeyboardInterrupt:
             for ref in refs.values():
-                ray.cancel(ref, force=True)
+                with contextlib.suppress(Exception):  # finished tasks cannot be cancelled
+                    ray.cancel(ref, force=True)
             raise
         finally:
             if started:

@@ -428,7 +428,8 @@ def study_status(out: str | Path) -> dict[str, StageStatus]:
                 entry.done += 1
             else:
                 entry.pending += 1
-    return status
+    first = {"compress": 0, "recover": 1}
+    return dict(sorted(status.items(), key=lambda item: (first.get(item[0], 2), item[0])))
 
 
 def _records_of(grid: Grid, folder: StudyFolder) -> dict[str, dict[str, Any] | None]:
