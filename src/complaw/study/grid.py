@@ -47,7 +47,6 @@ class Node:
 
 @dataclass
 class Grid:
-    spec: Spec
     experiments: dict[str, Experiment] = field(default_factory=dict)
     nodes: dict[str, Node] = field(default_factory=dict)  # parents before children
     unregistered: set[str] = field(default_factory=set)
@@ -86,10 +85,6 @@ class Grid:
 def _where(stage: str) -> str:
     slot = SLOT_OF_PLANNED.get(stage)
     return {"compression": "methods", "recovery": "recovery"}.get(slot, f"evaluations.{stage}")
-
-
-def _stage_name(slot: str, step: StageConfig) -> str:
-    return {"compression": "compress", "recovery": "recover"}.get(slot) or step.kind
 
 
 def _resolve(grid: Grid, stage: str, step: StageConfig, path: str) -> StageConfig:
@@ -158,7 +153,7 @@ def _recoveries(grid: Grid, spec: Spec, seed: int) -> list[Recovery | None]:
 
 def expand(spec: Spec) -> Grid:
     """Every experiment of `spec` and the stage executions they need."""
-    grid = Grid(spec)
+    grid = Grid()
     evaluations = _evaluations(grid, spec)
     dtype = spec.dtype
     for i, method in enumerate(spec.methods):

@@ -135,12 +135,11 @@ class StudyFolder:
 
 @dataclass
 class Plan:
-    """What a run will do: record nodes to run, the checkpoint nodes they need, and the state
-    of everything else."""
+    """What a run will do: the nodes to execute (parents before children: the pending, damaged
+    and, with retry_failed, failed records, and the checkpoints they need that are not whole on
+    disk), and the damage found on the way."""
 
-    grid: Grid
-    todo: list[Node]  # parents before children
-    state: dict[str, str]  # record id -> ok | failed | pending | damaged
+    todo: list[Node]
     problems: list[str]
 
     def stage_totals(self) -> Counter:
@@ -148,7 +147,6 @@ class Plan:
 
 
 def plan(grid: Grid, folder: StudyFolder, retry_failed: bool = False) -> Plan:
-    state: dict[str, str] = {}
     problems: list[str] = []
     needed: set[str] = set()
     for node in grid.records():
@@ -156,15 +154,9 @@ def plan(grid: Grid, folder: StudyFolder, retry_failed: bool = False) -> Plan:
             record = folder.read_record(node.id)
         except RecordError as exc:
             problems.append(f"{exc}; recomputing it")
-            record, state[node.id] = None, "damaged"
-        if record is not None:
-            state[node.id] = "ok" if record["status"] == "ok" else "failed"
-        else:
-            state.setdefault(node.id, "pending")
-        if state[node.id] in ("pending", "damaged") or (state[node.id] == "failed"
-                                                        and retry_failed):
-            needed.add(node.id)
-            parent = node.parent
+            record = None
+        if record is None or (record["status"] != "ok" and retry_failed):
+            parent: str | None = node.id
             while parent is not None and parent not in needed:
                 needed.add(parent)
                 parent = grid.nodes[parent].parent
@@ -180,7 +172,7 @@ def plan(grid: Grid, folder: StudyFolder, retry_failed: bool = False) -> Plan:
                 problems.append(f"{exc}; recomputing it")
                 shutil.rmtree(folder.checkpoint_path(node.id), ignore_errors=True)
         todo.append(node)
-    return Plan(grid, todo, state, problems)
+    return Plan(todo, problems)
 
 
 def _context(folder: StudyFolder, node: Node, settings: Settings) -> StageContext:
