@@ -64,7 +64,8 @@ def run_command(
         err_console.print(f"[yellow]recomputing:[/] {problem}", highlight=False)
     ran = ", ".join(f"{stage} {n}" for stage, n in sorted(summary.ran.items())) or "nothing"
     console.print(f"{out}: {summary.done} experiment(s) done, {summary.failed} failed; "
-                  f"stage executions: {ran}; checkpoints pruned: {summary.pruned}")
+                  f"stage executions: {ran}; checkpoints pruned: {summary.pruned}",
+                  soft_wrap=True, highlight=False)
     for ident, error in summary.failures[:10]:
         err_console.print(f"[red]failed[/] {ident}: {error}", highlight=False, soft_wrap=True)
     if summary.interrupted:

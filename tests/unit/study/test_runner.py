@@ -133,3 +133,17 @@ def test_a_failed_checkpoint_fails_its_experiments_with_its_error(tiny_checkpoin
     assert record["failed_stage"] == "compress" and "removes all 3 layers" in record["error"]
     status = study_status(tmp_path / "s")
     assert (status["compress"].failed, status["intrinsic"].failed) == (1, 1)
+
+
+def test_run_command_reports_and_exits_nonzero_on_failures(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "models: [ok, bad]\nplugins: [tests.unit.study.stub_stages]\n"
+        "evaluations: {tick: {options: {fail: [bad]}}}\n"
+    )
+    result = CliRunner().invoke(app, ["run", str(spec), "--out", str(tmp_path / "s")])
+    assert result.exit_code == 1
+    assert "1 experiment(s) done, 1 failed" in result.output
+    assert "stub failure for bad" in result.output
+    again = CliRunner().invoke(app, ["run", str(spec), "--out", str(tmp_path / "s")])
+    assert "0 experiment(s) done, 0 failed; stage executions: nothing" in again.output
