@@ -18,9 +18,9 @@ from rich.progress import (
 T = TypeVar("T")
 
 
-def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
-    """Iterate `items` under a progress bar (on stderr, removed when done; off when stderr is
-    not a terminal, so that logs stay clean)."""
+def progress_bars(transient: bool = True) -> Progress:
+    """A rich Progress in complaw's one style, for several bars at once (use it as a context
+    manager; on stderr, off when stderr is not a terminal, so that logs stay clean)."""
     columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -29,6 +29,11 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
         TimeRemainingColumn(),
     )
     console = Console(stderr=True)
-    with Progress(*columns, console=console, transient=True,
-                  disable=not console.is_terminal) as progress:
+    return Progress(*columns, console=console, transient=transient,
+                    disable=not console.is_terminal)
+
+
+def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    """Iterate `items` under a progress bar (removed when done; see `progress_bars`)."""
+    with progress_bars() as progress:
         yield from progress.track(items, total=total, description=description)

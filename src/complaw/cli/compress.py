@@ -53,30 +53,20 @@ def compress_command(
     overwrite: Annotated[bool, Option(help="Replace an existing non-empty --out folder.")] = False,
 ) -> None:
     """Compress MODEL with METHOD at RATIO and save it (model, tokenizer, complaw.json) to OUT."""
-    from complaw.compress import compress
-    from complaw.compress.checkpoint import save_compressed
-    from complaw.data import DataRef, load_blocks
-    from complaw.io import check_target
-    from complaw.models import load_model
+    from complaw.study.config import Compression
+    from complaw.study.pipeline import run_compress
 
     quiet_transformers()
-    check_target(out, overwrite)  # before the expensive work, not after it
     options = dict(parse_option(text) for text in option or [])
     if policy is not None:
         options["policy"] = policy
-    loaded = load_model(model, dtype=dtype)
-    blocks = None
-    if calibration is not None:
-        blocks = load_blocks(
-            DataRef.parse(calibration).require_not_test("calibration"), loaded.tokenizer,
-            calib_seq_len, max_tokens=calib_samples * calib_seq_len, data_dir=data_dir,
-        )
-    result = compress(loaded.model, method, ratio, calibration=blocks, seed=seed, **options)
-    extra = {
-        "model": model, "calibration": calibration,
-        "calib_blocks": None if blocks is None else len(blocks),
-    }
-    save_compressed(result, out, tokenizer=loaded.tokenizer, extra=extra, overwrite=overwrite)
+    config = Compression(
+        method=method, ratio=ratio, seed=seed, options=options, calibration=calibration,
+        calib_samples=None if calibration is None else calib_samples,
+        calib_seq_len=None if calibration is None else calib_seq_len,
+    )
+    result = run_compress(model, config, out, dtype=dtype, data_dir=data_dir,
+                          overwrite=overwrite)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
     table = Table(title=f"complaw compress: {model} · {method}", show_header=False)

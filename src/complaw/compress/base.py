@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -11,6 +12,7 @@ from typing import Any, ClassVar
 import torch
 from transformers import PreTrainedModel
 
+from complaw.compress.options import resolve
 from complaw.errors import CompressionError
 from complaw.models.adapters import ArchitectureAdapter, adapter_for
 from complaw.models.params import count_parameters, reduction
@@ -29,6 +31,18 @@ class CompressionMethod(ABC):
     # set by methods that rotate the residual stream (SliceGPT); `compress` refuses models whose
     # adapter says `rotation_invariant=False`
     needs_rotation_invariance: ClassVar[bool] = False
+    options_class: ClassVar[type | None] = None  # the dataclass of the method's options
+
+    def resolve_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """`options` validated, with every default filled in: the method's identity of an
+        option set (`{}` and the defaults spelled out resolve to the same dict)."""
+        if self.options_class is None:
+            if options:
+                raise CompressionError(
+                    f"{type(self).__name__} takes no options; got {', '.join(sorted(options))}"
+                )
+            return {}
+        return resolve(self.options_class, options, f"method {type(self).__name__.lower()}")
 
     @abstractmethod
     def compress_model(

@@ -113,6 +113,7 @@ class LayerDrop(CompressionMethod):
     """ShortGPT-style removal of the layers with the lowest Block Influence."""
 
     needs_calibration = True
+    options_class = LayerDropOptions
 
     def compress_model(
         self,

@@ -58,3 +58,13 @@ def parse_options(cls: type[T], options: Mapping[str, Any], owner: str) -> T:
             )
         values[name] = float(value) if expected is float else value
     return cls(**values)
+
+
+def option_values(options: object) -> dict[str, Any]:
+    """The option fields (those set by the constructor) of an options dataclass, as a dict."""
+    return {f.name: getattr(options, f.name) for f in fields(options) if f.init}
+
+
+def resolve(cls: type, options: Mapping[str, Any], owner: str) -> dict[str, Any]:
+    """`options` checked against the dataclass `cls`, with every default filled in."""
+    return option_values(parse_options(cls, options, owner))

@@ -68,7 +68,7 @@ from __future__ import annotations
 import contextlib
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,7 +77,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from complaw.compress.base import METHODS, CompressionMethod
-from complaw.compress.options import parse_options
+from complaw.compress.options import parse_options, resolve
 from complaw.errors import CompressionError
 from complaw.models.adapters import ArchitectureAdapter
 from complaw.progress import track
@@ -287,6 +287,10 @@ def slice_ffn(layer: nn.Module, adapter: ArchitectureAdapter, keep: torch.Tensor
         adapter.set_part(layer, role, sliced_linear(adapter.part(layer, role), keep, dim))
 
 
+def _owner(policy: str) -> str:
+    return f"prunenet policy {policy!r} (option policy picks one of {', '.join(POLICIES)})"
+
+
 class PruneNet(CompressionMethod):
     """Calibration-free FFN neuron slicing (see the module docstring)."""
 
@@ -296,6 +300,12 @@ class PruneNet(CompressionMethod):
     def variants(self) -> dict[str, dict[str, Any]]:
         """Named option sets worth comparing (e.g. in benchmarks): one per policy."""
         return {f"prunenet-{name}": {"policy": name} for name in POLICIES}
+
+    def resolve_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The policy (default `random`) and every option of that policy, defaults filled in."""
+        rest = dict(options)
+        policy = rest.pop("policy", DEFAULT_POLICY)
+        return {"policy": policy, **resolve(POLICIES.get(policy), rest, _owner(policy))}
 
     def compress_model(
         self,
@@ -307,8 +317,7 @@ class PruneNet(CompressionMethod):
         policy: str = DEFAULT_POLICY,
         **options: Any,
     ) -> PreTrainedModel:
-        owner = f"prunenet policy {policy!r} (option policy picks one of {', '.join(POLICIES)})"
-        chooser = parse_options(POLICIES.get(policy), options, owner)
+        chooser = parse_options(POLICIES.get(policy), options, _owner(policy))
         keep = kept_neurons(adapter.intermediate_size(model.config), ratio)
         generator = torch.Generator().manual_seed(seed)
         for index, layer in enumerate(adapter.decoder_layers(model)):

@@ -328,6 +328,7 @@ class SliceGPT(CompressionMethod):
     """
 
     needs_calibration: ClassVar[bool] = True
+    options_class: ClassVar[type] = SliceOptions  # the study's hook: resolved option ids
 
     def compress_model(
         self,

@@ -14,6 +14,9 @@ One row is one measured metric of one compressed model:
 | r | compression ratio in [0, 1) |
 | D | recovery fine-tuning size (0 = no RFT) |
 
+`COLUMNS` is the one definition of these columns; `complaw.study.records.law_table` builds the
+table from experiment records with exactly them.
+
 Each kind of bad input raises its own `LawError` subclass, whose message names the bad value
 and the fix.
 """

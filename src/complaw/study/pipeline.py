@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from transformers import AutoTokenizer
 
-from complaw.compress.checkpoint import MANIFEST, load_compressed, read_manifest
-from complaw.data import DataRef, to_blocks, tokenize
-from complaw.data.blocks import check_budget
-from complaw.errors import ConfigError
+from complaw.compress import METHODS, CompressionResult, compress
+from complaw.compress.checkpoint import MANIFEST, load_compressed, read_manifest, save_compressed
+from complaw.data import DataRef, load_blocks, to_blocks, tokenize
 from complaw.evaluate import evaluate_loss
-from complaw.io import ensure_dir
+from complaw.io import check_target, ensure_dir
 from complaw.models import (
     LoadedModel,
     ModelSource,
@@ -23,44 +23,44 @@ from complaw.models import (
     resolve,
 )
 from complaw.models.loading import parse_dtype
+from complaw.study.config import Compression, Experiment, Intrinsic, chain
 from complaw.study.records import new_record, write_record
 
 
 def compression_of(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The `compression` entry of a config, from a compressed checkpoint's manifest."""
-    return {
-        "method": manifest["method"],
-        "ratio": manifest["ratio"],
-        "calibration": manifest["extra"].get("calibration"),
-        "seed": manifest["seed"],
-        "options": manifest["options"],
-        "achieved": manifest["achieved"],
-    }
+    """The `compression` entry of an experiment config, from a compressed checkpoint's manifest
+    (checkpoints written by `run_compress` carry it; older ones are rebuilt from their fields)."""
+    config = manifest["extra"].get("config")
+    if config is not None:
+        return config["compression"]
+    calibration = manifest["extra"].get("calibration")
+    if not METHODS.get(manifest["method"]).needs_calibration:
+        calibration = None  # older complaw kept calibration data that the method never read
+    return Compression(
+        method=manifest["method"], ratio=manifest["ratio"], seed=manifest["seed"],
+        options=manifest["options"], calibration=calibration,
+        calib_samples=manifest["extra"].get("calib_blocks"),
+        calib_seq_len=manifest["extra"].get("calib_seq_len"),
+    ).resolve().to_dict()
 
 
 def intrinsic_config(
-    model: str, data: str, seq_len: int = 1024, max_tokens: int | None = None,
+    model: str, data: str | Sequence[str], seq_len: int = 1024, max_tokens: int | None = None,
     batch_size: int = 4, dtype: str = "float32",
 ) -> dict[str, Any]:
-    """The configuration of an intrinsic evaluation (validated). `model` may be a compressed
-    checkpoint folder: the config then names its base model and its compression, so that the
-    record pairs with the base model's record in `law_table`."""
-    check_budget(seq_len, max_tokens)
-    if batch_size <= 0:
-        raise ConfigError(f"batch_size must be positive, got {batch_size}; pass e.g. 4")
+    """The configuration (`Experiment.to_dict()`, validated and resolved) of an intrinsic
+    evaluation. `model` may be a compressed checkpoint folder: the config then names its base
+    model and its compression, so that the record pairs with the base model's record in
+    `law_table`."""
     compression = None
     if is_compressed(model):
         manifest = read_manifest(model)
-        compression = compression_of(manifest)
+        compression = Compression.from_dict(compression_of(manifest))
         model = manifest["extra"].get("model", model)
-    return {
-        "model": model,
-        "eval": {"kind": "intrinsic", "data": DataRef.parse(data).name, "seq_len": seq_len,
-                 "max_tokens": max_tokens, "batch_size": batch_size},
-        "dtype": dtype,
-        "compression": compression,
-        "recovery": None,
-    }
+    evaluation = Intrinsic(data=data, seq_len=seq_len, max_tokens=max_tokens,
+                           batch_size=batch_size)
+    experiment = Experiment(model=model, eval=evaluation, dtype=dtype, compression=compression)
+    return experiment.resolve().to_dict()
 
 
 def is_compressed(location: str | Path) -> bool:
@@ -77,6 +77,34 @@ def load_subject(location: str, dtype: str, device: str) -> LoadedModel:
     return LoadedModel(location, source, model.to(device), tokenizer, adapter_for(model), dtype)
 
 
+def run_compress(
+    model: str, compression: Compression, out: str | Path, dtype: str = "float32",
+    device: str = "cpu", data_dir: str | Path | None = None, overwrite: bool = False,
+) -> CompressionResult:
+    """Load `model`, compress it as `compression` says (resolved first) and save the checkpoint
+    into `out` atomically; its manifest carries the experiment prefix (`extra["config"]`).
+    The output folder is checked before the expensive work."""
+    compression = compression.resolve()
+    check_target(out, overwrite)
+    loaded = load_model(model, dtype=dtype, device=device)
+    blocks = None
+    if compression.calibration is not None:
+        blocks = load_blocks(
+            compression.calibration, loaded.tokenizer, compression.calib_seq_len,
+            max_tokens=compression.calib_samples * compression.calib_seq_len, data_dir=data_dir,
+        ).to(device)
+    result = compress(loaded.model, compression.method, compression.ratio, calibration=blocks,
+                      seed=compression.seed, **compression.options)
+    extra = {
+        "model": model, "calibration": compression.calibration,
+        "calib_blocks": None if blocks is None else len(blocks),
+        "calib_seq_len": compression.calib_seq_len,
+        "config": chain(model, dtype, compression),
+    }
+    save_compressed(result, out, tokenizer=loaded.tokenizer, extra=extra, overwrite=overwrite)
+    return result
+
+
 def run_intrinsic(
     config: dict[str, Any], out: str | Path | None = None, device: str = "cpu",
     data_dir: str | Path | None = None, location: str | None = None,
@@ -90,30 +118,39 @@ def run_intrinsic(
     if out is not None:
         ensure_dir(out)
     ev = config["eval"]
+    datasets = [ev["data"]] if isinstance(ev["data"], str) else list(ev["data"])
     location = location or config["model"]
     if not is_compressed(location):
         resolve(location)  # fail fast on an unknown model or missing data
-    split = DataRef.parse(ev["data"]).load(data_dir)
+    splits = {name: DataRef.parse(name).load(data_dir) for name in datasets}
     record = new_record("evaluate", config, device)
-    record["data"] = {ev["data"]: split.variant}
+    record["data"] = {name: split.variant for name, split in splits.items()}
     timings = record["timings"]
     start = time.perf_counter()
     loaded = load_subject(location, config["dtype"], device)
     timings["load"] = time.perf_counter() - start
-    blocks = to_blocks(tokenize(split.text, loaded.tokenizer), ev["seq_len"], ev["max_tokens"])
+    if is_compressed(location):
+        record["achieved"] = read_manifest(location)["achieved"]
     record["model_source"] = loaded.source.describe()
     record["params"] = count_parameters(loaded.model, loaded.adapter)
+    blocks = {  # [n, seq_len] text blocks, with a BOS column in front where the family needs it
+        name: loaded.adapter.with_bos(
+            to_blocks(tokenize(split.text, loaded.tokenizer), ev["seq_len"], ev["max_tokens"]),
+            loaded.model.config)
+        for name, split in splits.items()}
+    timings["evaluate"] = 0.0
     try:
-        result = evaluate_loss(loaded.model, blocks, ev["batch_size"])
+        for name, data in blocks.items():
+            result = evaluate_loss(loaded.model, data, ev["batch_size"])
+            timings["evaluate"] += result.seconds
+            record["metrics"].append(
+                {"metric": "loss", "dataset": name, "value": result.loss, **result.as_dict()}
+            )
     except BaseException as exc:
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
         if out is not None:
             write_record(out, record)
         raise
-    timings["evaluate"] = result.seconds
-    record["metrics"].append(
-        {"metric": "loss", "dataset": ev["data"], "value": result.loss, **result.as_dict()}
-    )
     record["status"] = "ok"
     if out is not None:
         record["path"] = str(write_record(out, record))

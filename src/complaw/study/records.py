@@ -8,8 +8,11 @@ A record is a dict with the keys
   metrics      a list of {"metric": "loss" | "accuracy" | "runtime", "dataset", "value", ...},
   data         {dataset ref: data variant} of the data evaluated on (see complaw.data.SplitText),
   timings      seconds per stage.
-`config["compression"]` is None for an uncompressed model, else {"method", "ratio", "calibration",
-"seed", "options", "achieved": {...}}; `config["recovery"]` is None or {"dataset", "tokens"}.
+`config` is `complaw.study.config.Experiment.to_dict()`: {"model", "dtype", "eval" ({"kind", ...}),
+"compression" (None, or {"method", "ratio", "seed", "options" (resolved), "calibration",
+"calib_samples", "calib_seq_len"}), "recovery" (None, or {"dataset", "samples", "seq_len", "seed",
+"options", "tokens"})}. A record of a compressed model also keeps `achieved` (the fractional
+parameter reduction, from the checkpoint's manifest).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import platform
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -29,8 +33,9 @@ import pandas as pd
 
 from complaw.errors import RecordError
 from complaw.io import ensure_dir, write_json_atomic
+from complaw.laws.table import COLUMNS
 
-LAW_COLUMNS = ["model", "method", "calibration", "dataset", "metric", "L", "L0", "r", "D"]
+LAW_COLUMNS = list(COLUMNS)  # the law table's columns are defined once, in complaw.laws.table
 _VARIANT_KEYS = ("compression", "recovery")
 
 
@@ -40,8 +45,8 @@ def config_id(config: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def environment(device: str = "cpu") -> dict[str, Any]:
-    """Versions and machine facts worth keeping next to every measurement."""
+@lru_cache(maxsize=8)
+def _environment(device: str) -> dict[str, Any]:
     versions = {}
     for pkg in ("complaw", "torch", "transformers", "peft", "numpy", "lm_eval"):
         try:
@@ -55,6 +60,11 @@ def environment(device: str = "cpu") -> dict[str, Any]:
         "device": device,
         "versions": versions,
     }
+
+
+def environment(device: str = "cpu") -> dict[str, Any]:
+    """Versions and machine facts worth keeping next to every measurement."""
+    return json.loads(json.dumps(_environment(device)))  # a copy: callers may change it
 
 
 def new_record(kind: str, config: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
@@ -90,10 +100,13 @@ class RecordSet:
 
 
 def read_records(folder: str | Path) -> RecordSet:
-    """Every `*.json` record in `folder`; unreadable or malformed files are reported, not fatal."""
+    """Every `*.json` record in `folder` (or in its `records/`, for a study folder); unreadable
+    or malformed files are reported, not fatal."""
     folder = Path(folder)
     if not folder.is_dir():
         raise RecordError(f"records folder {str(folder)!r} does not exist; pass a study folder")
+    if (folder / "records").is_dir() and not any(folder.glob("*.json")):
+        folder = folder / "records"  # a study folder written by `complaw run`
     out = RecordSet([])
     for path in sorted(folder.glob("*.json")):
         try:
@@ -161,7 +174,7 @@ def law_table(folder: str | Path) -> pd.DataFrame:
                 dataset = f"{dataset}@{variant or 'unknown'}"
             rows.append({
                 "model": r["config"]["model"],
-                "method": comp.get("method_label", comp.get("method", "none")),
+                "method": comp.get("method", "none"),
                 "calibration": comp.get("calibration") or "none",
                 "dataset": dataset,
                 "metric": m["metric"],

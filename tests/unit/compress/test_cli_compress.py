@@ -49,8 +49,8 @@ def test_method_options_are_typed(tiny_checkpoint, tmp_path):
                  "--policy", "learned", "-o", "steps=2", "--option", "samples=2",
                  "-o", "lr=1e-2", "--out", out)
     assert result.exit_code == 0, result.output
-    assert manifest(out)["options"] == {
-        "policy": "learned", "steps": 2, "samples": 2, "lr": 0.01
+    assert manifest(out)["options"] == {  # resolved: the default hidden=32 is spelled out
+        "policy": "learned", "steps": 2, "samples": 2, "lr": 0.01, "hidden": 32
     }
 
 
@@ -62,7 +62,7 @@ def test_layerdrop_with_calibration(tiny_checkpoint, tiny_data_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert AutoModelForCausalLM.from_pretrained(out).config.num_hidden_layers == 2
     extra = manifest(out)["extra"]
-    assert (extra["calibration"], extra["calib_blocks"]) == ("ptb:valid", 4)
+    assert (extra["calibration"], extra["calib_blocks"]) == ("ptb:validation", 4)
 
 
 def test_calibration_never_uses_a_test_split(tiny_checkpoint, tiny_data_dir, tmp_path):

@@ -1,0 +1,215 @@
+"""A spec expanded into experiments and the stage executions they need, deduplicated by id.
+
+Every model's uncompressed baseline is part of the grid (each L needs its L0). A compressed
+checkpoint is one node shared by every recovery and evaluation of it; a recovered checkpoint is
+one node shared by every evaluation of it; D = 0 means no recovery node at all.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from complaw.errors import ConfigError
+from complaw.study.config import (
+    Compression,
+    Custom,
+    Evaluation,
+    Experiment,
+    Extrinsic,
+    Intrinsic,
+    Recovery,
+    Speed,
+    StageConfig,
+    chain,
+    chain_id,
+)
+from complaw.study.spec import Spec, checked
+from complaw.study.stages import SLOT_OF_PLANNED, STAGES, require
+
+
+@dataclass(frozen=True)
+class Node:
+    """One stage execution. `config` is the experiment prefix it makes (checkpoints) or the
+    experiment's full config (records); `parent` is the checkpoint node it reads, or None for
+    the base model."""
+
+    id: str
+    stage: str
+    produces: str
+    step: StageConfig
+    config: dict[str, Any]
+    parent: str | None
+    model: str
+    dtype: str
+
+
+@dataclass
+class Grid:
+    experiments: dict[str, Experiment] = field(default_factory=dict)
+    nodes: dict[str, Node] = field(default_factory=dict)  # parents before children
+    unregistered: set[str] = field(default_factory=set)
+
+    def counts(self) -> dict[str, int]:
+        """Stage executions per stage."""
+        return dict(Counter(n.stage for n in self.nodes.values()))
+
+    def records(self) -> list[Node]:
+        return [n for n in self.nodes.values() if n.produces == "record"]
+
+    def checkpoints(self) -> list[Node]:
+        return [n for n in self.nodes.values() if n.produces == "checkpoint"]
+
+    def consumers(self) -> dict[str, list[str]]:
+        """Checkpoint id -> ids of the record nodes that read it, directly or not."""
+        out: dict[str, list[str]] = {n.id: [] for n in self.checkpoints()}
+        for node in self.records():
+            parent = node.parent
+            while parent is not None:
+                out[parent].append(node.id)
+                parent = self.nodes[parent].parent
+        return out
+
+    def require_registered(self) -> None:
+        """Fail (naming the registration point) if any stage the grid needs is missing."""
+        if self.unregistered:
+            parts = [f"{name} (asked by {_where(name)}; registration point "
+                     f"complaw/study/stages/{name}.py)" for name in sorted(self.unregistered)]
+            raise ConfigError(
+                f"the spec asks for stages that are not registered yet: {', '.join(parts)}; "
+                "remove them from the spec, or register the stages"
+            )
+
+
+def _where(stage: str) -> str:
+    slot = SLOT_OF_PLANNED.get(stage)
+    return {"compression": "methods", "recovery": "recovery"}.get(slot, f"evaluations.{stage}")
+
+
+def _resolve(grid: Grid, stage: str, step: StageConfig, path: str) -> StageConfig:
+    """The step resolved (defaults filled in); a registered stage also resolves its options."""
+    step = checked(path, step.resolve)
+    if stage not in STAGES:
+        if stage not in SLOT_OF_PLANNED:
+            require(stage, path)
+        grid.unregistered.add(stage)
+        return step
+    resolve_options = STAGES.get(stage).resolve_options
+    if resolve_options is not None and hasattr(step, "options"):
+        step = replace(step, options=checked(path, lambda: resolve_options(step.options)))
+    return step
+
+
+def _evaluations(grid: Grid, spec: Spec) -> list[Evaluation]:
+    out: list[Evaluation] = []
+    for kind, opts in spec.evaluation_options().items():
+        if kind == "intrinsic":
+            step: Evaluation = Intrinsic(**opts)
+        elif kind == "extrinsic":
+            step = Extrinsic(**opts)
+        elif kind == "speed":
+            step = Speed(device=spec.device, **opts)
+        else:
+            step = Custom(kind=kind, options=opts.get("options", opts))
+        out.append(_resolve(grid, kind, step, f"evaluations.{kind}"))
+    if not out:
+        raise ConfigError("evaluations: give at least one (intrinsic, extrinsic, speed)")
+    return out
+
+
+def _add(grid: Grid, node: Node) -> str:
+    """Add `node` once (by id), checking that its stage can read what its parent makes."""
+    if node.stage in STAGES:
+        source = "model" if node.parent is None else grid.nodes[node.parent].stage
+        inputs = STAGES.get(node.stage).inputs
+        if source not in inputs:
+            raise ConfigError(f"stage {node.stage!r} cannot read the output of {source!r}; it "
+                              f"reads {', '.join(inputs)} (drop the stages before it)")
+    grid.nodes.setdefault(node.id, node)
+    return node.id
+
+
+def _experiment(grid: Grid, model: str, dtype: str, comp: Compression | None,
+                rec: Recovery | None, evaluation: Evaluation, parent: str | None) -> None:
+    exp = Experiment(model=model, eval=evaluation, dtype=dtype, compression=comp, recovery=rec)
+    grid.experiments[exp.id] = exp
+    _add(grid, Node(exp.id, evaluation.kind, "record", evaluation, exp.to_dict(), parent, model,
+                    dtype))
+
+
+def _recoveries(grid: Grid, spec: Spec, seed: int) -> list[Recovery | None]:
+    rec = spec.recovery
+    if rec is None:
+        return [None]
+    out: list[Recovery | None] = [None] if 0 in rec.samples else []
+    for i, dataset in enumerate(rec.datasets):
+        for n in sorted(set(rec.samples) - {0}):
+            step = Recovery(dataset=dataset, samples=n, seq_len=rec.seq_len, seed=seed,
+                            options=rec.options)
+            out.append(_resolve(grid, "recover", step, f"recovery.datasets[{i}]"))
+    return out
+
+
+def expand(spec: Spec) -> Grid:
+    """Every experiment of `spec` and the stage executions they need."""
+    grid = Grid()
+    evaluations = _evaluations(grid, spec)
+    dtype = spec.dtype
+    for i, method in enumerate(spec.methods):
+        unknown = sorted(set(method.models or []) - set(spec.models))
+        if unknown:
+                raise ConfigError(f"methods[{i}].models: {', '.join(unknown)} not in models; "
+                              f"allowed: {', '.join(spec.models)}")
+    for model in spec.models:
+        for evaluation in evaluations:
+            _experiment(grid, model, dtype, None, None, evaluation, None)
+        for i, method in enumerate(spec.methods):
+            if method.models is not None and model not in method.models:
+                continue
+            calib = method.calibration
+            for ratio in method.ratios if method.ratios is not None else spec.ratios:
+                for seed in spec.seeds:
+                    step = Compression(
+                        method=method.name, ratio=ratio, seed=seed, options=method.options,
+                        calibration=calib and calib.data,
+                        calib_samples=calib and calib.samples,
+                        calib_seq_len=calib and calib.seq_len,
+                    )
+                    comp = _resolve(grid, "compress", step, f"methods[{i}]")
+                    comp_id = _add(grid, Node(chain_id(model, dtype, comp), "compress",
+                                              "checkpoint", comp, chain(model, dtype, comp),
+                                              None, model, dtype))
+                    for rec in _recoveries(grid, spec, seed):
+                        parent = comp_id
+                        if rec is not None:
+                            parent = _add(grid, Node(
+                                chain_id(model, dtype, comp, rec), "recover", "checkpoint", rec,
+                                chain(model, dtype, comp, rec), comp_id, model, dtype))
+                        for evaluation in evaluations:
+                            _experiment(grid, model, dtype, comp, rec, evaluation, parent)
+    if not spec.methods and spec.ratios:
+        raise ConfigError("ratios are given but no methods; add methods (e.g. prunenet)")
+    unknown = sorted(set(spec.resources) - set(grid.counts()))
+    if unknown:
+        raise ConfigError(f"resources: {', '.join(unknown)} is no stage of this study; "
+                          f"allowed: {', '.join(sorted(grid.counts()))}")
+    return grid
+
+
+def describe(grid: Grid) -> list[tuple[str, int]]:
+    """(line, count) rows of a dry run: experiments by kind, then executions per stage."""
+    experiments = list(grid.experiments.values())
+    base = sum(e.compression is None for e in experiments)
+    rows = [("experiments", len(experiments)), ("  compressed", len(experiments) - base),
+            ("  baselines (uncompressed)", base)]
+    by_eval = Counter(e.eval.kind for e in experiments)
+    rows += [(f"  evaluation {k}", v) for k, v in sorted(by_eval.items())]
+    counts = grid.counts()
+    rows.append(("stage executions", sum(counts.values())))
+    order = ["compress", "recover", *sorted(set(counts) - {"compress", "recover"})]
+    for stage in order:
+        if stage in counts:
+            mark = " (not registered yet)" if stage in grid.unregistered else ""
+            rows.append((f"  {stage}{mark}", counts[stage]))
+    return rows

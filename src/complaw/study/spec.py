@@ -1,0 +1,250 @@
+"""The study spec: a YAML file that writes down a whole grid of experiments.
+
+```yaml
+name: my-study
+models: [smollm2-135m]            # aliases, local folders, .gguf files or hub ids
+dtype: float32                    # float32 | bfloat16 | float16
+device: cpu                       # cpu, cuda, cuda:0, ...
+seeds: [0]                        # each seed repeats every compressed experiment
+ratios: [0.1, 0.3, 0.5]           # the methods' own ratios, in [0, 1)
+methods:
+  - name: prunenet                # a registered compression method
+    options: {policy: random}     # its options (resolved: defaults filled in)
+  - name: slicegpt
+    calibration: {data: wikitext2:train, samples: 32, seq_len: 1024}
+    models: [smollm2-135m]        # optional: only these models
+    ratios: [0.1, 0.3]            # optional: instead of the study's ratios
+recovery:                         # optional: LoRA recovery fine-tuning
+  datasets: [alpaca:train]
+  samples: [0, 16, 64]            # D in samples of seq_len tokens; 0 = no recovery
+  seq_len: 1024
+  options: {}                     # the recover stage's own settings
+evaluations:                      # at least one
+  intrinsic: {data: [wikitext2:test], seq_len: 1024, max_tokens: 16384, batch_size: 4}
+  extrinsic: {tasks: [piqa, arc_easy], limit: 100}
+  speed: {options: {}}
+plugins: [my_package.stages]      # optional: modules that register more stages
+resources:                        # optional: per-stage Ray resources
+  compress: {cpus: 4, gpus: 1}
+```
+
+`load_spec` validates it with pydantic; every error names the key path and, where the value
+must come from a list (keys, methods, datasets, dtypes), the allowed values.
+"""
+
+from __future__ import annotations
+
+import importlib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from complaw.errors import ComplawError, ConfigError
+
+SHIPPED = Path(__file__).parent / "specs"  # studies/ in the repository links here
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CalibrationSpec(_Model):
+    data: str
+    samples: int = Field(32, ge=1)
+    seq_len: int = Field(1024, ge=1)
+
+
+class MethodSpec(_Model):
+    name: str
+    options: dict[str, Any] = {}
+    calibration: CalibrationSpec | None = None
+    models: list[str] | None = None
+    ratios: list[float] | None = None
+
+
+class RecoverySpec(_Model):
+    datasets: list[str] = []
+    samples: list[int] = [0]
+    seq_len: int = Field(1024, ge=1)
+    options: dict[str, Any] = {}
+
+    @field_validator("samples")
+    @classmethod
+    def _non_negative(cls, value: list[int]) -> list[int]:
+        if any(n < 0 for n in value):
+            raise ValueError("samples must be >= 0 (0 = no recovery)")
+        return value
+
+
+class IntrinsicSpec(_Model):
+    data: list[str] = Field(min_length=1)
+    seq_len: int = Field(1024, ge=1)
+    max_tokens: int | None = Field(None, ge=1)
+    batch_size: int = Field(4, ge=1)
+
+
+class ExtrinsicSpec(_Model):
+    tasks: list[str] = Field(min_length=1)
+    limit: int | None = Field(None, ge=1)
+    options: dict[str, Any] = {}
+
+
+class SpeedSpec(_Model):
+    options: dict[str, Any] = {}
+
+
+class EvaluationsSpec(BaseModel):
+    """The built-in evaluations; other keys name evaluation stages registered by plugins,
+    each with {options: {...}}."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    intrinsic: IntrinsicSpec | None = None
+    extrinsic: ExtrinsicSpec | None = None
+    speed: SpeedSpec | None = None
+
+
+class ResourceSpec(_Model):
+    cpus: float = Field(1, ge=0)
+    gpus: float = Field(0, ge=0)
+
+
+class Spec(_Model):
+    name: str = "study"
+    models: list[str] = Field(min_length=1)
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    device: str = "cpu"
+    seeds: list[int] = Field([0], min_length=1)
+    ratios: list[float] = []
+    methods: list[MethodSpec] = []
+    recovery: RecoverySpec | None = None
+    evaluations: EvaluationsSpec
+    plugins: list[str] = []
+    resources: dict[str, ResourceSpec] = {}
+
+    @field_validator("ratios")
+    @classmethod
+    def _ratios(cls, value: list[float]) -> list[float]:
+        bad = [r for r in value if not 0.0 <= r < 1.0]
+        if bad:
+            raise ValueError(f"ratios must be in [0, 1); got {bad} (give 0.3, not 30)")
+        return value
+
+    def evaluation_options(self) -> dict[str, dict[str, Any]]:
+        """Evaluation kind -> its settings, built-in and plugin ones alike."""
+        ev = self.evaluations
+        builtin = {"intrinsic": ev.intrinsic, "extrinsic": ev.extrinsic, "speed": ev.speed}
+        out = {k: v.model_dump() for k, v in builtin.items() if v is not None}
+        for kind, value in (self.evaluations.model_extra or {}).items():
+            out[kind] = value if isinstance(value, dict) else {}
+        return out
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model class inside an annotation (Optional[X], list[X], dict[str, X])."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType, list, dict):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str] | None:
+    """The keys allowed at the mapping that holds `loc[-1]`."""
+    cls: type[BaseModel] | None = Spec
+    for part in loc[:-1]:
+        if isinstance(part, int) or cls is None:
+            continue
+        field = cls.model_fields.get(part)
+        if field is None:  # a free key, e.g. a stage name under resources
+            continue
+        cls = _model_in(field.annotation)
+    return None if cls is None else list(cls.model_fields)
+
+
+def key_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _message(error: dict[str, Any]) -> str:
+    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    path = key_path(loc)
+    if error["type"] == "extra_forbidden":
+        allowed = _allowed_keys(loc)
+        return f"{path}: unknown key; allowed keys: {', '.join(allowed or [])}"
+    if error["type"] == "missing":
+        return f"{path}: required key is missing"
+    return f"{path}: {error['msg']} (got {error.get('input')!r})"
+
+
+def import_plugins(modules: list[str]) -> None:
+    """Import the modules that register extra stages or methods."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError(
+                f"plugins: cannot import {name!r} ({exc}); check the module name and PYTHONPATH"
+            ) from None
+
+
+def parse_spec(data: Any, source: str = "spec") -> Spec:
+    """Validate a spec given as plain data (a dict from YAML)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a spec is a mapping of keys (models, methods, ...), "
+                          f"got {type(data).__name__}")
+    plugins = data.get("plugins") or []
+    if isinstance(plugins, list) and all(isinstance(p, str) for p in plugins):
+        import_plugins(plugins)
+    try:
+        return Spec.model_validate(data)
+    except ValidationError as exc:
+        lines = [_message(e) for e in exc.errors()]
+        raise ConfigError(f"{source} is invalid: " + "; ".join(lines)) from None
+
+
+def shipped_specs() -> list[str]:
+    return sorted(p.stem for p in SHIPPED.glob("*.yaml"))
+
+
+def spec_path(text: str | Path | None) -> Path:
+    """A spec file: the path given, or a shipped spec by name (default: quickstart)."""
+    if text is None:
+        text = "quickstart"
+    path = Path(text)
+    if path.is_file():
+        return path
+    shipped = SHIPPED / f"{text}.yaml"
+    if shipped.is_file():
+        return shipped
+    raise ConfigError(
+        f"spec {str(text)!r} is not a file nor a shipped spec ({', '.join(shipped_specs())}); "
+        "give a YAML file"
+    )
+
+
+def load_spec(text: str | Path | None = None) -> Spec:
+    """Read and validate a spec file (see `spec_path` for what `text` may be)."""
+    path = spec_path(text)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read spec {str(path)!r}: {exc}") from None
+    return parse_spec(data, str(path))
+
+
+def checked(path: str, what: Any) -> Any:
+    """Run `what()` and prefix a ComplawError's message with the spec's key path."""
+    try:
+        return what()
+    except ComplawError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

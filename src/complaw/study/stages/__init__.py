@@ -1,0 +1,137 @@
+"""Study stages: the kinds of work the runner executes, one registry entry each.
+
+A stage fills one *slot* of an experiment (`compression`, `recovery` or `eval`) and declares:
+what it reads (`inputs`: the stages whose output it can take, "model" for the base model), what
+it produces (a `checkpoint` folder, cached by content id and shared by every later stage, or a
+`record`), its Ray resources, how to resolve its options (defaults filled in, for ids) and its
+run function. Adding a stage is one module in this package (or a plugin module named in the
+spec) that calls `register(Stage(...))`.
+
+Registration points: `compress.py` and `intrinsic.py` register their stages; `recover.py`,
+`extrinsic.py` and `speed.py` are where the recovery, zero-shot and speed stages plug in. A
+spec that asks for a stage that is not registered fails before anything runs, naming the
+module to fill in.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from complaw.errors import ConfigError, RecordError
+from complaw.registry import Registry
+from complaw.study.config import StageConfig
+
+Slot = Literal["compression", "recovery", "eval"]
+SLOT_OF_PLANNED = {"compress": "compression", "recover": "recovery", "intrinsic": "eval",
+                   "extrinsic": "eval", "speed": "eval"}
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one execution needs: CPUs always, GPUs when the study runs on a GPU device."""
+
+    cpus: float = 1
+    gpus: float = 1
+
+    def ray_options(self, device: str) -> dict[str, float]:
+        return {"num_cpus": self.cpus, "num_gpus": self.gpus if device != "cpu" else 0}
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a stage's run function gets."""
+
+    config: StageConfig  # the stage's own config (resolved)
+    chain: dict[str, Any]  # the experiment's config up to this stage (records: all of it)
+    source: str  # what to load: the base model, or the folder of the checkpoint it reads
+    output: Path  # checkpoint stages: the folder to create (atomically); records: the file
+    device: str
+    dtype: str
+    data_dir: str | None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One kind of stage execution (see the module docstring).
+
+    run: checkpoint stages write `ctx.output` atomically (complaw.io.atomic_folder) and return
+    a summary dict; record stages return the record (complaw.study.records.new_record with
+    `ctx.chain` as config, metrics filled in); the runner marks it ok and writes it.
+    check: raises RecordError when an existing checkpoint folder is damaged (default: the
+    manifest `complaw.json` parses and every .safetensors file is complete).
+    """
+
+    name: str
+    slot: Slot
+    produces: Literal["checkpoint", "record"]
+    inputs: tuple[str, ...]
+    run: Callable[[StageContext], dict[str, Any]]
+    resources: Resources = field(default_factory=Resources)
+    resolve_options: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+    check: Callable[[Path], None] | None = None
+
+    def validate(self, folder: Path) -> None:
+        (self.check or check_checkpoint)(folder)
+
+
+STAGES: Registry[Stage] = Registry("study stage", ConfigError)
+
+
+def register(stage: Stage) -> Stage:
+    """Add `stage` to STAGES under its name."""
+    return STAGES.add(stage.name, stage)
+
+
+def require(name: str, where: str) -> Stage:
+    """The registered stage `name`, or an error naming the module where it plugs in."""
+    if name in STAGES:
+        return STAGES.get(name)
+    if name in SLOT_OF_PLANNED:
+        raise ConfigError(
+            f"{where} asks for the {name!r} stage, which is not registered yet (its registration "
+            f"point is complaw/study/stages/{name}.py); remove {where} from the spec, or "
+            "register the stage"
+        )
+    known = ", ".join(STAGES) or "none"
+    raise ConfigError(f"{where}: unknown stage {name!r}; registered stages: {known}")
+
+
+def check_safetensors(path: Path) -> None:
+    """Raise RecordError unless `path` holds a complete safetensors file (header + all data)."""
+    size = path.stat().st_size
+    try:
+        with path.open("rb") as f:
+            (header_len,) = struct.unpack("<Q", f.read(8))
+            if header_len > size - 8:
+                raise ValueError("header is longer than the file")
+            header = json.loads(f.read(header_len))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"),
+                  default=0)
+    except (struct.error, ValueError, KeyError, TypeError) as exc:
+        raise RecordError(f"{path} is not a valid safetensors file ({exc})") from None
+    if 8 + header_len + end != size:
+        raise RecordError(f"{path} is truncated: {size} bytes, its header says "
+                          f"{8 + header_len + end}")
+
+
+def check_checkpoint(folder: Path) -> None:
+    """The default check of a checkpoint folder: manifest readable, weights complete."""
+    manifest = folder / "complaw.json"
+    try:
+        json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RecordError(f"{manifest} is missing or damaged ({exc})") from None
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        raise RecordError(f"{folder} holds no .safetensors weights")
+    for path in weights:
+        check_safetensors(path)
+
+
+# Registration points (each module registers its stage, or documents where one plugs in).
+from complaw.study.stages import compress, extrinsic, intrinsic, recover, speed  # noqa: E402,F401

@@ -1,0 +1,41 @@
+"""The `compress` stage: base model -> compressed checkpoint (study.pipeline.run_compress)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from complaw.errors import RecordError
+from complaw.study.config import chain_id
+from complaw.study.stages import Resources, Stage, StageContext, check_checkpoint, register
+
+
+def run(ctx: StageContext) -> dict[str, Any]:
+    from complaw.study.pipeline import run_compress
+
+    result = run_compress(ctx.source, ctx.config, ctx.output, dtype=ctx.dtype, device=ctx.device,
+                          data_dir=ctx.data_dir)
+    return {"seconds": result.seconds, "achieved": result.achieved}
+
+
+def check(folder: Path) -> None:
+    """A compressed checkpoint is whole and is the one its folder name (content id) says."""
+    from complaw.compress.checkpoint import read_manifest
+    from complaw.study.config import Compression
+
+    check_checkpoint(folder)
+    config = read_manifest(folder)["extra"].get("config") or {}
+    try:
+        ident = chain_id(config["model"], config["dtype"],
+                         Compression.from_dict(config["compression"]))
+    except (KeyError, TypeError) as exc:
+        raise RecordError(f"{folder}: its manifest has no study config ({exc})") from None
+    if ident != folder.name:
+        raise RecordError(f"{folder}: its manifest describes checkpoint {ident}, not "
+                          f"{folder.name}")
+
+
+register(Stage(
+    name="compress", slot="compression", produces="checkpoint", inputs=("model",), run=run,
+    resources=Resources(cpus=1, gpus=1), check=check,
+))

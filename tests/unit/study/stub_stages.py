@@ -1,0 +1,48 @@
+"""Stub evaluation stages for the study tests and the runner benchmark (a plugin module: a
+spec names it under `plugins`, so subprocess runners and Ray workers register them too).
+
+`tick`: options {log, seconds, fail, nan}; appends the experiment's model to the `log` file
+each time it runs (to count executions), sleeps `seconds`, raises for models in `fail`, returns
+a NaN metric for models in `nan`, else a loss read from the model name's length.
+`crashy`: kills its own worker process (os._exit) the first time it runs for a model (a marker
+file in `markers`), then behaves like `tick`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from complaw.study.records import new_record
+from complaw.study.stages import STAGES, Resources, Stage, StageContext, register
+
+
+def _tick(ctx: StageContext) -> dict[str, Any]:
+    opts = ctx.config.options
+    model = ctx.chain["model"]
+    if opts.get("log"):
+        with open(opts["log"], "a", encoding="utf-8") as f:
+            f.write(model + "\n")
+    time.sleep(opts.get("seconds", 0))
+    if model in opts.get("fail", ()):
+        raise RuntimeError(f"stub failure for {model}")
+    value = float("nan") if model in opts.get("nan", ()) else 1.0 + len(model) / 10
+    record = new_record("evaluate", ctx.chain, ctx.device)
+    record["metrics"] = [{"metric": "loss", "dataset": "stub", "value": value}]
+    return record
+
+
+def _crashy(ctx: StageContext) -> dict[str, Any]:
+    marker = Path(ctx.config.options["markers"]) / ctx.chain["model"]
+    if not marker.exists():
+        marker.write_text("crashed once")
+        os._exit(1)
+    return _tick(ctx)
+
+
+for name, run in (("tick", _tick), ("crashy", _crashy)):
+    if name not in STAGES:
+        register(Stage(name=name, slot="eval", produces="record", inputs=("model",), run=run,
+                       resources=Resources(cpus=1, gpus=0)))

@@ -1,0 +1,149 @@
+"""The local runner on tiny real models (compress, intrinsic) and stub stages: reuse by
+content id, isolation of failures, recovery from damaged records and checkpoints."""
+
+import json
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+import tests.unit.study.stub_stages  # noqa: F401  (registers the tick stage)
+from complaw.cli import app
+from complaw.study.records import law_table
+from complaw.study.runner import StudyFolder, run_study, study_status
+from complaw.study.spec import parse_spec
+
+
+@pytest.fixture
+def tiny_spec(tiny_checkpoint, tiny_data_dir):
+    return parse_spec({
+        "models": [str(tiny_checkpoint)],
+        "ratios": [0.3, 0.5],
+        "methods": [
+            {"name": "prunenet"},
+            {"name": "layerdrop", "calibration": {"data": "ptb:train", "samples": 4,
+                                                  "seq_len": 16}, "ratios": [0.4]},
+        ],
+        "evaluations": {"intrinsic": {"data": ["ptb:test", "ptb:valid"], "seq_len": 16,
+                                      "max_tokens": 128}},
+    })
+
+
+def log_lines(study):
+    return [json.loads(line) for line in (study / "log.jsonl").read_text().splitlines()]
+
+
+def test_grid_runs_once_shares_checkpoints_and_pairs_with_baselines(tiny_spec, tmp_path):
+    study = tmp_path / "study"
+    summary = run_study(tiny_spec, study, progress=False, keep_checkpoints=True)
+    assert (summary.done, summary.failed) == (4, 0)  # baseline + 3 compressed
+    assert summary.ran == {"compress": 3, "intrinsic": 4}
+    assert len(list((study / "checkpoints").iterdir())) == 3
+    table = law_table(study)  # a study folder: its records/
+    assert len(table) == 3 * 2 and set(table["dataset"]) == {"ptb:test", "ptb:validation"}
+    assert set(table["method"]) == {"prunenet", "layerdrop"}
+    assert (table["L"] != table["L0"]).all()  # (a random tiny model: no direction expected)
+    records = [json.loads(p.read_text()) for p in (study / "records").glob("*.json")]
+    pruned = [r for r in records if (r["config"]["compression"] or {}).get("method")
+              == "prunenet"]
+    assert all(r["config"]["compression"]["options"] == {"policy": "random"} for r in pruned)
+    assert all(0 < r["achieved"]["blocks"] < 1 for r in pruned)
+
+    again = run_study(tiny_spec, study, progress=False)  # nothing identical twice ...
+    assert sum(again.ran.values()) == 0 and again.pruned == 3  # ... and unused ckpts go
+    assert list((study / "checkpoints").iterdir()) == []
+    status = study_status(study)
+    assert {k: (v.done, v.failed, v.pending) for k, v in status.items()} == {
+        "intrinsic": (4, 0, 0), "compress": (3, 0, 0)}
+
+
+def test_damaged_records_and_checkpoints_are_recomputed(tiny_spec, tmp_path):
+    study = tmp_path / "study"
+    run_study(tiny_spec, study, progress=False, keep_checkpoints=True)
+    folder = StudyFolder(study)
+    ckpt = next(p for p in (study / "checkpoints").iterdir())
+    weights = ckpt / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])  # truncated weights
+    consumer = next(n for n in tiny_spec_grid(tiny_spec).records() if n.parent == ckpt.name)
+    folder.record_path(consumer.id).unlink()  # so that the checkpoint is needed again
+    records = sorted((study / "records").glob("*.json"))
+    records[0].write_text(records[0].read_text()[:50])  # truncated
+    records[1].write_text('{"id": "someone else", "status": "ok"}')  # not its record
+    half = study / "checkpoints" / f".{ckpt.name}.x1.tmp"  # an interrupted atomic write
+    half.mkdir()
+    (half / "complaw.json").write_text("{}")
+
+    summary = run_study(tiny_spec, study, progress=False, keep_checkpoints=True)
+    assert len(summary.problems) == 3
+    assert any("truncated" in p for p in summary.problems)
+    assert summary.ran["compress"] == 1 and summary.ran["intrinsic"] == 3
+    assert not half.exists()
+    for path in (study / "records").glob("*.json"):
+        assert json.loads(path.read_text())["status"] == "ok"
+
+
+def tiny_spec_grid(spec):
+    from complaw.study.grid import expand
+
+    return expand(spec)
+
+
+def test_a_failing_experiment_is_recorded_and_the_others_complete(tmp_path):
+    log = tmp_path / "runs.log"
+    spec = parse_spec({
+        "models": ["a", "bad", "nan", "d"],
+        "plugins": ["tests.unit.study.stub_stages"],
+        "evaluations": {"tick": {"options": {"log": str(log), "fail": ["bad"],
+                                             "nan": ["nan"]}}},
+    })
+    study = tmp_path / "study"
+    summary = run_study(spec, study, progress=False)
+    assert (summary.done, summary.failed) == (2, 2)
+    errors = dict(summary.failures)
+    records = {r["config"]["model"]: r for r in
+               (json.loads(p.read_text()) for p in (study / "records").glob("*.json"))}
+    assert records["bad"]["status"] == "failed"
+    assert "stub failure for bad" in records["bad"]["error"]
+    assert records["nan"]["error"].startswith("FloatingPointError: metric loss on stub is nan")
+    assert records["bad"]["id"] in errors and records["a"]["status"] == "ok"
+
+    assert sum(run_study(spec, study, progress=False).ran.values()) == 0  # failures stay
+    retried = run_study(spec, study, progress=False, retry_failed=True)
+    assert retried.ran == {"tick": 2} and retried.failed == 2
+    assert log.read_text().split() == ["a", "bad", "nan", "d", "bad", "nan"]
+
+    result = CliRunner().invoke(app, ["status", str(study)])
+    assert result.exit_code == 0 and "tick" in result.output
+    [line] = [c for c in result.output.splitlines() if "tick" in c]
+    assert re.findall(r"\d+", line) == ["2", "2", "0"]  # done, failed, pending
+
+
+def test_a_failed_checkpoint_fails_its_experiments_with_its_error(tiny_checkpoint,
+                                                                  tiny_data_dir, tmp_path):
+    spec = parse_spec({
+        "models": [str(tiny_checkpoint)], "ratios": [0.99],  # layerdrop cannot drop every layer
+        "methods": [{"name": "layerdrop", "calibration": {"data": "ptb:train", "samples": 2,
+                                                          "seq_len": 16}}],
+        "evaluations": {"intrinsic": {"data": ["ptb:test"], "seq_len": 16, "max_tokens": 64}},
+    })
+    summary = run_study(spec, tmp_path / "s", progress=False)
+    assert (summary.done, summary.failed) == (1, 1)
+    [(ident, error)] = summary.failures
+    record = json.loads((tmp_path / "s" / "records" / f"{ident}.json").read_text())
+    assert record["failed_stage"] == "compress" and "removes all 3 layers" in record["error"]
+    status = study_status(tmp_path / "s")
+    assert (status["compress"].failed, status["intrinsic"].failed) == (1, 1)
+
+
+def test_run_command_reports_and_exits_nonzero_on_failures(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "models: [ok, bad]\nplugins: [tests.unit.study.stub_stages]\n"
+        "evaluations: {tick: {options: {fail: [bad]}}}\n"
+    )
+    result = CliRunner().invoke(app, ["run", str(spec), "--out", str(tmp_path / "s")])
+    assert result.exit_code == 1
+    assert "1 experiment(s) done, 1 failed" in result.output
+    assert "stub failure for bad" in result.output
+    again = CliRunner().invoke(app, ["run", str(spec), "--out", str(tmp_path / "s")])
+    assert "0 experiment(s) done, 0 failed; stage executions: nothing" in again.output
