@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from complaw.report.tables import Table
 
@@ -147,7 +148,7 @@ def page_markdown(title: str, intro: list[str], sections: list[Section]) -> str:
                 out += [f"### {ftitle}", "", f"![{ftitle}]({file})", "", caption, ""]
             elif kind == "pre":
                 ptitle, text = item
-                out += [f"### {ptitle}", "", "```", text, "```", ""]
+                out += [f"### {ptitle}", "", "```yaml", text, "```", ""]
             else:
                 stitle, why = item
                 word = "Failed" if kind == "error" else "Not shown"
@@ -156,6 +157,9 @@ def page_markdown(title: str, intro: list[str], sections: list[Section]) -> str:
 
 
 def spec_text(meta: dict[str, Any]) -> str | None:
-    """The study's spec (from study.json) as indented JSON, or None."""
+    """The study's spec (from study.json) as YAML, or None."""
     spec = meta.get("spec")
-    return None if spec is None else json.dumps(spec, indent=2, default=str)
+    if spec is None:
+        return None
+    plain = json.loads(json.dumps(spec, default=str))
+    return yaml.safe_dump(plain, sort_keys=False, default_flow_style=None, width=96).rstrip()

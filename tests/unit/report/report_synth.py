@@ -36,13 +36,14 @@ def law(L0: float, r: float, D: float, coefs: tuple[float, float, float]) -> flo
     return L0**a * (1 + r) ** b * (1 + 1 / (D + 1)) ** g
 
 
-def _record(kind: str, config: dict, metrics: list[dict], status: str = "ok") -> dict:
+def _record(kind: str, config: dict, metrics: list[dict], status: str = "ok",
+            params: float = 1.0) -> dict:
     return {
         "id": config_id(config), "kind": kind, "created": "2026-01-01T00:00:00+00:00",
         "status": status, "error": None if status == "ok" else "RuntimeError: out of memory",
         "config": config,
         "environment": {"python": "3.11.2", "device": "cpu", "versions": {"complaw": "0.1.0"}},
-        "params": {"total": 1.0}, "metrics": metrics,
+        "params": {"total": params}, "metrics": metrics,
         "timings": {"load": 0.5, "evaluate": 2.0},
     }
 
@@ -85,11 +86,13 @@ def make_study(
 
             common = {"model": model, "dtype": "float32", "compression": comp,
                       "recovery": recovery}
+            size = m["params"] * (1 - 0.8 * r)
             for dataset, L0 in zip(DATASETS, m["loss"], strict=True):
                 cfg = {**common, "eval": {"kind": "intrinsic", "data": dataset, "seq_len": 128}}
                 L = value(L0, LOSS_LAW[method])
                 out.append(_record("evaluate", cfg, [{"metric": "loss", "dataset": dataset,
-                                                      "value": L, "perplexity": float(np.exp(L))}]))
+                                                      "value": L, "perplexity": float(np.exp(L))}],
+                                   params=size))
             if zeroshot:
                 cfg = {**common, "eval": {"kind": "zeroshot", "tasks": list(TASKS), "limit": 50}}
                 accs = [value(L0, ACC_LAW[method]) for L0 in m["acc"]]
@@ -99,10 +102,7 @@ def make_study(
                 metrics.append({"metric": "accuracy", "dataset": MEAN,
                                 "value": float(np.mean(accs))})
                 metrics.append({"metric": "runtime", "dataset": MEAN, "value": runtime})
-                rec = _record("zeroshot", cfg, metrics)
-                if base:
-                    rec["params"] = {"total": m["params"]}
-                out.append(rec)
+                out.append(_record("zeroshot", cfg, metrics, params=size))
             if speed:
                 cfg = {**common, "eval": {"kind": "speed", "prompt_len": 64, "new_tokens": 16}}
                 factor = 1.0 if base else (1 + r) ** -RUNTIME_BETA
@@ -110,7 +110,7 @@ def make_study(
                 out.append(_record("speed", cfg, [{
                     "metric": "speed", "dataset": "generate", "value": d,
                     "prefill_tokens_per_s": p, "decode_tokens_per_s": d,
-                }]))
+                }], params=size))
     failed_cfg = {"model": "tiny-a", "dtype": "float32", "eval": {"kind": "intrinsic",
                   "data": "wikitext2:test", "seq_len": 4096}, "compression": None,
                   "recovery": None}

@@ -99,7 +99,8 @@ def test_paper_table_and_planner(full_report):
     for _, row in ext.iterrows():
         beta = t2[(t2["model"] == row["model"]) & (t2["L"] == "extrinsic")]["beta"].iloc[0]
         assert row["r_crit"] == pytest.approx(row["sigma"] ** (1 / beta) - 1, rel=1e-9)
-        assert row["r"] <= row["r_crit"] and row["r"] + 0.05 > row["r_crit"] - 0.05
+        assert row["r"] <= row["r_crit"] < row["r"] + 0.05  # the largest grid ratio below
+        assert row["params_after"] == pytest.approx(MODELS[row["model"]]["params"] * (1 - row["r"]))
     assert (plan[plan["L"] == "intrinsic"]["sigma"].isin([0.8, 0.9])).all()
 
 
