@@ -12,7 +12,7 @@ from complaw.io import atomic_folder, ensure_dir, write_text_atomic
 from complaw.progress import track
 from complaw.report.analysis import Analysis
 from complaw.report.figures import FIGURES, FigureSpec
-from complaw.report.render import Section, page_html, page_markdown, spec_text, to_latex
+from complaw.report.render import Section, page_html, page_markdown, to_latex
 from complaw.report.study import Skip, load_study
 from complaw.report.tables import SECTIONS, TABLES, TableSpec, fit_sets
 
@@ -90,9 +90,8 @@ def build_report(study: str | Path, out: str | Path | None = None) -> Report:
     analysis = Analysis(data)
     report = Report(out / MARKER)
     sections = {key: Section(SECTION_TITLES[key]) for key in (*SECTIONS, "figures")}
-    spec = spec_text(data.meta)
-    if spec is not None:
-        sections["study"].blocks.append(("pre", ("Spec (study.json)", spec)))
+    if data.spec is not None:
+        sections["study"].blocks.append(("pre", ("Spec", data.spec)))
     with atomic_folder(out, overwrite=True) as folder:
         analysis.laws_file = analysis.write_laws(folder / "laws.json", fit_sets(analysis))
         items: list[TableSpec | FigureSpec] = [s for _, s in TABLES.items()]

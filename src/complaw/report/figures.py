@@ -27,6 +27,7 @@ from complaw.report.study import MEAN_PREFIX, Skip
 
 OBS = "obs"
 LAW = "law"
+IDEAL = "ideal"
 LEGEND_MAX = 12
 YLABEL = {"loss": "test loss (nats)", "accuracy": "zero-shot accuracy", "runtime": "runtime (s)"}
 SIGMA_GRID = {"extrinsic": np.linspace(0.30, 0.99, 70), "intrinsic": np.linspace(1.01, 3.0, 70)}
@@ -70,11 +71,12 @@ def observed(ax: Axes, x, y, label: str | None = None, c=None, line: bool = True
     return artist
 
 
-def curve(ax: Axes, x, y, c=None, label: str | None = None):
-    """Draw a law's prediction (gid "law"), dashed."""
-    (artist,) = ax.plot(np.asarray(x, float), np.asarray(y, float), linestyle="--",
+def curve(ax: Axes, x, y, c=None, label: str | None = None, gid: str = LAW,
+          style: str = "--"):
+    """Draw a prediction (gid "law" by default), dashed."""
+    (artist,) = ax.plot(np.asarray(x, float), np.asarray(y, float), linestyle=style,
                         linewidth=1.2, color=c, label=label)
-    artist.set_gid(LAW)
+    artist.set_gid(gid)
     return artist
 
 
@@ -137,35 +139,34 @@ def metric_vs_r(a: Analysis, metric: str, calibrated: bool) -> Figure:
 
 
 def _speed_ratios(a: Analysis) -> list[tuple[str, pd.DataFrame]]:
-    """(panel title, rows with r and ratio) for the runtime speedup and throughput speedups."""
+    """(panel title, rows with r, ratio, series and ideal) for the runtime speedup S0 / S and
+    the prefill / decode speedups."""
     out = []
-    rt = a.laws[a.laws["metric"] == "runtime"].copy()
+    rt = a.laws[a.laws["metric"] == "runtime"]
     if len(rt):
-        rt["ratio"] = rt["L0"] / rt["L"]
-        out.append(("runtime speedup S0 / S", rt))
-    speed = a.study.speed
-    if len(speed):
-        keys = ["model", "dataset", "phase"]
-        base = speed[speed["base"].astype(bool)].groupby(keys)["tokens_per_s"].mean()
-        comp = speed[~speed["base"].astype(bool)].join(base.rename("base_tps"), on=keys)
-        comp = comp[comp["base_tps"].notna()].copy()
-        comp["ratio"] = comp["tokens_per_s"] / comp["base_tps"]
-        for phase, part in comp.groupby("phase", sort=True):
-            out.append((f"{phase} speedup (tokens/s ÷ base)", part))
+        out.append(("runtime speedup S0 / S",
+                    rt.assign(ratio=rt["L0"] / rt["L"], series=rt["dataset"], ideal=np.nan)))
+    for phase, part in a.study.speed.groupby("phase", sort=True):
+        out.append((f"{phase} speedup", part.assign(ratio=part["speedup"],
+                                                    series=part["source"])))
     return out
 
 
 def speedup(a: Analysis) -> Figure:
-    """Speedup against r, one line per model and method (Figure 2)."""
+    """Speedup against r, one line per model and method (Figure 2); dotted: the
+    FLOP-proportional ideal where the records give it."""
     found = _speed_ratios(a)
     if not found:
-        raise Skip("no runtime or throughput measurements in this study")
+        raise Skip("no runtime or speed measurements in this study")
     fig, axes = panels(1, len(found))
     for ax, (title, rows) in zip(axes[0], found, strict=True):
-        groups = rows.groupby(["model", "method", "calibration", "dataset"], sort=True)
-        for k, ((model, method, _, dataset), g) in enumerate(groups):
+        groups = rows.groupby(["model", "method", "calibration", "series"], sort=True)
+        for k, ((model, method, _, series), g) in enumerate(groups):
             g = g.sort_values(["r", "D"])
-            observed(ax, g["r"], g["ratio"], f"{model} · {method} · {dataset}", color(k))
+            observed(ax, g["r"], g["ratio"], f"{model} · {method} · {series}", color(k))
+            ideal = g[pd.to_numeric(g["ideal"], errors="coerce").notna()]
+            if len(ideal):
+                curve(ax, ideal["r"], ideal["ideal"], color(k), gid=IDEAL, style=":")
         ax.axhline(1.0, color="0.6", linewidth=0.8)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("compression ratio r")
@@ -296,7 +297,8 @@ for _spec in (
                "Zero-shot accuracy per task and their mean, without and with RFT.",
                partial(metric_vs_r, metric="accuracy", calibrated=False)),
     FigureSpec("fig02", "Figure 2: speedup against r",
-               "Uncompressed runtime over compressed runtime (and throughput ratios).", speedup),
+               "Uncompressed over compressed runtime, and prefill / decode speedups; dotted: the "
+               "FLOP-proportional ideal.", speedup),
     FigureSpec("fig03", "Figure 3: test loss against r (calibration-free)",
                "Test loss per test dataset, without and with RFT.",
                partial(metric_vs_r, metric="loss", calibrated=False)),

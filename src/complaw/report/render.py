@@ -4,12 +4,10 @@ index.md. Plain string building (no template engine, no optional pandas extras).
 from __future__ import annotations
 
 import html
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from complaw.report.tables import Table
 
@@ -154,12 +152,3 @@ def page_markdown(title: str, intro: list[str], sections: list[Section]) -> str:
                 word = "Failed" if kind == "error" else "Not shown"
                 out += [f"**{stitle}**: {word}: {why}", ""]
     return "\n".join(out) + "\n"
-
-
-def spec_text(meta: dict[str, Any]) -> str | None:
-    """The study's spec (from study.json) as YAML, or None."""
-    spec = meta.get("spec")
-    if spec is None:
-        return None
-    plain = json.loads(json.dumps(spec, default=str))
-    return yaml.safe_dump(plain, sort_keys=False, default_flow_style=None, width=96).rstrip()

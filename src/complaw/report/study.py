@@ -1,7 +1,9 @@
 """What a report reads from a study folder: records, the law table, observations, study.json.
 
-A study folder is either a folder of record files (``*.json``, see `complaw.study.records`) or a
-folder with ``records/`` inside and optionally ``study.json`` (spec, timings per stage, counts).
+A study folder is either a folder of record files (``*.json``, see `complaw.study.records`) or the
+folder of ``complaw run``: ``records/``, and optionally ``spec.yaml`` (the spec), ``log.jsonl``
+(one line per stage execution: stage, status, seconds) and ``study.json`` (spec, timings per
+stage, counts).
 Nothing here fails on a partial study: missing parts are empty frames, and rows that no law can
 use (unknown metric, L <= 0, ...) are dropped and counted.
 """
@@ -15,20 +17,24 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from complaw.errors import RecordError
 from complaw.laws.table import COLUMNS, METRICS, validate
 from complaw.study.records import law_table, read_records
 
 STUDY_FILE = "study.json"
+SPEC_FILE = "spec.yaml"
+LOG_FILE = "log.jsonl"
 RECORDS_DIR = "records"
 MEAN_PREFIX = "zeroshot"
 """Dataset names of the mean zero-shot accuracy start with this (``zeroshot(piqa,arc_easy)``)."""
 
 OBS_COLUMNS = [
     "record", "model", "method", "calibration", "rft", "D", "r", "dataset", "metric", "L",
-    "base",
+    "base", "ideal",
 ]
+SPEED_COLUMNS = ["model", "method", "calibration", "r", "D", "phase", "speedup", "ideal", "source"]
 
 
 class Skip(Exception):
@@ -53,7 +59,11 @@ class Study:
     obs: pd.DataFrame
     """Every measured value of every ok record (columns `OBS_COLUMNS`), base models included."""
     speed: pd.DataFrame = field(default_factory=pd.DataFrame)
-    """Throughput measurements: model, method, calibration, r, D, phase, tokens_per_s."""
+    """Speedups of compressed models per phase (`SPEED_COLUMNS`)."""
+    spec: str | None = None
+    """The study's spec as text (spec.yaml, or study.json's "spec"), None when absent."""
+    log: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """The runner's log.jsonl: one row per stage execution (stage, status, seconds, ...)."""
 
     @property
     def n_ok(self) -> int:
@@ -88,6 +98,34 @@ def read_meta(path: Path) -> dict[str, Any]:
     if not isinstance(meta, dict):
         raise RecordError(f"{file} must hold a JSON object, not {type(meta).__name__}")
     return meta
+
+
+def read_spec(path: Path, meta: dict[str, Any]) -> str | None:
+    """The spec as YAML text: ``spec.yaml`` as written, else study.json's ``spec``."""
+    file = path / SPEC_FILE
+    if file.is_file():
+        return file.read_text("utf-8").rstrip()
+    if meta.get("spec") is None:
+        return None
+    plain = json.loads(json.dumps(meta["spec"], default=str))
+    return yaml.safe_dump(plain, sort_keys=False, default_flow_style=None, width=96).rstrip()
+
+
+def read_log(path: Path) -> pd.DataFrame:
+    """The runner's ``log.jsonl`` (empty when absent); lines that do not parse are skipped."""
+    file = path / LOG_FILE
+    rows = []
+    if file.is_file():
+        for line in file.read_text("utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and "stage" in entry:
+                rows.append(entry)
+    columns = ["stage", "status", "seconds"]
+    columns += sorted({k for r in rows for k in r} - set(columns))
+    return pd.DataFrame(rows, columns=columns)
 
 
 def usable_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -130,39 +168,44 @@ def _variant(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _speed_entries(metric: dict[str, Any]) -> list[tuple[str, float]]:
-    """(phase, tokens/s) pairs of one metrics entry: any numeric field (or a metric name)
-    mentioning prefill or decode, e.g. ``prefill_tokens_per_s``."""
-    out = []
-    fields = {k: v for k, v in metric.items() if k not in ("metric", "dataset", "value")}
-    fields[str(metric.get("metric"))] = metric.get("value")
-    for key, value in fields.items():
-        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-            continue
-        lowered = key.lower()
-        for phase in ("prefill", "decode"):
-            if phase in lowered and "ratio" not in lowered and "speedup" not in lowered:
-                out.append((phase, float(value)))
-    return out
-
-
-def observations(records: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(values, speed): one row per metric entry of every ok record, and one per throughput."""
-    rows, speed = [], []
+def observations(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per numeric metric entry of every ok record (`OBS_COLUMNS`; any metric)."""
+    rows = []
     for rec in records:
         if rec.get("status") != "ok":
             continue
         variant = _variant(rec.get("config") or {})
         for m in rec.get("metrics") or []:
-            if m.get("metric") in METRICS and isinstance(m.get("value"), int | float):
+            value = m.get("value")
+            if isinstance(value, int | float) and not isinstance(value, bool):
                 rows.append({
                     "record": rec.get("id"), **variant, "dataset": str(m.get("dataset")),
-                    "metric": m["metric"], "L": float(m["value"]),
+                    "metric": str(m.get("metric")), "L": float(value), "ideal": m.get("ideal"),
                 })
-            for phase, value in _speed_entries(m):
-                speed.append({**variant, "dataset": str(m.get("dataset")), "phase": phase,
-                              "tokens_per_s": value})
-    return pd.DataFrame(rows, columns=OBS_COLUMNS), pd.DataFrame(speed)
+    return pd.DataFrame(rows, columns=OBS_COLUMNS)
+
+
+def speedups(obs: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
+    """Speedup of each compressed model per phase (`SPEED_COLUMNS`).
+
+    ``speedup`` entries (measured interleaved with the base model; dataset = the phase, with the
+    FLOP-proportional ``ideal``) are taken as they are; otherwise the ratio of ``throughput``
+    (tokens/s) to the base model's, paired as the law table pairs L with L0.
+    """
+    keys = ["model", "method", "calibration", "r", "D", "phase"]
+    direct = obs[(obs["metric"] == "speedup") & ~obs["base"].astype(bool)]
+    direct = direct.rename(columns={"dataset": "phase", "L": "speedup"})
+    direct = direct.assign(source="measured against the base")
+    tput = raw[raw["metric"] == "throughput"]
+    ratio = tput[["model", "method", "calibration"]].assign(
+        r=tput["r"].astype(float), D=tput["D"].astype(float), phase=tput["dataset"],
+        speedup=tput["L"] / tput["L0"], ideal=np.nan, source="throughput / base throughput",
+    )
+    if len(direct):
+        have = set(map(tuple, direct[keys].astype(str).to_numpy()))
+        ratio = ratio[[tuple(k) not in have for k in ratio[keys].astype(str).to_numpy()]]
+    parts = [p[SPEED_COLUMNS] for p in (direct, ratio) if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SPEED_COLUMNS)
 
 
 def load_study(path: str | Path) -> Study:
@@ -173,7 +216,7 @@ def load_study(path: str | Path) -> Study:
     found = read_records(folder)
     raw = law_table(folder)
     laws, dropped = usable_rows(raw)
-    obs, speed = observations(found.records)
+    obs = observations(found.records)
     return Study(
         folder=path,
         records_dir=folder,
@@ -184,7 +227,9 @@ def load_study(path: str | Path) -> Study:
         dropped=dropped,
         unmatched=int(raw.attrs.get("unmatched", 0)),
         obs=obs,
-        speed=speed,
+        speed=speedups(obs, raw),
+        spec=read_spec(path, meta),
+        log=read_log(path),
     )
 
 

@@ -92,7 +92,8 @@ def _counts(a: Analysis) -> Built:
     s = a.study
     kinds: dict[str, dict[str, int]] = {}
     for r in s.records:
-        row = kinds.setdefault(str(r.get("kind", "?")), {"ok": 0, "failed": 0, "other": 0})
+        kind = ((r.get("config") or {}).get("eval") or {}).get("kind") or r.get("kind", "?")
+        row = kinds.setdefault(str(kind), {"ok": 0, "failed": 0, "other": 0})
         status = r.get("status")
         row[status if status in ("ok", "failed") else "other"] += 1
     df = pd.DataFrame([{"kind": k, **v} for k, v in sorted(kinds.items())])
@@ -105,7 +106,8 @@ def _counts(a: Analysis) -> Built:
     if counted:
         notes.append("study.json: " + json.dumps(counted, default=str))
     if s.unmatched:
-        notes.append(f"{s.unmatched} metric(s) of compressed models have no base record (no L0)")
+        notes.append(f"{s.unmatched} metric entries of compressed models have no base-model "
+                     "counterpart (no L0; e.g. speedups measured against the base)")
     for why, n in s.dropped.items():
         notes.append(f"{n} law-table row(s) left out: {why}")
     return df, df.astype(str), notes
@@ -121,6 +123,7 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _timings(a: Analysis) -> Built:
+    """Seconds per stage: summed over the records' timings, the runner's log and study.json."""
     rows: dict[str, dict[str, float]] = {}
     for r in a.study.records:
         for stage, sec in (r.get("timings") or {}).items():
@@ -128,12 +131,18 @@ def _timings(a: Analysis) -> Built:
                 row = rows.setdefault(stage, {})
                 row["records"] = row.get("records", 0) + 1
                 row["seconds (records)"] = row.get("seconds (records)", 0.0) + float(sec)
+    log = a.study.log
+    for stage, part in log.groupby("stage", sort=True):
+        row = rows.setdefault(str(stage), {})
+        row["runs (log)"] = len(part)
+        row["failed (log)"] = int((part["status"] == "failed").sum())
+        row["seconds (log)"] = float(pd.to_numeric(part["seconds"], errors="coerce").sum())
     meta = _flatten(a.study.meta.get("timings") or {})
     for stage, sec in meta.items():
         if isinstance(sec, int | float):
             rows.setdefault(stage, {})["seconds (study.json)"] = float(sec)
     if not rows:
-        raise Skip("no timings in the records or study.json")
+        raise Skip("no timings in the records, log.jsonl or study.json")
     df = pd.DataFrame([{"stage": k, **v} for k, v in sorted(rows.items())])
     return same(df)
 
@@ -182,7 +191,8 @@ def _failures(a: Analysis) -> Built:
     rows = [
         {
             "record": r.get("id"),
-            "kind": r.get("kind"),
+            "stage": r.get("failed_stage") or ((r.get("config") or {}).get("eval") or {}).get(
+                "kind") or r.get("kind"),
             "model": (r.get("config") or {}).get("model"),
             "error": str(r.get("error") or "").splitlines()[0][:200] if r.get("error") else "",
         }
@@ -460,7 +470,9 @@ def _plan(a: Analysis) -> Built:
 for _spec in (
     TableSpec("config", "study", "Configuration", "What the records cover.", _configuration),
     TableSpec("counts", "study", "Records", "Records per kind and status.", _counts),
-    TableSpec("timings", "study", "Time per stage", "Seconds per stage, summed.", _timings),
+    TableSpec("timings", "study", "Time per stage",
+              "Seconds per stage: the records' own timings, the runner's log, study.json.",
+              _timings),
     TableSpec("environment", "study", "Environment", "As recorded.", _environment),
     TableSpec("failures", "study", "Failed records", "First line of each error.", _failures),
     TableSpec(

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from complaw.study.records import config_id
 
@@ -23,11 +24,12 @@ CALIBRATION = {"prunenet": None, "slicegpt": "wikitext2:train"}
 LOSS_LAW = {"prunenet": (0.63, 1.72, 1.16), "slicegpt": (0.70, 1.40, 0.24)}
 ACC_LAW = {"prunenet": (0.98, -1.18, -0.14), "slicegpt": (1.25, -0.91, -0.06)}
 RUNTIME_BETA = -1.5
+PHASES = ("prefill", "decode")
 MODELS: dict[str, dict[str, Any]] = {
     "tiny-a": {"loss": (3.2, 3.6, 2.4), "acc": (0.55, 0.66), "runtime": 120.0, "params": 135e6,
-               "tps": (900.0, 40.0)},
+               "tps": (900.0, 40.0), "baseline_speed": False},
     "tiny-b": {"loss": (2.7, 3.1, 2.0), "acc": (0.63, 0.72), "runtime": 300.0, "params": 360e6,
-               "tps": (400.0, 18.0)},
+               "tps": (400.0, 18.0), "baseline_speed": True},
 }
 
 
@@ -56,7 +58,7 @@ def make_study(
     speed: bool = True,
     noise: float = 0.01,
     seed: int = 0,
-    study_json: bool = True,
+    runner_files: bool = True,
 ) -> Path:
     """Write a study folder (records under ``folder/records``) and return ``folder``."""
     rng = np.random.default_rng(seed)
@@ -94,7 +96,7 @@ def make_study(
                                                       "value": L, "perplexity": float(np.exp(L))}],
                                    params=size))
             if zeroshot:
-                cfg = {**common, "eval": {"kind": "zeroshot", "tasks": list(TASKS), "limit": 50}}
+                cfg = {**common, "eval": {"kind": "extrinsic", "tasks": list(TASKS), "limit": 50}}
                 accs = [value(L0, ACC_LAW[method]) for L0 in m["acc"]]
                 runtime = m["runtime"] * (1.0 if base else (1 + r) ** RUNTIME_BETA * jitter())
                 metrics = [{"metric": "accuracy", "dataset": t, "value": v, "acc": v,
@@ -102,26 +104,35 @@ def make_study(
                 metrics.append({"metric": "accuracy", "dataset": MEAN,
                                 "value": float(np.mean(accs))})
                 metrics.append({"metric": "runtime", "dataset": MEAN, "value": runtime})
-                out.append(_record("zeroshot", cfg, metrics, params=size))
-            if speed:
+                out.append(_record("evaluate", cfg, metrics, params=size))
+            if speed:  # as complaw.evaluate.speed.speed_metrics writes them
                 cfg = {**common, "eval": {"kind": "speed", "prompt_len": 64, "new_tokens": 16}}
-                factor = 1.0 if base else (1 + r) ** -RUNTIME_BETA
-                p, d = (v * factor for v in m["tps"])
-                out.append(_record("speed", cfg, [{
-                    "metric": "speed", "dataset": "generate", "value": d,
-                    "prefill_tokens_per_s": p, "decode_tokens_per_s": d,
-                }], params=size))
+                factor = 1.0 if base else (1 + r) ** -RUNTIME_BETA * jitter()
+                metrics = [{"metric": "throughput", "dataset": phase, "value": tps * factor,
+                            "unit": "tokens/s"} for phase, tps in zip(PHASES, m["tps"],
+                                                                       strict=True)]
+                if not base and m["baseline_speed"]:  # measured interleaved with the base
+                    metrics += [{"metric": "speedup", "dataset": phase, "value": factor * 1.01,
+                                 "ideal": 1 / (1 - 0.8 * r)} for phase in PHASES]
+                out.append(_record("evaluate", cfg, metrics, params=size))
     failed_cfg = {"model": "tiny-a", "dtype": "float32", "eval": {"kind": "intrinsic",
                   "data": "wikitext2:test", "seq_len": 4096}, "compression": None,
                   "recovery": None}
-    out.append(_record("evaluate", failed_cfg, [], status="failed"))
+    failed = _record("evaluate", failed_cfg, [], status="failed")
+    failed["failed_stage"] = "intrinsic"
+    out.append(failed)
     for rec in out:
         (records / f"{rec['id']}.json").write_text(json.dumps(rec), encoding="utf-8")
-    if study_json:
-        meta = {
-            "spec": {"models": list(MODELS), "methods": list(methods), "ratios": list(RATIOS)},
-            "timings": {"compress": 12.5, "recover": 40.0, "evaluate": 30.25},
-            "done": len(out) - 1, "failed": 1,
-        }
+    if runner_files:  # what `complaw run` writes beside the records
+        spec = {"name": "synthetic", "models": list(MODELS), "ratios": list(RATIOS),
+                "methods": [{"name": m} for m in methods]}
+        (folder / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False), "utf-8")
+        log = [{"stage": stage, "status": status, "seconds": sec, "id": f"x{i}"}
+               for i, (stage, status, sec) in enumerate([
+                   ("compress", "ok", 2.5), ("compress", "ok", 3.5), ("recover", "ok", 40.0),
+                   ("intrinsic", "ok", 10.0), ("intrinsic", "failed", 1.0)])]
+        lines = [json.dumps(e) for e in log] + ["{not json"]
+        (folder / "log.jsonl").write_text("\n".join(lines) + "\n", "utf-8")
+        meta = {"timings": {"report": 1.25}, "done": len(out) - 1, "failed": 1}
         (folder / "study.json").write_text(json.dumps(meta), encoding="utf-8")
     return folder

@@ -11,7 +11,7 @@ import pytest
 from report_synth import RATIOS
 
 from complaw.report import FIGURES, Analysis, Skip, load_study
-from complaw.report.figures import LAW, OBS
+from complaw.report.figures import IDEAL, LAW, OBS
 
 
 @pytest.fixture(scope="module")
@@ -76,28 +76,33 @@ def _base(records, metric: str) -> dict[tuple[str, str], float]:
 
 
 def test_speedup_shows_runtime_and_throughput_ratios(analysis, records):
+    """Runtime: S0 / S. Prefill / decode: the records' own speedup (measured against the base)
+    where there is one, else throughput over the base model's throughput."""
     fig = FIGURES.get("fig02").draw(analysis)
     base_rt = _base(records, "runtime")
-    base_tps = {
-        (r["config"]["model"], k): m[k]
-        for r in records
-        if r["config"]["compression"] is None and r["config"]["recovery"] is None
-        for m in r["metrics"] if m["metric"] == "speed"
-        for k in ("prefill_tokens_per_s", "decode_tokens_per_s")
-    }
+    base_tps = _base(records, "throughput")
     expected: Counter = Counter()
+    ideal: Counter = Counter()
     for r in records:
         comp = r["config"]["compression"]
         if comp is None:
             continue
         model = r["config"]["model"]
+        direct = {m["dataset"]: m for m in r["metrics"] if m["metric"] == "speedup"}
         for m in r["metrics"]:
             if m["metric"] == "runtime":
                 expected[_key(comp["ratio"], base_rt[(model, m["dataset"])] / m["value"])] += 1
-            if m["metric"] == "speed":
-                for k in ("prefill_tokens_per_s", "decode_tokens_per_s"):
-                    expected[_key(comp["ratio"], m[k] / base_tps[(model, k)])] += 1
+            if m["metric"] == "throughput":
+                if m["dataset"] in direct:
+                    expected[_key(comp["ratio"], direct[m["dataset"]]["value"])] += 1
+                    ideal[_key(comp["ratio"], direct[m["dataset"]]["ideal"])] += 1
+                else:
+                    expected[_key(comp["ratio"], m["value"] / base_tps[(model, m["dataset"])])] += 1
+    assert sum(ideal.values()) > 0 and sum(expected.values()) > sum(ideal.values())
     assert plotted(fig) == expected
+    assert plotted(fig, IDEAL) == ideal
+    assert [ax.get_title() for ax in fig.axes] == [
+        "runtime speedup S0 / S", "decode speedup", "prefill speedup"]
 
 
 def _law_rows(records, metric: str, dataset_ok):
