@@ -260,11 +260,14 @@ def runtime_laws(a: Analysis) -> Figure:
 
 def critical(a: Analysis) -> Figure:
     """r_crit(σ) of each model's Eq. 1 law (Table 2), with its 95% band from the fit."""
+    fits = {kind: a.fits(kind, "eq1", ("model",)).results for kind in ("intrinsic", "extrinsic")}
+    if not any(fits.values()):
+        raise Skip("no per-model Eq. 1 law (Table 2) could be fitted")
     fig, axes = panels(1, 2)
     drawn = 0
     for ax, kind in zip(axes[0], ("intrinsic", "extrinsic"), strict=True):
         notes = []
-        for k, f in enumerate(a.fits(kind, "eq1", ("model",)).results):
+        for k, f in enumerate(fits[kind]):
             law = f.law()
             try:
                 found = [critical_ratio(law, s, n_draws=200) for s in SIGMA_GRID[kind]]

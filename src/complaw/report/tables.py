@@ -326,14 +326,15 @@ def _fit_rows(sets: list[FitSet], paper: Callable[[FitResult, str], str | None])
             })
             rows.append(row)
             shown.append(show)
+    if not rows:
+        raise Skip("; ".join(notes) or "no rows to fit")
     data, display = pd.DataFrame(rows), pd.DataFrame(shown).fillna("–")
-    if len(data) and data.groupby("L")["form"].nunique().max() > 1:
+    if data.groupby("L")["form"].nunique().max() > 1:
         keys = [c for c in data.columns if c in ("L", *sets[0].by)]
         delta = data["aic"] - data.groupby(keys)["aic"].transform("min")
         data["delta_aic"] = delta
         display.insert(display.columns.get_loc("AIC") + 1, "ΔAIC", delta.map(fmt).to_numpy())
-    if len(data) and sets:
-        notes.insert(0, f"rows: {sets[0].subset}")
+    notes.insert(0, f"rows: {sets[0].subset}")
     return data, display, notes
 
 
