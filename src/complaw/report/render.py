@@ -81,8 +81,20 @@ table.t th{background:#f4f4f4}
 p.cap{color:#555;font-size:.9em;margin:.2em 0}p.skip{color:#8a6d00}p.err{color:#b00}
 ul.notes{color:#555;font-size:.85em}img{max-width:100%;border:1px solid #eee}
 pre{background:#f7f7f7;padding:.6em;font-size:.8em;overflow:auto}
-.files{font-size:.8em}
+.files{font-size:.8em}ul.toc{font-size:.9em;line-height:1.6}
 """
+
+
+def _toc(i: int, section: Section) -> str:
+    """One line of the table of contents: the section and links to what it shows."""
+    links = []
+    for kind, item in section.blocks:
+        if kind == "table":
+            links.append(f'<a href="#{item.name}">{html.escape(item.title.split(":")[0])}</a>')
+        elif kind == "figure":
+            links.append(f'<a href="#{item[0]}">{html.escape(item[1].split(":")[0])}</a>')
+    return (f'<li><a href="#s{i}">{html.escape(section.title)}</a>'
+            + (": " + " · ".join(links) if links else "") + "</li>")
 
 
 def page_html(title: str, intro: list[str], sections: list[Section]) -> str:
@@ -94,8 +106,10 @@ def page_html(title: str, intro: list[str], sections: list[Section]) -> str:
         f"<h1>{html.escape(title)}</h1>",
     ]
     out += [f"<p>{html.escape(line)}</p>" for line in intro]
-    for section in sections:
-        out.append(f"<h2>{html.escape(section.title)}</h2>")
+    out.append('<nav><ul class="toc">' + "".join(_toc(i, s) for i, s in enumerate(sections))
+               + "</ul></nav>")
+    for i, section in enumerate(sections):
+        out.append(f'<h2 id="s{i}">{html.escape(section.title)}</h2>')
         for kind, item in section.blocks:
             if kind == "table":
                 t: Table = item

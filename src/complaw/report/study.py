@@ -146,7 +146,7 @@ def usable_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
         finite &= np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
     ok = finite & (num["L"] > 0) & (num["L0"] > 0) & (num["r"] >= 0) & (num["r"] < 1)
     ok &= (num["D"] >= 0) & ~((metric == "accuracy") & ((num["L"] > 1) | (num["L0"] > 1)))
-    dropped = {f"metric {m} (no law models it)": int(n)
+    dropped = {f"metric {m} (laws model loss, accuracy and runtime)": int(n)
                for m, n in metric[~known].value_counts().sort_index().items()}
     bad = int((known & ~ok).sum())
     if bad:

@@ -109,7 +109,7 @@ def _counts(a: Analysis) -> Built:
         notes.append(f"{s.unmatched} metric entries of compressed models have no base-model "
                      "counterpart (no L0; e.g. speedups measured against the base)")
     for why, n in s.dropped.items():
-        notes.append(f"{n} law-table row(s) left out: {why}")
+        notes.append(f"{n} law-table row(s) not fitted: {why}")
     return df, df.astype(str), notes
 
 
@@ -291,12 +291,13 @@ def fit_sets(a: Analysis) -> list[FitSet]:
 
 def _fit_rows(sets: list[FitSet], paper: Callable[[FitResult, str], str | None]) -> Built:
     rows, shown, notes = [], [], []
+    unfitted: dict[tuple[str, str, str], list[str]] = {}
     for s in sets:
         if s.single_D and s.results and "gamma" in s.results[0].coefficients:
             notes.append(f"{s.kind} {s.form}: D takes a single value, so γ is only a constant "
                          "factor here (no RFT effect is measured)")
         for label, why in s.skipped:
-            notes.append(f"{s.kind} {s.form} ({label}) not fitted: {why}")
+            unfitted.setdefault((s.kind, label, why), []).append(s.form)
         for f in s.results:
             group = {k: v for k, v in f.group.items() if k != "metric"}
             row: dict[str, Any] = {**group, "L": s.kind, "form": f.form, "n": f.n}
@@ -326,6 +327,8 @@ def _fit_rows(sets: list[FitSet], paper: Callable[[FitResult, str], str | None])
             })
             rows.append(row)
             shown.append(show)
+    notes += [f"{kind} {', '.join(forms)} ({label}) not fitted: {why}"
+              for (kind, label, why), forms in unfitted.items()]
     if not rows:
         raise Skip("; ".join(notes) or "no rows to fit")
     data, display = pd.DataFrame(rows), pd.DataFrame(shown).fillna("–")

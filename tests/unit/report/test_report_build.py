@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from report_synth import ACC_LAW, LOSS_LAW, MODELS, RUNTIME_BETA
+from report_synth import ACC_LAW, LOSS_LAW, MODELS, RUNTIME_BETA, make_study
 
 from complaw.cli import main
 from complaw.errors import RecordError
@@ -117,18 +117,37 @@ def test_partial_study_still_gives_a_page(partial_report):
     assert "intrinsic eq1: D takes a single value" in html  # γ is only a constant here
 
 
-def test_a_folder_of_records_and_a_rebuild(partial_study, tmp_path):
-    study = partial_study
+def test_a_folder_of_records(partial_study, tmp_path):
+    report = build_report(partial_study / "records", tmp_path / "rep")
+    assert report.index == tmp_path / "rep" / "index.html" and report.errors == {}
+    assert "table1" in report.tables
+
+
+def test_out_replaces_only_an_earlier_report(tmp_path):
+    (tmp_path / "empty").mkdir()
     out = tmp_path / "rep"
-    first = build_report(study / "records", out)
-    assert first.index == out / "index.html" and first.errors == {}
-    again = build_report(study / "records", out)  # replaces its own earlier report
-    assert again.index.is_file()
+    build_report(tmp_path / "empty", out)
+    (out / "stale.txt").write_text("from an earlier report")
+    build_report(tmp_path / "empty", out)  # replaces its own earlier report, atomically
+    assert (out / "index.html").is_file() and not (out / "stale.txt").exists()
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "keep.txt").write_text("mine")
     with pytest.raises(RecordError, match="not empty"):
-        build_report(study, tmp_path / "busy")
+        build_report(tmp_path / "empty", tmp_path / "busy")
     assert (tmp_path / "busy" / "keep.txt").read_text() == "mine"
+
+
+def test_only_base_records(tmp_path):
+    study = make_study(tmp_path / "base", methods=(), runner_files=False)
+    report = build_report(study)
+    assert report.errors == {}
+    assert {"config", "counts", "environment", "timings"} <= set(report.tables)
+    assert report.skipped["table1"] == (
+        "intrinsic eq1, eq2, eq3, additive (all rows) not fitted: no intrinsic rows in this "
+        "study; extrinsic eq1, eq2, eq3, additive (all rows) not fitted: no extrinsic rows in "
+        "this study")
+    assert set(FIGURES) <= set(report.skipped)
+    assert "Not shown" in report.index.read_text()
 
 
 def test_an_empty_or_missing_study(tmp_path):
