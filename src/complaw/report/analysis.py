@@ -21,6 +21,9 @@ from complaw.laws.forms import get_form
 from complaw.report.study import Skip, Study, extrinsic, intrinsic, main_subset
 
 KINDS = ("intrinsic", "extrinsic", "runtime")
+POWER_FORMS = ("eq1", "eq2", "eq3")
+"""The paper's power laws, in the order a report falls back on them when Eq. 1 cannot be
+fitted (e.g. D never varies and the study has one L0)."""
 METRIC_OF = {"intrinsic": "loss", "extrinsic": "accuracy", "runtime": "runtime"}
 KIND_COLUMN = "compression"
 """Derived column: ``calibration-free`` or ``calibrated`` (the paper's Table 3 groups)."""
@@ -99,13 +102,27 @@ class Analysis:
         self._cache[key] = out
         return out
 
-    def one(self, kind: str, form: str = "eq1", subset: str = "main") -> FitResult:
-        """The single pooled fit of ``form`` on ``kind`` rows, or `Skip` saying why not."""
-        fs = self.fits(kind, form, (), subset)
-        if not fs.results:
-            reason = fs.skipped[0][1] if fs.skipped else "no rows"
-            raise Skip(f"no {form} law for {kind} rows: {reason}")
-        return fs.results[0]
+    def one(self, kind: str, forms: Sequence[str] = POWER_FORMS, subset: str = "main",
+            need: str | None = None) -> FitResult:
+        """The pooled fit on ``kind`` rows of the first of ``forms`` that can be fitted (and
+        has coefficient ``need``), or `Skip` saying why none can."""
+        reasons = []
+        for form in forms:
+            fs = self.fits(kind, form, (), subset)
+            found = [f for f in fs.results if need is None or need in f.coefficients]
+            if found:
+                return found[0]
+            reasons.append(f"{form}: {fs.skipped[0][1] if fs.skipped else 'no ' + need}")
+        raise Skip(f"no law for {kind} rows ({'; '.join(reasons)})")
+
+    def per_model(self, kind: str, forms: Sequence[str] = POWER_FORMS) -> list[FitResult]:
+        """One law per model: its fit of the first of ``forms`` that can be fitted (Eq. 1, as
+        in Table 2, when the model's rows allow it)."""
+        chosen: dict[str, FitResult] = {}
+        for form in forms:
+            for f in self.fits(kind, form, ("model",)).results:
+                chosen.setdefault(str(f.group["model"]), f)
+        return [chosen[m] for m in sorted(chosen)]
 
     def write_laws(self, path: Path, sets: Sequence[FitSet]) -> Path:
         """Write the laws of ``sets`` as ``complaw fit --json`` does (readable by

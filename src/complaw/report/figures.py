@@ -209,10 +209,11 @@ def law_panel(ax: Axes, rows: pd.DataFrame, law: Law, x: str, normalize: bool = 
 
 
 def law_vs_obs(a: Analysis, kind: str, x: str) -> Figure:
-    """Table 1's Eq. 1 law against the observations: per L0 frontier against r at the smallest
-    D (Figure 4a-b), or L / L0^α against D per r (Figure 4c-d)."""
+    """Table 1's Eq. 1 law (Eq. 2 or 3 when Eq. 1 cannot be fitted) against the observations:
+    per L0 frontier against r at the smallest D (Figure 4a-b), or L / L0^α against D per r
+    (Figure 4c-d)."""
     rows, _ = a.rows(kind)
-    law = a.one(kind, "eq1").law()
+    law = a.one(kind, need="beta" if x == "r" else "gamma").law()
     if x == "r":
         rows = rows[rows["D"] == rows["D"].min()]
     elif rows["D"].nunique() < 2:
@@ -259,10 +260,12 @@ def runtime_laws(a: Analysis) -> Figure:
 
 
 def critical(a: Analysis) -> Figure:
-    """r_crit(σ) of each model's Eq. 1 law (Table 2), with its 95% band from the fit."""
-    fits = {kind: a.fits(kind, "eq1", ("model",)).results for kind in ("intrinsic", "extrinsic")}
+    """r_crit(σ) of each model's Eq. 1 law (Table 2; Eq. 2 where Eq. 1 cannot be fitted), with
+    its 95% band from the fit."""
+    fits = {kind: [f for f in a.per_model(kind) if "beta" in f.coefficients]
+            for kind in ("intrinsic", "extrinsic")}
     if not any(fits.values()):
-        raise Skip("no per-model Eq. 1 law (Table 2) could be fitted")
+        raise Skip("no per-model law with a β (Eq. 1 or 2) could be fitted")
     fig, axes = panels(1, 2)
     drawn = 0
     for ax, kind in zip(axes[0], ("intrinsic", "extrinsic"), strict=True):
@@ -275,7 +278,7 @@ def critical(a: Analysis) -> Figure:
                 notes.append(f"{f.group['model']}: {str(exc).split(';')[0]}")
                 continue
             r = np.clip([c.r_crit for c in found], 0, 1)
-            curve(ax, SIGMA_GRID[kind], r, color(k), label=str(f.group["model"]))
+            curve(ax, SIGMA_GRID[kind], r, color(k), label=f"{f.group['model']} ({f.form})")
             if all(c.ci for c in found):
                 ax.fill_between(SIGMA_GRID[kind], np.clip([c.ci[0] for c in found], 0, 1),
                                 np.clip([c.ci[1] for c in found], 0, 1), color=color(k),

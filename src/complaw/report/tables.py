@@ -24,7 +24,7 @@ from complaw.laws.planner import parse_plan, plan
 from complaw.laws.published import get_law, published_laws
 from complaw.laws.theory import critical_ratio
 from complaw.registry import Registry
-from complaw.report.analysis import KIND_COLUMN, METRIC_OF, Analysis, FitSet
+from complaw.report.analysis import KIND_COLUMN, METRIC_OF, POWER_FORMS, Analysis, FitSet
 from complaw.report.study import MEAN_PREFIX, Skip
 
 SECTIONS = ("study", "laws", "paper", "plan")
@@ -285,8 +285,11 @@ FIT_TABLES: dict[str, FitTableDef] = {
 
 
 def fit_sets(a: Analysis) -> list[FitSet]:
-    """Every fit set the law tables show (for laws.json)."""
-    return [s for d in FIT_TABLES.values() for s in d.sets(a)]
+    """Every fit set the law tables show, and the per-model fits the planner may fall back on
+    (for laws.json)."""
+    per_model = [a.fits(kind, form, ("model",)) for kind in ("intrinsic", "extrinsic")
+                 for form in POWER_FORMS]
+    return [s for d in FIT_TABLES.values() for s in d.sets(a)] + per_model
 
 
 def _fit_rows(sets: list[FitSet], paper: Callable[[FitResult, str], str | None]) -> Built:
@@ -435,7 +438,7 @@ def _plan(a: Analysis) -> Built:
     base = base_values(a)
     rows = []
     for kind in ("extrinsic", "intrinsic"):
-        for f in a.fits(kind, "eq1", ("model",)).results:
+        for f in a.per_model(kind):
             model = str(f.group["model"])
             mine = base[(base["model"] == model) & (base["metric"] == METRIC_OF[kind])]
             if kind == "extrinsic" and mine["dataset"].str.startswith(MEAN_PREFIX).any():
@@ -445,20 +448,21 @@ def _plan(a: Analysis) -> Built:
                     rows.append(_plan_row(a, law_file, f, kind, sigma, str(dataset),
                                           float(part["L"].iloc[0])))
     if not rows:
-        raise Skip("no per-model eq1 law (Table 2) to plan with")
+        raise Skip("no per-model law (Table 2) to plan with")
     data = pd.DataFrame(rows)
     shown = []
     for row in rows:
         shown.append({
             "σ": fmt(row["sigma"]), "L": row["L"], "dataset": row["dataset"],
-            "model": row["model"], "L0": fmt(row["L0"]),
+            "model": row["model"], "law": row["law"].split(":")[1], "L0": fmt(row["L0"]),
             "r_crit [CI]": fmt_ci(row["r_crit"], row.get("r_crit_lo"), row.get("r_crit_hi"))
             if "r_crit" in row else "–",
             "largest r": fmt(row.get("r")),
             "D needed": fmt(row.get("D_needed")),
             "L predicted [CI]": fmt_ci(row["L_pred"], row.get("L_low"), row.get("L_high"))
             if "L_pred" in row else "–",
-            "params after": fmt(row.get("params_after")),
+            "params after": "–" if row.get("params_after") is None
+            else f"{row['params_after'] / 1e6:.4g} M",
             "note": row.get("note", ""),
         })
     notes = [
@@ -497,6 +501,7 @@ for _spec in (
     TableSpec("paper", "paper", "Our exponents beside the paper's",
               "The published law of the same form and group (complaw.laws.published).", _paper),
     TableSpec("plan", "plan", "The planner for this study's models",
-              "Per model, its own Eq. 1 law (Table 2), at σ = 0.8 and 0.9.", _plan),
+              "Per model, its own law (Table 2's Eq. 1; Eq. 2 or 3 where Eq. 1 cannot be "
+              "fitted), at σ = 0.8 and 0.9.", _plan),
 ):
     TABLES.add(_spec.name, _spec)

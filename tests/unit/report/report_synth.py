@@ -59,6 +59,8 @@ def make_study(
     noise: float = 0.01,
     seed: int = 0,
     runner_files: bool = True,
+    models: tuple[str, ...] = tuple(MODELS),
+    datasets: tuple[str, ...] = DATASETS,
 ) -> Path:
     """Write a study folder (records under ``folder/records``) and return ``folder``."""
     rng = np.random.default_rng(seed)
@@ -69,7 +71,8 @@ def make_study(
         return float(np.exp(rng.normal(0.0, noise)))
 
     out: list[dict] = []
-    for model, m in MODELS.items():
+    for model in models:
+        m = MODELS[model]
         variants: list[tuple[dict | None, dict | None, str]] = [(None, None, "prunenet")]
         for method in methods:
             for r in RATIOS:
@@ -90,6 +93,8 @@ def make_study(
                       "recovery": recovery}
             size = m["params"] * (1 - 0.8 * r)
             for dataset, L0 in zip(DATASETS, m["loss"], strict=True):
+                if dataset not in datasets:
+                    continue
                 cfg = {**common, "eval": {"kind": "intrinsic", "data": dataset, "seq_len": 128}}
                 L = value(L0, LOSS_LAW[method])
                 out.append(_record("evaluate", cfg, [{"metric": "loss", "dataset": dataset,

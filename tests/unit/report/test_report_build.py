@@ -137,6 +137,22 @@ def test_out_replaces_only_an_earlier_report(tmp_path):
     assert (tmp_path / "busy" / "keep.txt").read_text() == "mine"
 
 
+def test_one_model_one_dataset_falls_back_on_eq2(tmp_path):
+    """One L0 and D = 0 only: log L0 and the D term are both constant, so Eq. 1 cannot be
+    fitted; Figure 4a, Figure 5 and the planner use Eq. 2 and say so."""
+    study = make_study(tmp_path / "one", methods=("prunenet",), rft=(None,), zeroshot=False,
+                       speed=False, runner_files=False, models=("tiny-a",),
+                       datasets=("wikitext2:test",))
+    report = build_report(study)
+    assert report.errors == {}
+    assert "not identifiable" in report.skipped["table2"]
+    assert {"fig04a", "fig05", "plan"} <= set(report.figures + report.tables)
+    plan = pd.read_csv(report.index.parent / "tables" / "plan.csv")
+    assert set(plan["law"]) == {"fit:eq2:loss:model=tiny-a"}
+    assert plan["r"].notna().all()
+    assert "(1+r)^" in report.index.read_text()
+
+
 def test_only_base_records(tmp_path):
     study = make_study(tmp_path / "base", methods=(), runner_files=False)
     report = build_report(study)
