@@ -12,6 +12,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -398,7 +399,7 @@ def _params(a: Analysis, model: str) -> float | None:
     return None
 
 
-def _plan_row(a: Analysis, law_file: object, f: FitResult, kind: str, sigma: float,
+def _plan_row(a: Analysis, law_file: Path, f: FitResult, kind: str, sigma: float,
               dataset: str, L0: float) -> dict[str, Any]:
     """The planner's answer for one model, metric and sigma, with r_crit."""
     model = str(f.group["model"])
