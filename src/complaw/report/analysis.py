@@ -1,0 +1,131 @@
+"""The fits a report shows, computed once per study and shared by its tables and figures.
+
+`Analysis.fits(kind, form, by, subset)` fits one form on one kind of row (``intrinsic``: test
+loss, ``extrinsic``: mean zero-shot accuracy, ``runtime``), one law per group of ``by``. A group
+that cannot be fitted (too few rows, a constant regressor, ...) is kept as a reason, not an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from complaw.errors import LawError
+from complaw.io import write_json_atomic
+from complaw.laws.fit import FitResult, fit
+from complaw.laws.forms import get_form
+from complaw.report.study import Skip, Study, extrinsic, intrinsic, main_subset
+
+KINDS = ("intrinsic", "extrinsic", "runtime")
+POWER_FORMS = ("eq1", "eq2", "eq3")
+"""The paper's power laws, in the order a report falls back on them when Eq. 1 cannot be
+fitted (e.g. D never varies and the study has one L0)."""
+METRIC_OF = {"intrinsic": "loss", "extrinsic": "accuracy", "runtime": "runtime"}
+KIND_COLUMN = "compression"
+"""Derived column: ``calibration-free`` or ``calibrated`` (the paper's Table 3 groups)."""
+
+
+@dataclass
+class FitSet:
+    """The fits of one form on one kind of row, one per group; and the groups left out."""
+
+    kind: str
+    form: str
+    by: tuple[str, ...]
+    subset: str
+    results: list[FitResult] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    single_D: bool = False
+    """D takes one value in these rows: a fitted γ is then only a constant factor."""
+
+
+def _label(by: Sequence[str], key: Any) -> str:
+    values = key if isinstance(key, tuple) else (key,)
+    return " ".join(f"{k}={v}" for k, v in zip(by, values, strict=True)) or "all rows"
+
+
+class Analysis:
+    """Fits of a study, cached by (kind, form, by, subset)."""
+
+    def __init__(self, study: Study) -> None:
+        self.study = study
+        laws = study.laws.copy()
+        laws[KIND_COLUMN] = laws["calibration"].map(
+            lambda c: "calibration-free" if c == "none" else "calibrated"
+        )
+        self.laws = laws
+        self._cache: dict[tuple, FitSet] = {}
+        self.laws_file: Path | None = None
+        """Where the fitted laws were written (set by the report builder; the planner reads
+        laws by name from it)."""
+
+    def rows(self, kind: str, subset: str = "main") -> tuple[pd.DataFrame, str]:
+        """Law-table rows of ``kind`` (intrinsic, extrinsic, runtime) and a phrase naming them.
+
+        ``subset``: ``main`` = calibration-free rows when there are any (the paper's Tables 1,
+        2, 4, 6), ``all`` = every row.
+        """
+        if kind not in KINDS:
+            raise LawError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
+        df = self.laws
+        if kind == "intrinsic":
+            df = intrinsic(df)
+        elif kind == "extrinsic":
+            df = extrinsic(df)
+        else:
+            df = df[df["metric"] == "runtime"]
+        if subset == "all":
+            return df, "all rows"
+        return main_subset(df)
+
+    def fits(
+        self, kind: str, form: str = "eq1", by: Sequence[str] = (), subset: str = "main"
+    ) -> FitSet:
+        """The fits of ``form`` on ``kind`` rows, one per group of ``by`` (cached)."""
+        key = (kind, form, tuple(by), subset)
+        if key in self._cache:
+            return self._cache[key]
+        df, phrase = self.rows(kind, subset)
+        out = FitSet(kind, form, tuple(by), phrase, single_D=df["D"].nunique() == 1)
+        if df.empty:
+            out.skipped.append(("all rows", f"no {kind} rows in this study"))
+        parts = df.groupby(list(by), sort=True) if by else [((), df)] if len(df) else []
+        for group, part in parts:
+            try:
+                out.results.extend(fit(part, get_form(form), list(by)))
+            except LawError as exc:
+                out.skipped.append((_label(by, group), str(exc)))
+        self._cache[key] = out
+        return out
+
+    def one(self, kind: str, forms: Sequence[str] = POWER_FORMS, subset: str = "main",
+            need: str | None = None) -> FitResult:
+        """The pooled fit on ``kind`` rows of the first of ``forms`` that can be fitted (and
+        has coefficient ``need``), or `Skip` saying why none can."""
+        reasons = []
+        for form in forms:
+            fs = self.fits(kind, form, (), subset)
+            found = [f for f in fs.results if need is None or need in f.coefficients]
+            if found:
+                return found[0]
+            reasons.append(f"{form}: {fs.skipped[0][1] if fs.skipped else 'no ' + need}")
+        raise Skip(f"no law for {kind} rows ({'; '.join(reasons)})")
+
+    def per_model(self, kind: str, forms: Sequence[str] = POWER_FORMS) -> list[FitResult]:
+        """One law per model: its fit of the first of ``forms`` that can be fitted (Eq. 1, as
+        in Table 2, when the model's rows allow it)."""
+        chosen: dict[str, FitResult] = {}
+        for form in forms:
+            for f in self.fits(kind, form, ("model",)).results:
+                chosen.setdefault(str(f.group["model"]), f)
+        return [chosen[m] for m in sorted(chosen)]
+
+    def write_laws(self, path: Path, sets: Sequence[FitSet]) -> Path:
+        """Write the laws of ``sets`` as ``complaw fit --json`` does (readable by
+        ``complaw predict --law FILE.json#NAME``)."""
+        fits = {f.name: f.to_dict() for s in sets for f in s.results}
+        return write_json_atomic(path, {"fits": list(fits.values())})

@@ -1,0 +1,337 @@
+"""The report's figures: one registry, name -> `FigureSpec`, like the paper's Figures 1-8, 10.
+
+Each figure function takes an `Analysis` and returns a matplotlib `Figure` (no pyplot, so no
+global state and no display), or raises `Skip` naming what the study lacks. Measured values are
+drawn only by `observed` (artists with gid ``"obs"``) and laws only by `curve` (gid ``"law"``),
+so a test can read back exactly which measurements a figure shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from complaw.errors import LawError
+from complaw.laws.law import Law
+from complaw.laws.theory import critical_ratio
+from complaw.registry import Registry
+from complaw.report.analysis import KIND_COLUMN, Analysis
+from complaw.report.study import MEAN_PREFIX, Skip
+
+OBS = "obs"
+LAW = "law"
+IDEAL = "ideal"
+LEGEND_MAX = 12
+YLABEL = {"loss": "test loss (nats)", "accuracy": "zero-shot accuracy", "runtime": "runtime (s)"}
+SIGMA_GRID = {"extrinsic": np.linspace(0.30, 0.99, 70), "intrinsic": np.linspace(1.01, 3.0, 70)}
+SIGMAS = {"extrinsic": (0.8, 0.9), "intrinsic": (1 / 0.8, 1 / 0.9)}
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """A figure of the report: title, caption and the function that draws it."""
+
+    name: str
+    title: str
+    caption: str
+    draw: Callable[[Analysis], Figure]
+
+
+FIGURES: Registry[FigureSpec] = Registry("report figure", LawError)
+
+
+def color(i: int) -> tuple[float, ...]:
+    return colormaps["tab10"](i % 10)
+
+
+def panels(nrows: int, ncols: int, width: float = 4.8, height: float = 3.4) -> tuple:
+    """A figure with a grid of axes (always 2-D), with fixed margins in inches (a layout
+    engine would measure every label and take most of a report's drawing time)."""
+    w, h = width * ncols, height * nrows
+    fig = Figure(figsize=(w, h))
+    fig.subplots_adjust(left=0.75 / w, right=1 - 0.15 / w, bottom=0.55 / h, top=1 - 0.35 / h,
+                        wspace=0.3, hspace=0.5)
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
+
+
+def observed(ax: Axes, x, y, label: str | None = None, c=None, line: bool = True):
+    """Draw measured values (gid "obs"): markers, joined by a line unless ``line`` is False."""
+    (artist,) = ax.plot(
+        np.asarray(x, float), np.asarray(y, float), marker="o", markersize=4,
+        linestyle="-" if line else "none", label=label, color=c,
+    )
+    artist.set_gid(OBS)
+    return artist
+
+
+def curve(ax: Axes, x, y, c=None, label: str | None = None, gid: str = LAW,
+          style: str = "--"):
+    """Draw a prediction (gid "law" by default), dashed."""
+    (artist,) = ax.plot(np.asarray(x, float), np.asarray(y, float), linestyle=style,
+                        linewidth=1.2, color=c, label=label)
+    artist.set_gid(gid)
+    return artist
+
+
+def legend(ax: Axes) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    if 0 < len(handles) <= LEGEND_MAX:
+        ax.legend(fontsize=7)
+
+
+def _dataset_order(names) -> list[str]:
+    """Datasets sorted, the zero-shot mean last."""
+    return sorted(set(map(str, names)), key=lambda d: (d.startswith(MEAN_PREFIX), d))
+
+
+# ---------------------------------------------------------------- L against r (Figs 1, 3, 7, 8)
+
+
+def metric_vs_r(a: Analysis, metric: str, calibrated: bool) -> Figure:
+    """``metric`` against r for each dataset, without RFT (left, with the base model at r = 0)
+    and with RFT (right, the largest D of each RFT dataset); one line per model and method."""
+    obs = a.study.obs
+    rows = obs[obs["metric"] == metric]
+    comp = rows[~rows["base"].astype(bool)]
+    comp = comp[(comp["calibration"] != "none") if calibrated else (comp["calibration"] == "none")]
+    what = "calibration-based" if calibrated else "calibration-free"
+    if comp.empty:
+        raise Skip(f"no {metric} measurements of {what} compression in this study")
+    base = rows[rows["base"].astype(bool) & rows["model"].isin(set(comp["model"]))]
+    rft = comp[comp["D"] > 0]
+    keys = ["model", "method", "calibration", "rft", "dataset"]
+    rft = rft[rft["D"] == rft.groupby(keys)["D"].transform("max")]
+    columns = [("without RFT", comp[comp["D"] == 0])]
+    if len(rft):
+        columns.append(("with RFT (largest D)", rft))
+    datasets = _dataset_order(comp["dataset"])
+    fig, axes = panels(len(datasets), len(columns))
+    for i, dataset in enumerate(datasets):
+        for j, (title, part) in enumerate(columns):
+            ax = axes[i, j]
+            part = part[part["dataset"] == dataset]
+            groups = part.groupby(["model", "method", "calibration", "rft"], sort=True)
+            for k, ((model, method, calib, rft_set), g) in enumerate(groups):
+                g = g.sort_values(["r", "D"])
+                x, y = g["r"].to_numpy(), g["L"].to_numpy()
+                if j == 0:
+                    b = base[(base["model"] == model) & (base["dataset"] == dataset)]
+                    x, y = np.r_[b["r"].to_numpy(), x], np.r_[b["L"].to_numpy(), y]
+                label = f"{model} · {method}" + (f" ({calib})" if calibrated else "")
+                if rft_set != "none":
+                    label += f" · RFT {rft_set}, D={g['D'].max():g}"
+                observed(ax, x, y, label, color(k))
+            ax.set_title(f"{dataset}: {title}", fontsize=9)
+            ax.set_xlabel("compression ratio r")
+            ax.set_ylabel(YLABEL[metric])
+            legend(ax)
+    return fig
+
+
+# ---------------------------------------------------------------- speedup (Figs 2, 6)
+
+
+def _speed_ratios(a: Analysis) -> list[tuple[str, pd.DataFrame]]:
+    """(panel title, rows with r, ratio, series and ideal) for the runtime speedup S0 / S and
+    the prefill / decode speedups."""
+    out = []
+    rt = a.laws[a.laws["metric"] == "runtime"]
+    if len(rt):
+        out.append(("runtime speedup S0 / S",
+                    rt.assign(ratio=rt["L0"] / rt["L"], series=rt["dataset"], ideal=np.nan)))
+    for phase, part in a.study.speed.groupby("phase", sort=True):
+        out.append((f"{phase} speedup", part.assign(ratio=part["speedup"],
+                                                    series=part["source"])))
+    return out
+
+
+def speedup(a: Analysis) -> Figure:
+    """Speedup against r, one line per model and method (Figure 2); dotted: the
+    FLOP-proportional ideal where the records give it."""
+    found = _speed_ratios(a)
+    if not found:
+        raise Skip("no runtime or speed measurements in this study")
+    fig, axes = panels(1, len(found))
+    for ax, (title, rows) in zip(axes[0], found, strict=True):
+        groups = rows.groupby(["model", "method", "calibration", "series"], sort=True)
+        for k, ((model, method, _, series), g) in enumerate(groups):
+            g = g.sort_values(["r", "D"])
+            observed(ax, g["r"], g["ratio"], f"{model} · {method} · {series}", color(k))
+            ideal = g[pd.to_numeric(g["ideal"], errors="coerce").notna()]
+            if len(ideal):
+                curve(ax, ideal["r"], ideal["ideal"], color(k), gid=IDEAL, style=":")
+        ax.axhline(1.0, color="0.6", linewidth=0.8)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("compression ratio r")
+        ax.set_ylabel("speedup")
+        legend(ax)
+    return fig
+
+
+# ---------------------------------------------------------------- laws against observations
+
+
+def law_panel(ax: Axes, rows: pd.DataFrame, law: Law, x: str, normalize: bool = False) -> None:
+    """Observations of ``rows`` against ``x`` (r or D), each with the law's curve.
+
+    One colour per (L0, other variable); with ``normalize``, L / L0^α is drawn instead of L,
+    so that every L0 falls on one curve per value of the other variable.
+    """
+    other = "D" if x == "r" else "r"
+    if x == "r":
+        grid = np.linspace(0.0, 0.95, 60)
+    else:
+        grid = np.r_[0.0, np.geomspace(1.0, max(float(rows["D"].max()), 10.0) * 1.5, 60)]
+    rows = rows.copy()
+    alpha = law.coefficients.get("alpha", 0.0) if normalize else 0.0
+    rows["y"] = rows["L"] / rows["L0"] ** alpha if normalize else rows["L"]
+    keys = [other] if normalize else ["L0", other]
+    for k, (key, g) in enumerate(rows.groupby(keys, sort=True)):
+        L0, o = (1.0, key[0]) if normalize else key
+        g = g.sort_values(x)
+        label = f"{other}={o:g}" if normalize else f"L0={L0:.3g}, {other}={o:g}"
+        observed(ax, g[x], g["y"], label, color(k), line=False)
+        r, D = (grid, o) if x == "r" else (o, grid)
+        curve(ax, grid, law.predict(L0, r, D).L, color(k))
+    ax.set_xlabel("compression ratio r" if x == "r" else "RFT size D (tokens)")
+    if x == "D":
+        ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_ylabel(f"{YLABEL[law.metric]} / L0^α" if normalize else YLABEL[law.metric])
+    ax.set_title(law.formula(), fontsize=8)
+    legend(ax)
+
+
+def law_vs_obs(a: Analysis, kind: str, x: str) -> Figure:
+    """Table 1's Eq. 1 law (Eq. 2 or 3 when Eq. 1 cannot be fitted) against the observations:
+    per L0 frontier against r at the smallest D (Figure 4a-b), or L / L0^α against D per r
+    (Figure 4c-d)."""
+    rows, _ = a.rows(kind)
+    law = a.one(kind, need="beta" if x == "r" else "gamma").law()
+    if x == "r":
+        rows = rows[rows["D"] == rows["D"].min()]
+    elif rows["D"].nunique() < 2:
+        raise Skip(f"the {kind} rows have a single RFT size D; nothing to show against D")
+    fig, axes = panels(1, 1, 6.4, 4.4)
+    law_panel(axes[0, 0], rows, law, x, normalize=x == "D")
+    return fig
+
+
+def per_dataset(a: Analysis) -> Figure:
+    """Table 6's per-dataset laws against the test loss, one panel per test dataset."""
+    fits = a.fits("intrinsic", "eq1", (KIND_COLUMN, "dataset"), "all").results
+    main = "calibration-free" if any(f.group[KIND_COLUMN] == "calibration-free" for f in fits) \
+        else "calibrated"
+    fits = [f for f in fits if f.group[KIND_COLUMN] == main]
+    if not fits:
+        raise Skip("no per-dataset intrinsic law (Table 6) could be fitted")
+    fig, axes = panels(1, len(fits))
+    rows = a.laws
+    for ax, f in zip(axes[0], fits, strict=True):
+        mine = rows[(rows["metric"] == "loss") & (rows["dataset"] == f.group["dataset"])
+                    & (rows[KIND_COLUMN] == main)]
+        law_panel(ax, mine, f.law(), "r")
+        ax.set_title(f"{f.group['dataset']} ({main}): {f.law().formula()}", fontsize=7)
+    return fig
+
+
+def runtime_laws(a: Analysis) -> Figure:
+    """Runtime against r with each model's fitted runtime law (Table 4; Figure 6)."""
+    fits = a.fits("runtime", "runtime", ("model", "dataset")).results
+    if not fits:
+        raise Skip("no runtime law (Table 4) could be fitted")
+    fig, axes = panels(1, len(fits))
+    rows, _ = a.rows("runtime")
+    for ax, f in zip(axes[0], fits, strict=True):
+        mine = rows[(rows["model"] == f.group["model"]) & (rows["dataset"] == f.group["dataset"])]
+        law_panel(ax, mine, f.law(), "r")
+        ax.set_title(f"{f.group['model']}, {f.group['dataset']}: {f.law().formula()}",
+                     fontsize=7)
+    return fig
+
+
+# ---------------------------------------------------------------- critical ratio (Fig 5)
+
+
+def critical(a: Analysis) -> Figure:
+    """r_crit(σ) of each model's Eq. 1 law (Table 2; Eq. 2 where Eq. 1 cannot be fitted), with
+    its 95% band from the fit."""
+    fits = {kind: [f for f in a.per_model(kind) if "beta" in f.coefficients]
+            for kind in ("intrinsic", "extrinsic")}
+    if not any(fits.values()):
+        raise Skip("no per-model law with a β (Eq. 1 or 2) could be fitted")
+    fig, axes = panels(1, 2)
+    drawn = 0
+    for ax, kind in zip(axes[0], ("intrinsic", "extrinsic"), strict=True):
+        notes = []
+        for k, f in enumerate(fits[kind]):
+            law = f.law()
+            try:
+                found = [critical_ratio(law, s, n_draws=200) for s in SIGMA_GRID[kind]]
+            except LawError as exc:
+                notes.append(f"{f.group['model']}: {str(exc).split(';')[0]}")
+                continue
+            r = np.clip([c.r_crit for c in found], 0, 1)
+            curve(ax, SIGMA_GRID[kind], r, color(k), label=f"{f.group['model']} ({f.form})")
+            if all(c.ci for c in found):
+                ax.fill_between(SIGMA_GRID[kind], np.clip([c.ci[0] for c in found], 0, 1),
+                                np.clip([c.ci[1] for c in found], 0, 1), color=color(k),
+                                alpha=0.15, linewidth=0)
+            drawn += 1
+        for s in SIGMAS[kind]:
+            ax.axvline(s, color="0.7", linewidth=0.8, linestyle=":")
+        ax.set_xlabel("recovery threshold σ" + (" (L/L0^α ≤ σ)" if kind == "intrinsic"
+                                                 else " (L/L0^α ≥ σ)"))
+        ax.set_ylabel("critical ratio r_crit")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(f"{kind}" + ("" if not notes else f" (not drawn: {'; '.join(notes)})"),
+                     fontsize=8, wrap=True)
+        legend(ax)
+    if not drawn:
+        raise Skip("no per-model law meets the feasibility conditions of the theory")
+    return fig
+
+
+for _spec in (
+    FigureSpec("fig01", "Figure 1: accuracy against r (calibration-free)",
+               "Zero-shot accuracy per task and their mean, without and with RFT.",
+               partial(metric_vs_r, metric="accuracy", calibrated=False)),
+    FigureSpec("fig02", "Figure 2: speedup against r",
+               "Uncompressed over compressed runtime, and prefill / decode speedups; dotted: the "
+               "FLOP-proportional ideal.", speedup),
+    FigureSpec("fig03", "Figure 3: test loss against r (calibration-free)",
+               "Test loss per test dataset, without and with RFT.",
+               partial(metric_vs_r, metric="loss", calibrated=False)),
+    FigureSpec("fig04a", "Figure 4a: intrinsic law per L0 frontier",
+               "Test loss against r at the smallest D; dashed: Table 1's Eq. 1 law.",
+               partial(law_vs_obs, kind="intrinsic", x="r")),
+    FigureSpec("fig04b", "Figure 4b: extrinsic law per L0 frontier",
+               "Mean accuracy against r at the smallest D; dashed: Table 1's Eq. 1 law.",
+               partial(law_vs_obs, kind="extrinsic", x="r")),
+    FigureSpec("fig04c", "Figure 4c: effect of D on test loss",
+               "Test loss over L0^α against the RFT size D, one colour per r; dashed: the law.",
+               partial(law_vs_obs, kind="intrinsic", x="D")),
+    FigureSpec("fig04d", "Figure 4d: effect of D on accuracy",
+               "Mean accuracy over L0^α against the RFT size D, one colour per r; dashed: the law.",
+               partial(law_vs_obs, kind="extrinsic", x="D")),
+    FigureSpec("fig05", "Figure 5: critical ratio against σ",
+               "r_crit(σ) of each model's law (Table 2), 95% band; dotted: σ = 0.8, 0.9.",
+               critical),
+    FigureSpec("fig06", "Figure 6: runtime law", "Runtime against r with Table 4's law.",
+               runtime_laws),
+    FigureSpec("fig07", "Figure 7: test loss against r (calibration-based)",
+               "As Figure 3, for calibration-based compression.",
+               partial(metric_vs_r, metric="loss", calibrated=True)),
+    FigureSpec("fig08", "Figure 8: accuracy against r (calibration-based)",
+               "As Figure 1, for calibration-based compression.",
+               partial(metric_vs_r, metric="accuracy", calibrated=True)),
+    FigureSpec("fig10", "Figure 10: per-dataset laws",
+               "Test loss against r per test dataset with Table 6's law.", per_dataset),
+):
+    FIGURES.add(_spec.name, _spec)

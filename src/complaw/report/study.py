@@ -1,0 +1,272 @@
+"""What a report reads from a study folder: records, the law table, observations, study.json.
+
+A study folder is either a folder of record files (``*.json``, see `complaw.study.records`) or the
+folder of ``complaw run``: ``records/``, and optionally ``spec.yaml`` (the spec), ``log.jsonl``
+(one line per stage execution: stage, status, seconds) and ``study.json`` (spec, timings per
+stage, counts).
+Nothing here fails on a partial study: missing parts are empty frames, and rows that no law can
+use (unknown metric, L <= 0, ...) are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from complaw.errors import RecordError
+from complaw.laws.table import COLUMNS, METRICS, validate
+from complaw.study.records import law_table, read_records
+
+STUDY_FILE = "study.json"
+SPEC_FILE = "spec.yaml"
+LOG_FILE = "log.jsonl"
+RECORDS_DIR = "records"
+MEAN_PREFIX = "zeroshot"
+"""Dataset names of the mean zero-shot accuracy start with this (``zeroshot(piqa,arc_easy)``)."""
+
+OBS_COLUMNS = [
+    "record", "model", "method", "calibration", "rft", "D", "r", "dataset", "metric", "L",
+    "base", "ideal",
+]
+SPEED_COLUMNS = ["model", "method", "calibration", "r", "D", "phase", "speedup", "ideal", "source"]
+
+
+class Skip(Exception):
+    """A section cannot be drawn from this study; the message says what is missing."""
+
+
+@dataclass
+class Study:
+    """Everything a report is made of, read once from a study folder."""
+
+    folder: Path
+    records_dir: Path
+    records: list[dict[str, Any]]
+    problems: list[tuple[str, str]]
+    meta: dict[str, Any]
+    laws: pd.DataFrame
+    """The validated law table (`law_table`): one row per metric of a compressed model."""
+    dropped: dict[str, int]
+    """Law-table rows left out because no law can use them, by reason (see `usable_rows`)."""
+    unmatched: int
+    """Metrics of compressed models without a base record (no L0)."""
+    obs: pd.DataFrame
+    """Every measured value of every ok record (columns `OBS_COLUMNS`), base models included."""
+    speed: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Speedups of compressed models per phase (`SPEED_COLUMNS`)."""
+    spec: str | None = None
+    """The study's spec as text (spec.yaml, or study.json's "spec"), None when absent."""
+    log: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """The runner's log.jsonl: one row per stage execution (stage, status, seconds, ...)."""
+
+    @property
+    def n_ok(self) -> int:
+        return sum(r.get("status") == "ok" for r in self.records)
+
+    @property
+    def n_failed(self) -> int:
+        return sum(r.get("status") == "failed" for r in self.records)
+
+
+def records_folder(path: str | Path) -> Path:
+    """The folder that holds the record files of study ``path`` (``path/records`` or ``path``)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RecordError(
+            f"study folder {str(path)!r} does not exist; give the --out folder of "
+            "`complaw run` or a folder of records"
+        )
+    inner = path / RECORDS_DIR
+    return inner if inner.is_dir() else path
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """``study.json`` of a study folder ({} when absent; an unreadable file is an error)."""
+    file = path / STUDY_FILE
+    if not file.is_file():
+        return {}
+    try:
+        meta = json.loads(file.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RecordError(f"cannot read {file}: {exc}; fix or delete it") from None
+    if not isinstance(meta, dict):
+        raise RecordError(f"{file} must hold a JSON object, not {type(meta).__name__}")
+    return meta
+
+
+def read_spec(path: Path, meta: dict[str, Any]) -> str | None:
+    """The spec as YAML text: ``spec.yaml`` as written, else study.json's ``spec``."""
+    file = path / SPEC_FILE
+    if file.is_file():
+        return file.read_text("utf-8").rstrip()
+    if meta.get("spec") is None:
+        return None
+    plain = json.loads(json.dumps(meta["spec"], default=str))
+    return yaml.safe_dump(plain, sort_keys=False, default_flow_style=None, width=96).rstrip()
+
+
+def read_log(path: Path) -> pd.DataFrame:
+    """The runner's ``log.jsonl`` (empty when absent); lines that do not parse are skipped."""
+    file = path / LOG_FILE
+    rows = []
+    if file.is_file():
+        for line in file.read_text("utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and "stage" in entry:
+                rows.append(entry)
+    columns = ["stage", "status", "seconds"]
+    columns += sorted({k for r in rows for k in r} - set(columns))
+    return pd.DataFrame(rows, columns=columns)
+
+
+def usable_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The rows of a raw law table that a law can be fitted on, validated; and how many rows
+    were left out, by reason.
+
+    Left out: metrics other than loss/accuracy/runtime (e.g. throughput), missing or
+    non-finite numbers, L or L0 <= 0 (e.g. an accuracy of 0 on a small subset), r outside
+    [0, 1), D < 0 and accuracies above 1.
+    """
+    if df.empty:
+        return validate(pd.DataFrame(columns=list(COLUMNS))), {}
+    num = {c: pd.to_numeric(df[c], errors="coerce") for c in ("L", "L0", "r", "D")}
+    metric = df["metric"].astype(str).str.lower()
+    known = metric.isin(METRICS)
+    finite = pd.Series(True, index=df.index)
+    for values in num.values():
+        finite &= np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+    ok = finite & (num["L"] > 0) & (num["L0"] > 0) & (num["r"] >= 0) & (num["r"] < 1)
+    ok &= (num["D"] >= 0) & ~((metric == "accuracy") & ((num["L"] > 1) | (num["L0"] > 1)))
+    dropped = {f"metric {m} (laws model loss, accuracy and runtime)": int(n)
+               for m, n in metric[~known].value_counts().sort_index().items()}
+    bad = int((known & ~ok).sum())
+    if bad:
+        dropped["values outside a law's domain (L or L0 <= 0, missing, r not in [0, 1))"] = bad
+    return validate(df[known & ok].reset_index(drop=True)), dropped
+
+
+def _variant(config: dict[str, Any]) -> dict[str, Any]:
+    comp = config.get("compression") or {}
+    rec = config.get("recovery") or {}
+    return {
+        "model": str(config.get("model", "?")),
+        "method": str(comp.get("method_label", comp.get("method", "none"))),
+        "calibration": str(comp.get("calibration") or "none"),
+        "rft": str(rec.get("dataset") or "none") if rec.get("tokens") else "none",
+        "D": float(rec.get("tokens") or 0),
+        "r": float(comp.get("ratio") or 0.0),
+        "base": not comp and not rec,
+    }
+
+
+def observations(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per numeric metric entry of every ok record (`OBS_COLUMNS`; any metric)."""
+    rows = []
+    for rec in records:
+        if rec.get("status") != "ok":
+            continue
+        variant = _variant(rec.get("config") or {})
+        for m in rec.get("metrics") or []:
+            value = m.get("value")
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                rows.append({
+                    "record": rec.get("id"), **variant, "dataset": str(m.get("dataset")),
+                    "metric": str(m.get("metric")), "L": float(value), "ideal": m.get("ideal"),
+                })
+    return pd.DataFrame(rows, columns=OBS_COLUMNS)
+
+
+def speedups(obs: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
+    """Speedup of each compressed model per phase (`SPEED_COLUMNS`).
+
+    ``speedup`` entries (measured interleaved with the base model; dataset = the phase, with the
+    FLOP-proportional ``ideal``) are taken as they are; otherwise the ratio of ``throughput``
+    (tokens/s) to the base model's, paired as the law table pairs L with L0.
+    """
+    keys = ["model", "method", "calibration", "r", "D", "phase"]
+    direct = obs[(obs["metric"] == "speedup") & ~obs["base"].astype(bool)]
+    direct = direct.rename(columns={"dataset": "phase", "L": "speedup"})
+    direct = direct.assign(source="measured against the base")
+    tput = raw[raw["metric"] == "throughput"]
+    ratio = tput[["model", "method", "calibration"]].assign(
+        r=tput["r"].astype(float), D=tput["D"].astype(float), phase=tput["dataset"],
+        speedup=tput["L"] / tput["L0"], ideal=np.nan, source="throughput / base throughput",
+    )
+    if len(direct):
+        have = set(map(tuple, direct[keys].astype(str).to_numpy()))
+        ratio = ratio[[tuple(k) not in have for k in ratio[keys].astype(str).to_numpy()]]
+    parts = [p[SPEED_COLUMNS] for p in (direct, ratio) if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SPEED_COLUMNS)
+
+
+def load_study(path: str | Path) -> Study:
+    """Read a study folder (or a folder of records) for a report."""
+    path = Path(path)
+    folder = records_folder(path)
+    meta = read_meta(path)
+    found = read_records(folder)
+    raw = law_table(folder)
+    laws, dropped = usable_rows(raw)
+    obs = observations(found.records)
+    return Study(
+        folder=path,
+        records_dir=folder,
+        records=found.records,
+        problems=found.problems,
+        meta=meta,
+        laws=laws,
+        dropped=dropped,
+        unmatched=int(raw.attrs.get("unmatched", 0)),
+        obs=obs,
+        speed=speedups(obs, raw),
+        spec=read_spec(path, meta),
+        log=read_log(path),
+    )
+
+
+def is_mean(dataset: pd.Series) -> pd.Series:
+    """True where a dataset name is a mean over zero-shot tasks."""
+    return dataset.astype(str).str.startswith(MEAN_PREFIX)
+
+
+def intrinsic(df: pd.DataFrame) -> pd.DataFrame:
+    """Loss rows."""
+    return df[df["metric"] == "loss"]
+
+
+def extrinsic(df: pd.DataFrame) -> pd.DataFrame:
+    """The extrinsic L: the mean zero-shot accuracy rows, or (when a study has no mean) every
+    accuracy row."""
+    acc = df[df["metric"] == "accuracy"]
+    mean = acc[is_mean(acc["dataset"])]
+    return mean if len(mean) else acc
+
+
+def calibration_free(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of calibration-free compression (the paper's main subset)."""
+    return df[df["calibration"] == "none"]
+
+
+def calibrated(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of calibration-based compression."""
+    return df[df["calibration"] != "none"]
+
+
+def main_subset(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The rows the paper's Tables 1, 2, 4 and 6 use: calibration-free ones when the study has
+    them, else all; and a phrase saying which."""
+    free = calibration_free(df)
+    if len(free) and len(free) < len(df):
+        return free, "calibration-free rows (as in the paper)"
+    if len(free):
+        return df, "all rows (all calibration-free)"
+    return df, "all rows (the study has no calibration-free method)"

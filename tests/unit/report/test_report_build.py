@@ -1,0 +1,197 @@
+"""build_report on synthetic studies: every section, known answers, partial studies, bad input."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from report_synth import ACC_LAW, LOSS_LAW, MODELS, RUNTIME_BETA, make_study
+
+from complaw.cli import main
+from complaw.errors import RecordError
+from complaw.laws import fit
+from complaw.report import FIGURES, TABLES, build_report
+from complaw.study.records import law_table
+
+
+def test_full_report_has_every_table_and_figure(full_report):
+    assert full_report.errors == {}
+    assert full_report.skipped == {}
+    assert sorted(full_report.tables) == sorted(TABLES)
+    assert sorted(full_report.figures) == sorted(FIGURES)
+    folder = full_report.index.parent
+    html = full_report.index.read_text()
+    md = (folder / "index.md").read_text()
+    for name, spec in TABLES.items():
+        assert (folder / "tables" / f"{name}.csv").is_file()
+        assert r"\begin{tabular}" in (folder / "tables" / f"{name}.tex").read_text()
+        assert spec.title in md
+        assert f'id="{name}"' in html
+    for name in FIGURES:
+        assert (folder / "figures" / f"{name}.png").stat().st_size > 1000
+        assert f"figures/{name}.png" in html and f"figures/{name}.png" in md
+
+
+def _table(report, name: str) -> pd.DataFrame:
+    return pd.read_csv(report.index.parent / "tables" / f"{name}.csv")
+
+
+def _inside(row: pd.Series, truth: dict[str, float]) -> None:
+    """The truth lies within 4 standard errors, and the CI columns bracket the estimate."""
+    for coef, value in truth.items():
+        assert abs(row[coef] - value) <= 4 * row[f"{coef}_se"], (coef, value, row.to_dict())
+        assert row[f"{coef}_lo"] < row[coef] < row[f"{coef}_hi"]
+
+
+def test_table1_is_the_fit_of_the_law_table_and_finds_the_true_law(full_study, full_report):
+    t1 = _table(full_report, "table1")
+    assert set(t1["form"]) == {"eq1", "eq2", "eq3", "additive"}
+    assert set(t1["L"]) == {"intrinsic", "extrinsic"}
+    df = law_table(full_study / "records")
+    free = df[(df["metric"] == "loss") & (df["calibration"] == "none")]
+    expected = fit(free, "eq1").only()
+    row = t1[(t1["L"] == "intrinsic") & (t1["form"] == "eq1")].iloc[0]
+    assert row["n"] == expected.n == len(MODELS) * 5 * 3 * 3
+    for coef, c in expected.coefficients.items():
+        assert row[coef] == pytest.approx(c.estimate, rel=1e-9)
+    assert row["aic"] == pytest.approx(expected.aic)
+    _inside(row, dict(zip(("alpha", "beta", "gamma"), LOSS_LAW["prunenet"], strict=True)))
+    assert row["paper"] == "paper:all:intrinsic"
+    assert (t1.groupby("L")["delta_aic"].min() == 0).all()
+    # Eq. 1 is the true form: the ablations and the additive form lose on AIC
+    best = t1.loc[t1.groupby("L")["aic"].idxmin()]
+    assert set(best["form"]) == {"eq1"}
+
+
+def test_tables_2_3_4_6_find_the_true_laws(full_report):
+    t2 = _table(full_report, "table2")
+    assert sorted(t2["model"].unique()) == sorted(MODELS)
+    for _, row in t2[t2["L"] == "intrinsic"].iterrows():
+        _inside(row, dict(zip(("alpha", "beta", "gamma"), LOSS_LAW["prunenet"], strict=True)))
+    t3 = _table(full_report, "table3")
+    calibrated = t3[(t3["compression"] == "calibrated") & (t3["L"] == "intrinsic")].iloc[0]
+    _inside(calibrated, dict(zip(("alpha", "beta", "gamma"), LOSS_LAW["slicegpt"], strict=True)))
+    assert calibrated["paper"] == "paper:calibrated:intrinsic"
+    acc = t3[(t3["compression"] == "calibration-free") & (t3["L"] == "extrinsic")].iloc[0]
+    assert acc["beta"] == pytest.approx(ACC_LAW["prunenet"][1], abs=0.1)
+    t4 = _table(full_report, "table4")
+    assert len(t4) == len(MODELS)
+    for _, row in t4.iterrows():
+        _inside(row, {"beta": RUNTIME_BETA})
+        assert abs(row["const"]) < 0.05  # C = S0
+    t6 = _table(full_report, "table6")
+    assert len(t6) == 2 * 3  # (calibration-free, calibrated) x three test sets
+    assert set(t6["paper"].dropna()) >= {"paper:wikitext2:intrinsic", "paper:ptb:intrinsic"}
+
+
+def test_paper_table_and_planner(full_report):
+    paper = _table(full_report, "paper")
+    row = paper[(paper["table"] == "table1") & (paper["paper"] == "paper:all:intrinsic")]
+    assert row["alpha_paper"].iloc[0] == pytest.approx(0.63)
+    assert bool(row["alpha_paper_in_ci"].iloc[0])
+    plan = _table(full_report, "plan")
+    t2 = _table(full_report, "table2")
+    assert set(plan["sigma"]) == {0.8, 0.9}
+    ext = plan[plan["L"] == "extrinsic"]
+    assert sorted(ext["model"].unique()) == sorted(MODELS)
+    for _, row in ext.iterrows():
+        beta = t2[(t2["model"] == row["model"]) & (t2["L"] == "extrinsic")]["beta"].iloc[0]
+        assert row["r_crit"] == pytest.approx(row["sigma"] ** (1 / beta) - 1, rel=1e-9)
+        assert row["r"] <= row["r_crit"] < row["r"] + 0.05  # the largest grid ratio below
+        assert row["params_after"] == pytest.approx(MODELS[row["model"]]["params"] * (1 - row["r"]))
+    assert (plan[plan["L"] == "intrinsic"]["sigma"].isin([0.8, 0.9])).all()
+
+
+def test_partial_study_still_gives_a_page(partial_report):
+    assert partial_report.errors == {}
+    skipped = partial_report.skipped
+    assert {"fig01", "fig02", "fig04b", "fig04c", "fig04d", "fig06", "fig07",
+            "fig08", "table4"} <= set(skipped)
+    assert {"fig03", "fig04a", "fig05", "fig10", "table1", "table2", "table6"} <= set(
+        partial_report.figures + partial_report.tables
+    )
+    html = partial_report.index.read_text()
+    assert "Not shown" in html and skipped["fig07"] in html
+    assert "intrinsic eq1: D takes a single value" in html  # γ is only a constant here
+
+
+def test_a_folder_of_records(partial_study, tmp_path):
+    report = build_report(partial_study / "records", tmp_path / "rep")
+    assert report.index == tmp_path / "rep" / "index.html" and report.errors == {}
+    assert "table1" in report.tables
+
+
+def test_out_replaces_only_an_earlier_report(tmp_path):
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "rep"
+    build_report(tmp_path / "empty", out)
+    (out / "stale.txt").write_text("from an earlier report")
+    build_report(tmp_path / "empty", out)  # replaces its own earlier report, atomically
+    assert (out / "index.html").is_file() and not (out / "stale.txt").exists()
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "keep.txt").write_text("mine")
+    with pytest.raises(RecordError, match="not empty"):
+        build_report(tmp_path / "empty", tmp_path / "busy")
+    assert (tmp_path / "busy" / "keep.txt").read_text() == "mine"
+
+
+def test_one_model_one_dataset_falls_back_on_eq2(tmp_path):
+    """One L0 and D = 0 only: log L0 and the D term are both constant, so Eq. 1 cannot be
+    fitted; Figure 4a, Figure 5 and the planner use Eq. 2 and say so."""
+    study = make_study(tmp_path / "one", methods=("prunenet",), rft=(None,), zeroshot=False,
+                       speed=False, runner_files=False, models=("tiny-a",),
+                       datasets=("wikitext2:test",))
+    report = build_report(study)
+    assert report.errors == {}
+    assert "not identifiable" in report.skipped["table2"]
+    assert {"fig04a", "fig05", "plan"} <= set(report.figures + report.tables)
+    plan = pd.read_csv(report.index.parent / "tables" / "plan.csv")
+    assert set(plan["law"]) == {"fit:eq2:loss:model=tiny-a"}
+    assert plan["r"].notna().all()
+    assert "(1+r)^" in report.index.read_text()
+
+
+def test_only_base_records(tmp_path):
+    study = make_study(tmp_path / "base", methods=(), runner_files=False)
+    report = build_report(study)
+    assert report.errors == {}
+    assert {"config", "counts", "environment", "timings"} <= set(report.tables)
+    assert report.skipped["table1"] == (
+        "intrinsic eq1, eq2, eq3, additive (all rows) not fitted: no intrinsic rows in this "
+        "study; extrinsic eq1, eq2, eq3, additive (all rows) not fitted: no extrinsic rows in "
+        "this study")
+    assert set(FIGURES) <= set(report.skipped)
+    assert "Not shown" in report.index.read_text()
+
+
+def test_an_empty_or_missing_study(tmp_path):
+    with pytest.raises(RecordError, match="does not exist"):
+        build_report(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    report = build_report(tmp_path / "empty")
+    assert report.index.is_file() and report.errors == {}
+    assert "counts" in report.skipped and "table1" in report.skipped
+
+
+def test_cli(partial_study, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "cli-report"
+    monkeypatch.setattr(sys, "argv", ["complaw", "report", str(partial_study), "--out", str(out)])
+    with pytest.raises(SystemExit) as done:
+        main()
+    assert done.value.code in (0, None)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1] == str(out / "index.html")
+    monkeypatch.setattr(sys, "argv", ["complaw", "report", str(tmp_path / "missing")])
+    with pytest.raises(SystemExit) as bad:
+        main()
+    assert bad.value.code == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and len(err.strip().splitlines()) == 1
+
+
+def test_numbers_are_finite_in_the_law_tables(full_report):
+    for name in ("table1", "table2", "table3", "table4", "table6"):
+        t = _table(full_report, name)
+        assert np.isfinite(t["aic"]).all() and np.isfinite(t["adj_r2_centered"]).all()
