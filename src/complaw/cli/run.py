@@ -10,7 +10,6 @@ from rich.table import Table
 from typer import Argument, Option
 
 from complaw.cli.app import app, console, err_console, quiet_transformers
-from complaw.errors import ConfigError
 
 
 @app.command("run")
@@ -20,7 +19,10 @@ def run_command(
         Argument(help="Study spec (YAML file) or a shipped spec name: quickstart (default), "
                       "paper."),
     ] = None,
-    out: Annotated[Path | None, Option(help="Study folder (records, checkpoints, log).")] = None,
+    out: Annotated[
+        Path | None,
+        Option(help="Study folder (records, checkpoints, log, report); default: runs/<spec name>."),
+    ] = None,
     dry_run: Annotated[
         bool, Option(help="Print the grid (experiments, stage executions) and stop.")
     ] = False,
@@ -29,6 +31,9 @@ def run_command(
         str | None, Option(help="Ray cluster address (ray executor; default: start one here).")
     ] = None,
     retry_failed: Annotated[bool, Option(help="Run failed experiments again.")] = False,
+    report: Annotated[
+        bool, Option(help="Fit the laws and write the report (STUDY/report) at the end.")
+    ] = True,
     keep_checkpoints: Annotated[
         bool, Option(help="Keep checkpoints that no experiment still needs.")
     ] = False,
@@ -36,7 +41,8 @@ def run_command(
         Path | None, Option(help="Dataset folder (default: $COMPLAW_DATA_DIR).")
     ] = None,
 ) -> None:
-    """Run every experiment of SPEC that the study folder OUT does not hold yet."""
+    """Run every experiment of SPEC that the study folder OUT does not hold yet, then fit the
+    laws and write the report; the last line printed is the report's index.html."""
     from complaw.study.grid import describe, expand
     from complaw.study.runner import run_study
     from complaw.study.spec import load_spec
@@ -54,8 +60,7 @@ def run_command(
             console.print(f"not registered yet: {', '.join(sorted(grid.unregistered))} "
                           "(a run needs them)")
         return
-    if out is None:
-        raise ConfigError("give the study folder: --out FOLDER (or --dry-run)")
+    out = out or Path("runs") / study.name
     quiet_transformers()
     options = {"address": address} if executor == "ray" else {}
     summary = run_study(study, out, executor=executor, retry_failed=retry_failed,
@@ -71,6 +76,16 @@ def run_command(
     if summary.interrupted:
         err_console.print("stopped (Ctrl-C); run the same command again to resume")
         raise typer.Exit(130)
+    if report:
+        from complaw.report import build_report
+
+        built = build_report(out)
+        for name, why in built.errors.items():
+            err_console.print(f"[red]report: {name} failed:[/] {why}", highlight=False,
+                              soft_wrap=True)
+        console.print(f"report: {len(built.tables)} tables, {len(built.figures)} figures",
+                      highlight=False)
+        typer.echo(str(built.index))
     if summary.failed:
         raise typer.Exit(1)
 
