@@ -1,4 +1,4 @@
-"""Gemma 3 270M (alias gemma3-270m): BOS, exact parameter counts, PruneNet; 512 test tokens."""
+"""Gemma 3 270M (alias gemma3-270m): BOS, exact parameter counts, PruneNet; 256 test tokens."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_gemma_needs_bos_and_counts_exactly(gemma):
     model, adapter = gemma.model, gemma.adapter
     assert adapter.name == "gemma3" and model.config.model_type == "gemma3_text"
     assert adapter.bos_id(model.config) == gemma.tokenizer.bos_token_id == 2
-    blocks = load_blocks("wikitext2:test", gemma.tokenizer, 256, max_tokens=512)
+    blocks = load_blocks("wikitext2:test", gemma.tokenizer, 128, max_tokens=256)
     with_bos = mean_loss(model, adapter.with_bos(blocks, model.config))
     without = mean_loss(model, blocks)
     assert with_bos < 4.0 and with_bos < without - 0.2, (with_bos, without)

@@ -42,8 +42,8 @@ class ArchitectureAdapter:
     intermediate_size_attr: str = "intermediate_size"
     # whether q/k/v projections carry a bias (Qwen2 does)
     qkv_bias: bool = False
-    # whether every block's input must start with the BOS token (Gemma's do: without it the
-    # model's loss is several nats worse); see `bos_id` and `with_bos`
+    # whether every block's input must start with the BOS token (Gemma's do: without it Gemma 3
+    # 270M's WikiText-2 loss is 0.62 nats worse, 3.57 against 2.95); see `bos_id`, `with_bos`
     needs_bos: bool = False
     # whether a rotation of the residual stream can be folded into the weights (SliceGPT's
     # premise); `rotation_note` says why not when False
