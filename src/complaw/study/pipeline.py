@@ -26,8 +26,10 @@ from complaw.models.loading import parse_dtype
 from complaw.study.records import new_record, write_record
 
 
-def compression_of(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The `compression` entry of a config, from a compressed checkpoint's manifest."""
+def compression_of(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The `compression` entry of a config, from a checkpoint's manifest (None: uncompressed)."""
+    if manifest["method"] is None:
+        return None
     return {
         "method": manifest["method"],
         "ratio": manifest["ratio"],
@@ -38,20 +40,29 @@ def compression_of(manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def recovery_of(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The `recovery` entry of a config, from a checkpoint's manifest: what recovery was asked
+    and did (data, tokens, sequences, LoRA options, ...), without its run statistics."""
+    recovery = manifest.get("recovery")
+    if recovery is None:
+        return None
+    return {k: v for k, v in recovery.items() if k != "stats"}
+
+
 def intrinsic_config(
     model: str, data: str, seq_len: int = 1024, max_tokens: int | None = None,
     batch_size: int = 4, dtype: str = "float32",
 ) -> dict[str, Any]:
     """The configuration of an intrinsic evaluation (validated). `model` may be a compressed
-    checkpoint folder: the config then names its base model and its compression, so that the
-    record pairs with the base model's record in `law_table`."""
+    checkpoint folder: the config then names its base model, its compression and its recovery,
+    so that the record pairs with the base model's record in `law_table`."""
     check_budget(seq_len, max_tokens)
     if batch_size <= 0:
         raise ConfigError(f"batch_size must be positive, got {batch_size}; pass e.g. 4")
-    compression = None
+    compression = recovery = None
     if is_compressed(model):
         manifest = read_manifest(model)
-        compression = compression_of(manifest)
+        compression, recovery = compression_of(manifest), recovery_of(manifest)
         model = manifest["extra"].get("model", model)
     return {
         "model": model,
@@ -59,7 +70,7 @@ def intrinsic_config(
                  "max_tokens": max_tokens, "batch_size": batch_size},
         "dtype": dtype,
         "compression": compression,
-        "recovery": None,
+        "recovery": recovery,
     }
 
 
