@@ -14,7 +14,14 @@ from transformers import AutoModelForCausalLM
 from complaw.compress.checkpoint import MANIFEST, load_compressed
 from complaw.errors import ConfigError, DataError, ModelError, RecordError
 from complaw.models import adapter_for
-from complaw.recover import RecoveryConfig, RecoveryError, recover, train_lora
+from complaw.recover import (
+    RecoveryConfig,
+    RecoveryError,
+    recover,
+    train_lora,
+    training_batches,
+    training_rows,
+)
 
 IDS = torch.arange(2 * SEQ).view(2, SEQ) % 200
 
@@ -86,7 +93,8 @@ def test_samples_budget_is_sequences_of_seq_len(tmp_path, tiny_data_dir):
 
 
 def test_gradient_checkpointing_gives_the_same_training():
-    batches = recover_batches()
+    ids = torch.arange(300) % 200
+    batches = training_batches(training_rows(ids, 300, SEQ, "ids"), 4, pad_id=0)
     results = []
     for on in (False, True):
         model = tiny_model("llama")
@@ -96,13 +104,6 @@ def test_gradient_checkpointing_gives_the_same_training():
     plain, checkpointed = results
     for k in plain:
         torch.testing.assert_close(checkpointed[k], plain[k], rtol=1e-5, atol=1e-6)
-
-
-def recover_batches():
-    from complaw.recover import training_batches, training_rows
-
-    ids = torch.arange(300) % 200
-    return training_batches(training_rows(ids, 300, SEQ, "ids"), 4, 0)
 
 
 # --- bad input: a clear error, nothing written ------------------------------------------------

@@ -9,6 +9,7 @@ from tests.conftest import tiny_model
 from tests.unit.recover.recover_fixtures import SEQ, config
 
 from complaw.compress.checkpoint import load_compressed
+from complaw.errors import ConfigError
 from complaw.models import adapter_for
 from complaw.recover import (
     PROJECTIONS,
@@ -18,6 +19,7 @@ from complaw.recover import (
     training_batches,
     training_rows,
 )
+from complaw.recover.train import resolve_device
 
 
 def random_batches(model, tokens=300, batch_size=4, seed=5):
@@ -127,3 +129,26 @@ def test_exactly_d_tokens_are_batched(tokens, batch_size, shapes):
     assert sum(b.tokens for b in batches) == tokens
     seen = torch.cat([b.labels[b.labels != -100] for b in batches])
     assert torch.equal(seen, ids[:tokens])  # in order, each token once
+
+
+def test_device_choice():
+    assert resolve_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    with pytest.raises(ConfigError, match="unknown device"):
+        resolve_device("tpu9")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            resolve_device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_trains_under_bf16_autocast_with_float32_weights():
+    model = tiny_model("llama")
+    peft_model, stats = train_lora(model, adapter_for(model), random_batches(model), config(),
+                                   "cuda")
+    assert stats.precision == "bf16 autocast" and stats.peak_memory_of == "CUDA allocated"
+    merged = merge(peft_model)
+    assert all(p.dtype == torch.float32 and p.is_cuda for p in merged.parameters())
+    ids = random_batches(model, tokens=SEQ)[0].input_ids.cuda()
+    assert torch.isfinite(logits(merged, ids)).all()
