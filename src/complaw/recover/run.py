@@ -95,7 +95,8 @@ def recover(
     `config`'s exact token budget, merge the adapter and write the checkpoint to `out`.
 
     Bad input (config, data, budget, model, output folder) fails before any training, and
-    nothing is written unless the run succeeds. D = 0 writes the input model unchanged.
+    nothing is written unless the run succeeds. D = 0 writes the input model unchanged. A
+    LoadedModel given as `subject` is trained in place: its model becomes the merged model.
     """
     requested, config = config, config.resolved()
     source = subject.source.location if isinstance(subject, LoadedModel) else subject

@@ -140,6 +140,21 @@ def _peak_memory_mib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def _backward(
+    model: PeftModel, batch: Batch, autocast: Callable[[], Any], where: str
+) -> float:
+    """The batch's loss (labels = input ids), back-propagated; a non-finite one is an error."""
+    with autocast():
+        loss = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                     labels=batch.labels, use_cache=False).loss
+    value = loss.item()
+    if not math.isfinite(value):
+        raise RecoveryError(f"the train loss is {value} at {where}; stopped, nothing saved. "
+                            "Lower --lr, or check the model's weights and dtype")
+    loss.backward()
+    return value
+
+
 def train_lora(
     model: PreTrainedModel,
     adapter: ArchitectureAdapter,
@@ -151,7 +166,8 @@ def train_lora(
 
     AdamW on the LoRA parameters, `config.scheduler` with warm-up over `config.warmup` of the
     steps; CUDA runs under bf16 autocast, CPU in float32. A non-finite loss raises
-    RecoveryError naming the step. Returns the (unmerged) peft model and the run's statistics.
+    RecoveryError naming the step (`model` is then left without LoRA layers, as it came).
+    Returns the (unmerged) peft model, which wraps `model` in place, and the run's statistics.
     """
     device = torch.device(device)
     model.to(device)
@@ -173,31 +189,27 @@ def train_lora(
     peft_model.train()
     interval: list[float] = []
     start = time.perf_counter()
-    with _progress(steps) as advance:
-        for step, batch in enumerate(batches, start=1):
-            batch = batch.to(device)
-            with autocast():
-                loss = peft_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                                  labels=batch.labels, use_cache=False).loss
-            value = loss.item()
-            if not math.isfinite(value):
-                raise RecoveryError(
-                    f"the train loss is {value} at step {step} of {steps}; stopped, nothing "
-                    "saved. Lower --lr, or check the model's weights and dtype")
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            stats.tokens += batch.tokens
-            stats.sequences += len(batch.input_ids)
-            stats.final_loss = value
-            interval.append(value)
-            if len(interval) == config.log_every or step == steps:
-                stats.losses.append({"step": step, "tokens": stats.tokens,
-                                     "loss": sum(interval) / len(interval)})
-                interval = []
-            speed = stats.tokens / (time.perf_counter() - start)
-            advance(loss=f"{value:.3f}", speed=f"{speed:.0f}")
+    try:
+        with _progress(steps) as advance:
+            for step, batch in enumerate(batches, start=1):
+                batch = batch.to(device)
+                value = _backward(peft_model, batch, autocast, f"step {step} of {steps}")
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                stats.tokens += batch.tokens
+                stats.sequences += len(batch.input_ids)
+                stats.final_loss = value
+                interval.append(value)
+                if len(interval) == config.log_every or step == steps:
+                    stats.losses.append({"step": step, "tokens": stats.tokens,
+                                         "loss": sum(interval) / len(interval)})
+                    interval = []
+                speed = stats.tokens / (time.perf_counter() - start)
+                advance(loss=f"{value:.3f}", speed=f"{speed:.0f}")
+    except BaseException:
+        peft_model.unload()  # leave `model` as it came: no LoRA layers, weights unchanged
+        raise
     stats.seconds = time.perf_counter() - start
     if config.grad_checkpointing:
         _checkpointing(model, False)

@@ -13,6 +13,7 @@ from complaw.errors import ConfigError
 from complaw.models import adapter_for
 from complaw.recover import (
     PROJECTIONS,
+    RecoveryError,
     lora_targets,
     merge,
     train_lora,
@@ -152,3 +153,13 @@ def test_cuda_trains_under_bf16_autocast_with_float32_weights():
     assert all(p.dtype == torch.float32 and p.is_cuda for p in merged.parameters())
     ids = random_batches(model, tokens=SEQ)[0].input_ids.cuda()
     assert torch.isfinite(logits(merged, ids)).all()
+
+
+def test_a_failed_run_leaves_the_model_without_lora():
+    model = tiny_model("qwen2")
+    with torch.no_grad():
+        model.model.norm.weight[0] = float("nan")
+    with pytest.raises(RecoveryError, match="at step 1 of 3"):
+        train_lora(model, adapter_for(model), random_batches(model), config())
+    assert type(model.model.layers[0].self_attn.q_proj) is torch.nn.Linear
+    assert not any("lora" in name for name, _ in model.named_parameters())
