@@ -11,6 +11,11 @@ Format (a folder):
   "achieved" (fractional reduction of each count), "seconds" (compression time),
   "complaw_version", "torch_version", "transformers_version", "created" (UTC ISO time),
   "extra" (the caller's dict or {})}.
+  A checkpoint written by recovery fine-tuning (`complaw.recover`) chains base → compression →
+  recovery: it keeps its input's manifest and adds "recovery" (see docs/recover.md). When the
+  input was an uncompressed model, the manifest holds only "format", "format_version",
+  "method": null, the versions, "created", "extra" ({"model": the base model}) and "recovery";
+  its model is a plain HF checkpoint.
 
 Everything is written into a temporary folder beside the target, which is renamed into place
 only when complete: a failure leaves no partial checkpoint. An existing non-empty target is an
@@ -27,7 +32,7 @@ from typing import Any
 
 import torch
 import transformers
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from complaw import __version__
 from complaw.compress.base import METHODS, CompressionResult
@@ -60,6 +65,47 @@ def manifest_of(result: CompressionResult, extra: dict[str, Any] | None = None) 
     }
 
 
+def recovered_manifest(
+    base: dict[str, Any] | None, recovery: dict[str, Any], model: str | None = None
+) -> dict[str, Any]:
+    """The manifest of a recovered checkpoint: `base` (the input checkpoint's manifest, None for
+    an uncompressed input named `model`) with the `recovery` entry added."""
+    if base is not None:
+        return {**base, "recovery": recovery}
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "method": None,
+        "complaw_version": __version__,
+        "torch_version": torch.__version__,
+        "transformers_version": transformers.__version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "extra": {"model": model},
+        "recovery": recovery,
+    }
+
+
+def save_checkpoint(
+    model: PreTrainedModel,
+    folder: Path | str,
+    manifest: dict[str, Any],
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write `model` (by the manifest's method, or as plain HF when its method is null), the
+    tokenizer and the manifest into `folder`, atomically."""
+    method = manifest["method"]
+    with atomic_folder(folder, overwrite=overwrite) as tmp:
+        if method is None:
+            model.save_pretrained(tmp)
+        else:
+            METHODS.get(method).save_model(model, tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        write_json_atomic(tmp / MANIFEST, manifest)
+    return Path(folder)
+
+
 def save_compressed(
     result: CompressionResult,
     folder: Path | str,
@@ -68,14 +114,8 @@ def save_compressed(
     overwrite: bool = False,
 ) -> Path:
     """Write `result`'s model, the tokenizer and the manifest into `folder`, atomically."""
-    method = METHODS.get(result.method)
-    manifest = manifest_of(result, extra)
-    with atomic_folder(folder, overwrite=overwrite) as tmp:
-        method.save_model(result.model, tmp)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(tmp)
-        write_json_atomic(tmp / MANIFEST, manifest)
-    return Path(folder)
+    METHODS.get(result.method)  # an unknown method fails before anything is written
+    return save_checkpoint(result.model, folder, manifest_of(result, extra), tokenizer, overwrite)
 
 
 def read_manifest(folder: Path | str) -> dict[str, Any]:
@@ -101,7 +141,10 @@ def read_manifest(folder: Path | str) -> dict[str, Any]:
 def load_compressed(
     folder: Path | str, dtype: torch.dtype = torch.float32
 ) -> tuple[PreTrainedModel, dict[str, Any]]:
-    """Load the compressed model in `folder` (eval mode) and its manifest."""
+    """Load the compressed (or recovered) model in `folder` (eval mode) and its manifest."""
     manifest = read_manifest(folder)
-    model = METHODS.get(manifest["method"]).load_model(Path(folder), dtype=dtype)
+    if manifest["method"] is None:  # a recovered uncompressed model: plain HF
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    else:
+        model = METHODS.get(manifest["method"]).load_model(Path(folder), dtype=dtype)
     return model.eval(), manifest

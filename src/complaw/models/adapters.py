@@ -55,6 +55,7 @@ class ArchitectureAdapter:
         "gate_proj", "up_proj", "down_proj",
     )
     MODEL_PARTS = ("layers", "embed_tokens", "final_norm", "lm_head")
+    PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
     def decoder_layers(self, model: PreTrainedModel) -> nn.ModuleList:
         return model.get_submodule(self.layers)
@@ -67,6 +68,14 @@ class ArchitectureAdapter:
         parent_path, _, attr = getattr(self, role).rpartition(".")
         parent = root.get_submodule(parent_path) if parent_path else root
         setattr(parent, attr, module)
+
+    def projection_names(
+        self, model: PreTrainedModel, roles: tuple[str, ...] = PROJECTIONS
+    ) -> list[str]:
+        """Full module names (`model.layers.0.self_attn.q_proj`, ...) of the projections playing
+        `roles` in every decoder layer, e.g. the targets of LoRA."""
+        count = len(self.decoder_layers(model))
+        return [f"{self.layers}.{i}.{getattr(self, role)}" for i in range(count) for role in roles]
 
     def tied_embeddings(self, model: PreTrainedModel) -> bool:
         head = model.get_submodule(self.lm_head)

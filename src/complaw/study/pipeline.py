@@ -27,9 +27,12 @@ from complaw.study.config import Compression, Experiment, Intrinsic, chain
 from complaw.study.records import new_record, write_record
 
 
-def compression_of(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The `compression` entry of an experiment config, from a compressed checkpoint's manifest
-    (checkpoints written by `run_compress` carry it; older ones are rebuilt from their fields)."""
+def compression_of(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The `compression` entry of an experiment config, from a checkpoint's manifest (None: an
+    uncompressed model; checkpoints written by `run_compress` carry the entry, older ones are
+    rebuilt from their fields)."""
+    if manifest["method"] is None:
+        return None
     config = manifest["extra"].get("config")
     if config is not None:
         return config["compression"]
@@ -44,23 +47,34 @@ def compression_of(manifest: dict[str, Any]) -> dict[str, Any]:
     ).resolve().to_dict()
 
 
+def recovery_of(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The `recovery` entry of a config, from a checkpoint's manifest: what recovery was asked
+    and did (data, tokens, sequences, LoRA options, ...), without its run statistics."""
+    recovery = manifest.get("recovery")
+    if recovery is None:
+        return None
+    return {k: v for k, v in recovery.items() if k != "stats"}
+
+
 def intrinsic_config(
     model: str, data: str | Sequence[str], seq_len: int = 1024, max_tokens: int | None = None,
     batch_size: int = 4, dtype: str = "float32",
 ) -> dict[str, Any]:
     """The configuration (`Experiment.to_dict()`, validated and resolved) of an intrinsic
-    evaluation. `model` may be a compressed checkpoint folder: the config then names its base
-    model and its compression, so that the record pairs with the base model's record in
-    `law_table`."""
-    compression = None
+    evaluation. `model` may be a compressed or recovered checkpoint folder: the config then
+    names its base model, its compression and its recovery, so that the record pairs with the
+    base model's record in `law_table` (and has its D)."""
+    compression = recovery = None
     if is_compressed(model):
         manifest = read_manifest(model)
-        compression = Compression.from_dict(compression_of(manifest))
+        compression, recovery = compression_of(manifest), recovery_of(manifest)
         model = manifest["extra"].get("model", model)
     evaluation = Intrinsic(data=data, seq_len=seq_len, max_tokens=max_tokens,
                            batch_size=batch_size)
-    experiment = Experiment(model=model, eval=evaluation, dtype=dtype, compression=compression)
-    return experiment.resolve().to_dict()
+    experiment = Experiment(
+        model=model, eval=evaluation, dtype=dtype,
+        compression=None if compression is None else Compression.from_dict(compression))
+    return {**experiment.resolve().to_dict(), "recovery": recovery}
 
 
 def is_compressed(location: str | Path) -> bool:
@@ -129,8 +143,8 @@ def run_intrinsic(
     start = time.perf_counter()
     loaded = load_subject(location, config["dtype"], device)
     timings["load"] = time.perf_counter() - start
-    if is_compressed(location):
-        record["achieved"] = read_manifest(location)["achieved"]
+    if is_compressed(location) and "achieved" in (manifest := read_manifest(location)):
+        record["achieved"] = manifest["achieved"]  # a recovered uncompressed model has none
     record["model_source"] = loaded.source.describe()
     record["params"] = count_parameters(loaded.model, loaded.adapter)
     blocks = {  # [n, seq_len] text blocks, with a BOS column in front where the family needs it
