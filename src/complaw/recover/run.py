@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -67,11 +66,11 @@ def load_input(subject: LoadedModel | str | Path) -> tuple[LoadedModel, dict[str
 
 
 def recovery_entry(config: RecoveryConfig, requested: RecoveryConfig, stats: TrainStats,
-                   text_sha256: str) -> dict[str, Any]:
+                   variant: dict[str, str]) -> dict[str, Any]:
     """The manifest's "recovery" entry (see docs/recover.md)."""
     entry = {k: v for k, v in config.to_dict().items() if k not in ("data", *_RUN_KEYS)}
     entry.update(
-        dataset=config.data, data_sha256=text_sha256, tokens=stats.tokens,
+        dataset=config.data, data_variant=variant, tokens=stats.tokens,
         samples=requested.samples, sequences=stats.sequences, steps=stats.steps,
     )
     entry["stats"] = {
@@ -102,10 +101,12 @@ def recover(
     source = subject.source.location if isinstance(subject, LoadedModel) else subject
     target = check_out(out, overwrite, source)
     torch_device = resolve_device(device)
-    text = config.ref.text(data_dir)
+    split = config.ref.load(data_dir)
     loaded, base = load_input(subject)
-    rows = training_rows(tokenize(text, loaded.tokenizer), config.tokens, config.seq_len,
+    rows = training_rows(tokenize(split.text, loaded.tokenizer), config.tokens, config.seq_len,
                          config.data)
+    # a BOS in front of each row where the family needs it (never a target: labels shift)
+    rows = [loaded.adapter.with_bos(row[None], loaded.model.config)[0] for row in rows]
     if rows:
         pad_id = loaded.tokenizer.pad_token_id or loaded.tokenizer.eos_token_id or 0
         batches = training_batches(rows, config.batch_size, pad_id)
@@ -114,7 +115,7 @@ def recover(
         model = merge(peft_model).cpu()
     else:
         model, stats = loaded.model, TrainStats()
-    entry = recovery_entry(config, requested, stats, hashlib.sha256(text.encode()).hexdigest())
+    entry = recovery_entry(config, requested, stats, split.variant)
     manifest = recovered_manifest(base, entry, loaded.name)
     save_checkpoint(model, target, manifest, loaded.tokenizer, overwrite)
     return RecoveryResult(model, loaded.tokenizer, target, manifest, stats)

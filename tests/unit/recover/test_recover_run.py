@@ -54,7 +54,7 @@ def test_recovered_checkpoint_reloads_with_equal_logits(kind, tmp_path, tiny_dat
     assert (rec["dataset"], rec["tokens"], rec["sequences"], rec["steps"]) == \
         ("ptb:train", 300, 10, 3)
     assert (rec["rank"], rec["alpha"], rec["seed"], rec["seq_len"]) == (16, 32.0, 0, SEQ)
-    assert len(rec["data_sha256"]) == 64
+    assert rec["data_variant"]["source"] == "file" and len(rec["data_variant"]["sha256"]) == 64
     stats = rec["stats"]
     assert stats["final_loss"] > 0 and stats["losses"][-1]["tokens"] == 300
     assert stats["seconds"] > 0 and stats["peak_memory_mib"] > 0

@@ -147,3 +147,23 @@ def test_run_command_reports_and_exits_nonzero_on_failures(tmp_path):
     assert "stub failure for bad" in result.output
     again = CliRunner().invoke(app, ["run", str(spec), "--out", str(tmp_path / "s")])
     assert "0 experiment(s) done, 0 failed; stage executions: nothing" in again.output
+
+
+def test_recovery_stage_shares_one_checkpoint_and_gives_records_their_d(tiny_checkpoint,
+                                                                        tiny_data_dir, tmp_path):
+    spec = parse_spec({
+        "models": [str(tiny_checkpoint)], "ratios": [0.5], "methods": [{"name": "prunenet"}],
+        "recovery": {"datasets": ["ptb:train"], "samples": [0, 2, 4], "seq_len": 16,
+                     "options": {"rank": 4, "lr": 1e-3, "batch_size": 2}},
+        "evaluations": {"intrinsic": {"data": ["ptb:test"], "seq_len": 16, "max_tokens": 128}},
+    })
+    summary = run_study(spec, tmp_path / "s", progress=False)
+    assert (summary.done, summary.failed) == (4, 0)  # baseline + D = 0, 32, 64
+    assert summary.ran == {"compress": 1, "recover": 2, "intrinsic": 4}
+    table = law_table(tmp_path / "s").sort_values("D")
+    assert table["D"].tolist() == [0, 32, 64] and (table["r"] == 0.5).all()
+    assert len(set(table["L"])) == 3  # each budget trained a different model
+    records = [json.loads(p.read_text()) for p in (tmp_path / "s" / "records").glob("*.json")]
+    [rec] = [r["config"]["recovery"] for r in records if (r["config"]["recovery"] or {})
+             .get("tokens") == 64]
+    assert rec["options"]["rank"] == 4 and rec["options"]["alpha"] == 32.0  # defaults resolved

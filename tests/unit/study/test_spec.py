@@ -67,7 +67,7 @@ def test_the_paper_grid_counts_table_5():
     # Stage executions: each compressed checkpoint is made once (5 x 5 + 3 x 2 x 5 = 55) and
     # shared by its 9 recoveries and all evaluations; D = 0 runs no recovery.
     assert grid.counts() == {"compress": 55, "recover": 495, "intrinsic": 558, "extrinsic": 558}
-    assert grid.unregistered == {"recover", "extrinsic"}
+    assert grid.unregistered == {"extrinsic"}
 
 
 def test_dry_run_and_unregistered_stages(tmp_path):
@@ -79,7 +79,7 @@ def test_dry_run_and_unregistered_stages(tmp_path):
     assert "1,116" in result.output and "compress" in result.output
     result = runner.invoke(app, ["run", "quickstart", "--out", str(tmp_path / "s")])
     assert isinstance(result.exception, ConfigError)
-    assert "complaw/study/stages/recover.py" in str(result.exception)
+    assert "complaw/study/stages/extrinsic.py" in str(result.exception)
     assert not (tmp_path / "s").exists()  # nothing runs (or is written) before the check
 
 
