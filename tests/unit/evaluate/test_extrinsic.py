@@ -134,3 +134,19 @@ def test_prunenet_checkpoint_runs_in_lm_eval_cli(smol_tokenizer, shared_data, tm
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "arc_easy_local" in done.stdout and "acc_norm" in done.stdout
+
+
+def test_slicegpt_checkpoint_runs_through_hflm(smol_tokenizer, shared_data, tmp_path):
+    """SliceGPT's custom layers cannot be built by from_pretrained; complaw hands the loaded
+    model to lm-eval, so its checkpoints evaluate all the same."""
+    calibration = torch.randint(0, 49152, (4, 32), generator=torch.Generator().manual_seed(0))
+    result = compress(tiny_smol_llama(), "slicegpt", 0.25, calibration)
+    folder = save_compressed(result, tmp_path / "sliced", smol_tokenizer)
+    out = tmp_path / "runs"
+    run = runner.invoke(app, ["evaluate", "--model", str(folder), "--tasks", "arc_easy",
+                              "--limit", "3", "--data-dir", str(shared_data), "--out", str(out)])
+    assert run.exit_code == 0, run.output
+    (path,) = out.glob("*.json")
+    record = json.loads(path.read_text())
+    assert record["config"]["compression"]["method"] == "slicegpt"
+    assert record["metrics"][0]["n_docs"] == 3
