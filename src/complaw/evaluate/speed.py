@@ -15,6 +15,7 @@ ideal speedup that a measured speedup can be set against.
 
 from __future__ import annotations
 
+import inspect
 import resource
 import statistics
 import sys
@@ -96,6 +97,9 @@ class _Timer:
         g = torch.Generator().manual_seed(seed)
         self.prompt = torch.randint(0, vocab, (config.batch_size, config.prompt_len),
                                     generator=g).to(self.device)
+        # transformers 5.x names the KV-cache argument `cache` (older: `past_key_values`)
+        params = inspect.signature(self.model.forward).parameters
+        self.cache_arg = "cache" if "cache" in params else "past_key_values"
         self.prefill: list[float] = []
         self.decode: list[float] = []
         self.peak_bytes = 0
@@ -115,7 +119,7 @@ class _Timer:
             self.sync()
             start = time.perf_counter()
             for _ in range(c.new_tokens):
-                out = self.model(input_ids=token, past_key_values=cache, use_cache=True)
+                out = self.model(input_ids=token, use_cache=True, **{self.cache_arg: cache})
                 cache = out.past_key_values
                 token = out.logits[:, -1].argmax(-1, keepdim=True)
             self.sync()
