@@ -1,4 +1,5 @@
-"""`complaw evaluate`: test cross-entropy of one model on one dataset, written as a record."""
+"""`complaw evaluate`: test cross-entropy of one model on one dataset, or (with --tasks) its
+zero-shot accuracy through lm-eval, written as a record."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import typer
 from rich.table import Table
 
 from complaw.cli.app import app, console, quiet_transformers
+from complaw.errors import ConfigError
 
 
 @app.command()
@@ -23,11 +25,24 @@ def evaluate(
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:0, ..."),
     data_dir: Path = typer.Option(None, help="Data directory (default: $COMPLAW_DATA_DIR)."),
     out: Path = typer.Option(None, help="Folder to write the JSON record into."),
+    tasks: str = typer.Option(
+        None, help="Zero-shot tasks instead of --data: piqa,winogrande,hellaswag,arc_easy,"
+        "arc_challenge,mmlu, or 'paper' for all six (lm-eval, local files first)."
+    ),
+    limit: int = typer.Option(
+        None, help="With --tasks: at most N documents per task (per MMLU subject)."
+    ),
 ) -> None:
-    """Measure intrinsic test cross-entropy (nats) and perplexity of a model."""
+    """Measure intrinsic test cross-entropy (nats) and perplexity of a model, or with --tasks
+    its zero-shot accuracy (lm-evaluation-harness)."""
+    quiet_transformers()
+    if tasks is not None:
+        _zero_shot(model, tasks, limit, batch_size, dtype, device, data_dir, out)
+        return
+    if limit is not None:
+        raise ConfigError("--limit applies to zero-shot tasks; add --tasks (e.g. --tasks paper)")
     from complaw.study.pipeline import intrinsic_config, run_intrinsic
 
-    quiet_transformers()
     config = intrinsic_config(model, data, seq_len, max_tokens, batch_size, dtype)
     record = run_intrinsic(config, out, device, data_dir, location=model)
     metric = record["metrics"][0]
@@ -38,6 +53,33 @@ def evaluate(
         f"{metric['loss']:.4f}", f"{metric['perplexity']:.2f}", f"{metric['tokens']:,}",
         f"{metric['tokens_per_s']:.0f}", f"{record['params']['total']:,}",
     )
+    console.print(table)
+    if "path" in record:
+        console.print(f"record: {record['path']}")
+
+
+def _zero_shot(
+    model: str, tasks: str, limit: int | None, batch_size: int, dtype: str, device: str,
+    data_dir: Path | None, out: Path | None,
+) -> None:
+    from complaw.evaluate.extrinsic import ExtrinsicConfig
+    from complaw.study.pipeline import extrinsic_config, run_extrinsic
+
+    settings = ExtrinsicConfig(tasks=tuple(tasks.split(",")), limit=limit, batch_size=batch_size)
+    config = extrinsic_config(model, settings, dtype)
+    record = run_extrinsic(config, out, device, data_dir, location=model)
+    table = Table(title=f"{model}: zero-shot accuracy")
+    for column in ("task", "metric", "value", "acc", "acc_norm", "docs", "source"):
+        table.add_column(column, justify="left" if column in ("task", "source") else "right")
+    for m in record["metrics"]:
+        if m["metric"] == "accuracy" and "chosen" in m:
+            norm = "" if m["acc_norm"] is None else f"{m['acc_norm']:.4f}"
+            table.add_row(m["dataset"], m["chosen"], f"{m['value']:.4f}", f"{m['acc']:.4f}",
+                          norm, f"{m['n_docs']:,}", m["source"])
+        elif m["metric"] == "accuracy":
+            table.add_row("mean (L)", "", f"{m['value']:.4f}", "", "", "", "")
+        else:
+            table.add_row("wall time", "", f"{m['value']:.1f} s", "", "", "", "")
     console.print(table)
     if "path" in record:
         console.print(f"record: {record['path']}")

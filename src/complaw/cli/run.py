@@ -56,9 +56,6 @@ def run_command(
         for line, count in describe(grid):
             table.add_row(line, f"{count:,}")
         console.print(table)
-        if grid.unregistered:
-            console.print(f"not registered yet: {', '.join(sorted(grid.unregistered))} "
-                          "(a run needs them)")
         return
     out = out or Path("runs") / study.name
     quiet_transformers()

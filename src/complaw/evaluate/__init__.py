@@ -1,5 +1,8 @@
 """Evaluation of (compressed) models: intrinsic loss, extrinsic accuracy, speed."""
 
+from complaw.evaluate.extrinsic import ExtrinsicConfig, chosen_metric, evaluate_zero_shot
 from complaw.evaluate.intrinsic import IntrinsicResult, evaluate_loss
+from complaw.evaluate.speed import SpeedConfig, flops_per_token, measure_speed
 
-__all__ = ["IntrinsicResult", "evaluate_loss"]
+__all__ = ["ExtrinsicConfig", "IntrinsicResult", "SpeedConfig", "chosen_metric",
+           "evaluate_loss", "evaluate_zero_shot", "flops_per_token", "measure_speed"]

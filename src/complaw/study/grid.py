@@ -26,7 +26,7 @@ from complaw.study.config import (
     chain_id,
 )
 from complaw.study.spec import Spec, checked
-from complaw.study.stages import SLOT_OF_PLANNED, STAGES, require
+from complaw.study.stages import require
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,6 @@ class Node:
 class Grid:
     experiments: dict[str, Experiment] = field(default_factory=dict)
     nodes: dict[str, Node] = field(default_factory=dict)  # parents before children
-    unregistered: set[str] = field(default_factory=set)
 
     def counts(self) -> dict[str, int]:
         """Stage executions per stage."""
@@ -71,31 +70,11 @@ class Grid:
                 parent = self.nodes[parent].parent
         return out
 
-    def require_registered(self) -> None:
-        """Fail (naming the registration point) if any stage the grid needs is missing."""
-        if self.unregistered:
-            parts = [f"{name} (asked by {_where(name)}; registration point "
-                     f"complaw/study/stages/{name}.py)" for name in sorted(self.unregistered)]
-            raise ConfigError(
-                f"the spec asks for stages that are not registered yet: {', '.join(parts)}; "
-                "remove them from the spec, or register the stages"
-            )
-
-
-def _where(stage: str) -> str:
-    slot = SLOT_OF_PLANNED.get(stage)
-    return {"compression": "methods", "recovery": "recovery"}.get(slot, f"evaluations.{stage}")
-
 
 def _resolve(grid: Grid, stage: str, step: StageConfig, path: str) -> StageConfig:
     """The step resolved (defaults filled in); a registered stage also resolves its options."""
     step = checked(path, step.resolve)
-    if stage not in STAGES:
-        if stage not in SLOT_OF_PLANNED:
-            require(stage, path)
-        grid.unregistered.add(stage)
-        return step
-    resolve_options = STAGES.get(stage).resolve_options
+    resolve_options = require(stage, path).resolve_options
     if resolve_options is not None and hasattr(step, "options"):
         step = replace(step, options=checked(path, lambda: resolve_options(step.options)))
     return step
@@ -120,12 +99,11 @@ def _evaluations(grid: Grid, spec: Spec) -> list[Evaluation]:
 
 def _add(grid: Grid, node: Node) -> str:
     """Add `node` once (by id), checking that its stage can read what its parent makes."""
-    if node.stage in STAGES:
-        source = "model" if node.parent is None else grid.nodes[node.parent].stage
-        inputs = STAGES.get(node.stage).inputs
-        if source not in inputs:
-            raise ConfigError(f"stage {node.stage!r} cannot read the output of {source!r}; it "
-                              f"reads {', '.join(inputs)} (drop the stages before it)")
+    source = "model" if node.parent is None else grid.nodes[node.parent].stage
+    inputs = require(node.stage, node.stage).inputs
+    if source not in inputs:
+        raise ConfigError(f"stage {node.stage!r} cannot read the output of {source!r}; it "
+                          f"reads {', '.join(inputs)} (drop the stages before it)")
     grid.nodes.setdefault(node.id, node)
     return node.id
 
@@ -210,6 +188,5 @@ def describe(grid: Grid) -> list[tuple[str, int]]:
     order = ["compress", "recover", *sorted(set(counts) - {"compress", "recover"})]
     for stage in order:
         if stage in counts:
-            mark = " (not registered yet)" if stage in grid.unregistered else ""
-            rows.append((f"  {stage}{mark}", counts[stage]))
+            rows.append((f"  {stage}", counts[stage]))
     return rows

@@ -13,6 +13,9 @@ from complaw.compress import METHODS, CompressionResult, compress
 from complaw.compress.checkpoint import MANIFEST, load_compressed, read_manifest, save_compressed
 from complaw.data import DataRef, load_blocks, to_blocks, tokenize
 from complaw.evaluate import evaluate_loss
+from complaw.evaluate.extrinsic import ExtrinsicConfig, evaluate_zero_shot
+from complaw.evaluate.speed import SpeedConfig, measure_speed, speed_metrics
+from complaw.evaluate.tasks import plan_tasks
 from complaw.io import check_target, ensure_dir
 from complaw.models import (
     LoadedModel,
@@ -64,15 +67,11 @@ def intrinsic_config(
     evaluation. `model` may be a compressed or recovered checkpoint folder: the config then
     names its base model, its compression and its recovery, so that the record pairs with the
     base model's record in `law_table` (and has its D)."""
-    compression = recovery = None
-    if is_compressed(model):
-        manifest = read_manifest(model)
-        compression, recovery = compression_of(manifest), recovery_of(manifest)
-        model = manifest["extra"].get("model", model)
+    name, compression, recovery = _subject(model)
     evaluation = Intrinsic(data=data, seq_len=seq_len, max_tokens=max_tokens,
                            batch_size=batch_size)
     experiment = Experiment(
-        model=model, eval=evaluation, dtype=dtype,
+        model=name, eval=evaluation, dtype=dtype,
         compression=None if compression is None else Compression.from_dict(compression))
     return {**experiment.resolve().to_dict(), "recovery": recovery}
 
@@ -169,3 +168,118 @@ def run_intrinsic(
     if out is not None:
         record["path"] = str(write_record(out, record))
     return record
+
+
+def _subject(model: str) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
+    """The base model name a config records, its compression and its recovery (None where
+    `model` is not a complaw checkpoint, or was not compressed or recovered)."""
+    if not is_compressed(model):
+        return model, None, None
+    manifest = read_manifest(model)
+    return (manifest["extra"].get("model", model), compression_of(manifest),
+            recovery_of(manifest))
+
+
+def extrinsic_config(
+    model: str, extrinsic: ExtrinsicConfig, dtype: str = "float32",
+) -> dict[str, Any]:
+    """The configuration of a zero-shot evaluation (`extrinsic` is validated on construction)."""
+    name, compression, recovery = _subject(model)
+    return {"model": name, "eval": {"kind": "extrinsic", **extrinsic.to_dict()}, "dtype": dtype,
+            "compression": compression, "recovery": recovery}
+
+
+def speed_config(
+    model: str, speed: SpeedConfig, baseline: str | None = None, dtype: str = "float32",
+) -> dict[str, Any]:
+    """The configuration of a speed measurement of `model` (against `baseline` if given)."""
+    name, compression, recovery = _subject(model)
+    return {"model": name, "eval": {"kind": "speed", **speed.to_dict()},
+            "baseline": _subject(baseline)[0] if baseline else None, "dtype": dtype,
+            "compression": compression, "recovery": recovery}
+
+
+def _check_location(location: str) -> None:
+    if not is_compressed(location):
+        resolve(location)  # fail fast on an unknown model
+
+
+def _run_record(
+    kind: str, config: dict[str, Any], out: str | Path | None, device: str,
+    location: str, measure: Any,
+) -> dict[str, Any]:
+    """Load `location`, call `measure(loaded, record)` (which fills the record's metrics), keep
+    a failure as a record with status "failed" (re-raised), and write the record into `out`."""
+    record = new_record(kind, config, device)
+    start = time.perf_counter()
+    loaded = load_subject(location, config["dtype"], device)
+    record["timings"]["load"] = time.perf_counter() - start
+    record["model_source"] = loaded.source.describe()
+    record["params"] = count_parameters(loaded.model, loaded.adapter)
+    try:
+        measure(loaded, record)
+    except BaseException as exc:
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        if out is not None:
+            write_record(out, record)
+        raise
+    record["status"] = "ok"
+    if out is not None:
+        record["path"] = str(write_record(out, record))
+    return record
+
+
+def run_extrinsic(
+    config: dict[str, Any], out: str | Path | None = None, device: str = "cpu",
+    data_dir: str | Path | None = None, location: str | None = None,
+    settings: ExtrinsicConfig | None = None,
+) -> dict[str, Any]:
+    """Zero-shot accuracy (lm-eval) that `config` describes (or `settings`, when the config is
+    a study's); the record's metrics are one "accuracy" entry per task, their mean (the
+    extrinsic L) and the "runtime" of the whole evaluation. Bad input (unknown task, missing
+    task files) fails before anything is written."""
+    settings = settings or ExtrinsicConfig.from_dict(
+        {k: v for k, v in config["eval"].items() if k != "kind"})
+    location = location or config["model"]
+    _check_location(location)
+    plan_tasks(settings.tasks, data_dir)
+    if out is not None:
+        ensure_dir(out)
+
+    def measure(loaded: LoadedModel, record: dict[str, Any]) -> None:
+        result = evaluate_zero_shot(loaded, settings, data_dir)
+        record["timings"]["evaluate"] = result["seconds"]
+        record["metrics"].extend(result["metrics"])
+
+    return _run_record("evaluate", config, out, device, location, measure)
+
+
+def run_speed(
+    config: dict[str, Any], out: str | Path | None = None, device: str = "cpu",
+    location: str | None = None, baseline_location: str | None = None,
+    settings: SpeedConfig | None = None,
+) -> dict[str, Any]:
+    """Prefill/decode speed that `config` describes (or `settings`, when the config is a
+    study's), against its baseline, interleaved in this process, when `config["baseline"]` is
+    set; metrics "throughput" (tokens/s per phase), "speedup" (per phase, with the
+    FLOP-proportional ideal) and "memory"."""
+    settings = settings or SpeedConfig.from_dict(
+        {k: v for k, v in config["eval"].items() if k != "kind"})
+    location = location or config["model"]
+    baseline_location = baseline_location or config.get("baseline")
+    _check_location(location)
+    if baseline_location:
+        _check_location(baseline_location)
+    if out is not None:
+        ensure_dir(out)
+
+    def measure(loaded: LoadedModel, record: dict[str, Any]) -> None:
+        baseline = (load_subject(baseline_location, config["dtype"], device)
+                    if baseline_location else None)
+        start = time.perf_counter()
+        result = measure_speed(loaded, settings, baseline)
+        record["timings"]["evaluate"] = time.perf_counter() - start
+        record["speed"] = result
+        record["metrics"].extend(speed_metrics(result, config.get("baseline") or baseline_location))
+
+    return _run_record("speed", config, out, device, location, measure)

@@ -327,7 +327,6 @@ def run_study(
 ) -> RunSummary:
     """Run every missing experiment of `spec` in the study folder `out` (see module docs)."""
     grid = expand(spec)
-    grid.require_registered()
     make_executor = EXECUTORS.get(executor)
     folder = StudyFolder(out).create()
     folder.save_spec(spec)

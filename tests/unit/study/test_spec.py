@@ -67,19 +67,21 @@ def test_the_paper_grid_counts_table_5():
     # Stage executions: each compressed checkpoint is made once (5 x 5 + 3 x 2 x 5 = 55) and
     # shared by its 9 recoveries and all evaluations; D = 0 runs no recovery.
     assert grid.counts() == {"compress": 55, "recover": 495, "intrinsic": 558, "extrinsic": 558}
-    assert grid.unregistered == {"extrinsic"}
 
 
-def test_dry_run_and_unregistered_stages(tmp_path):
+def test_dry_run_and_unknown_stages(tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, ["run", "--dry-run"])  # no spec: the shipped quickstart
     assert result.exit_code == 0, result.output
-    assert "experiments" in result.output and "not registered yet" in result.output
+    assert "experiments" in result.output and "recover" in result.output
     result = runner.invoke(app, ["run", "paper", "--dry-run"])
     assert "1,116" in result.output and "compress" in result.output
-    result = runner.invoke(app, ["run", "quickstart", "--out", str(tmp_path / "s")])
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("models: [m]\nevaluations: {intrinsik: {}}\n")
+    result = runner.invoke(app, ["run", str(spec), "--out", str(tmp_path / "s")])
     assert isinstance(result.exception, ConfigError)
-    assert "complaw/study/stages/extrinsic.py" in str(result.exception)
+    assert "unknown stage 'intrinsik'" in str(result.exception)
+    assert "did you mean 'intrinsic'" in str(result.exception)
     assert not (tmp_path / "s").exists()  # nothing runs (or is written) before the check
 
 

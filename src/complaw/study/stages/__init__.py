@@ -7,10 +7,8 @@ it produces (a `checkpoint` folder, cached by content id and shared by every lat
 run function. Adding a stage is one module in this package (or a plugin module named in the
 spec) that calls `register(Stage(...))`.
 
-Registration points: `compress.py` and `intrinsic.py` register their stages; `recover.py`,
-`extrinsic.py` and `speed.py` are where the recovery, zero-shot and speed stages plug in. A
-spec that asks for a stage that is not registered fails before anything runs, naming the
-module to fill in.
+The built-in stages: `compress`, `recover`, `intrinsic`, `extrinsic` and `speed`, one module
+each. A spec that asks for a stage that is not registered fails before anything runs.
 """
 
 from __future__ import annotations
@@ -27,8 +25,6 @@ from complaw.registry import Registry
 from complaw.study.config import StageConfig
 
 Slot = Literal["compression", "recovery", "eval"]
-SLOT_OF_PLANNED = {"compress": "compression", "recover": "recovery", "intrinsic": "eval",
-                   "extrinsic": "eval", "speed": "eval"}
 
 
 @dataclass(frozen=True)
@@ -88,17 +84,13 @@ def register(stage: Stage) -> Stage:
 
 
 def require(name: str, where: str) -> Stage:
-    """The registered stage `name`, or an error naming the module where it plugs in."""
+    """The registered stage `name`, or an error naming `where` the spec asks for it."""
     if name in STAGES:
         return STAGES.get(name)
-    if name in SLOT_OF_PLANNED:
-        raise ConfigError(
-            f"{where} asks for the {name!r} stage, which is not registered yet (its registration "
-            f"point is complaw/study/stages/{name}.py); remove {where} from the spec, or "
-            "register the stage"
-        )
     known = ", ".join(STAGES) or "none"
-    raise ConfigError(f"{where}: unknown stage {name!r}; registered stages: {known}")
+    raise ConfigError(f"{where}: unknown stage {name!r}; registered stages: {known}"
+                      f"{STAGES.suggestion(name)} (a plugin module named in the spec's "
+                      "plugins registers more)")
 
 
 def check_safetensors(path: Path) -> None:
@@ -133,5 +125,5 @@ def check_checkpoint(folder: Path) -> None:
         check_safetensors(path)
 
 
-# Registration points (each module registers its stage, or documents where one plugs in).
+# The built-in stages (each module registers its stage).
 from complaw.study.stages import compress, extrinsic, intrinsic, recover, speed  # noqa: E402,F401

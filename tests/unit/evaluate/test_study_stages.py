@@ -1,0 +1,35 @@
+"""The zero-shot and speed stages inside a study: records of the right shape, paired by
+law_table, and a compressed model timed against its base."""
+
+import json
+
+from complaw.study.records import law_table
+from complaw.study.runner import run_study
+from complaw.study.spec import parse_spec
+
+
+def test_extrinsic_and_speed_stages_in_a_study(tiny_smol_folder, shared_data, tmp_path):
+    spec = parse_spec({
+        "models": [str(tiny_smol_folder)], "ratios": [0.5], "methods": [{"name": "prunenet"}],
+        "evaluations": {
+            "extrinsic": {"tasks": ["arc_easy"], "limit": 5, "options": {"batch_size": 4}},
+            "speed": {"options": {"prompt_len": 16, "new_tokens": 4, "repeats": 2}},
+        },
+    })
+    summary = run_study(spec, tmp_path / "s", progress=False, data_dir=shared_data)
+    assert (summary.done, summary.failed) == (4, 0), summary.failures
+    records = [json.loads(p.read_text()) for p in (tmp_path / "s" / "records").glob("*.json")]
+    kinds = {(r["config"]["eval"]["kind"], r["config"]["compression"] is None): r
+             for r in records}
+    zero_shot = kinds[("extrinsic", False)]
+    tasks = {m["dataset"]: m for m in zero_shot["metrics"] if m["metric"] == "accuracy"}
+    assert tasks["arc_easy"]["limit"] == 5 and 0 <= tasks["arc_easy"]["value"] <= 1
+    assert zero_shot["config"]["eval"]["options"] == {"batch_size": 4, "num_fewshot": 0}
+    [speedup] = [m for m in kinds[("speed", False)]["metrics"]
+                 if m["metric"] == "speedup" and m["dataset"] == "decode"]
+    assert speedup["baseline"] == str(tiny_smol_folder) and speedup["value"] > 0
+    assert speedup["ideal"] > 1  # a pruned FFN needs fewer FLOPs per token
+    assert not [m for m in kinds[("speed", True)]["metrics"] if m["metric"] == "speedup"]
+    table = law_table(tmp_path / "s")
+    assert {"accuracy", "runtime"} <= set(table["metric"])
+    assert (table.loc[table["metric"] == "accuracy", "r"] == 0.5).all()
