@@ -2,7 +2,9 @@
 
 Every model's uncompressed baseline is part of the grid (each L needs its L0). A compressed
 checkpoint is one node shared by every recovery and evaluation of it; a recovered checkpoint is
-one node shared by every evaluation of it; D = 0 means no recovery node at all.
+one node shared by every evaluation of it; D = 0 means no recovery node at all. An evaluation
+whose stage does not read recovered checkpoints (speed: a merged LoRA leaves every shape, and so
+the speed, of its input unchanged) runs on the base and compressed models only.
 """
 
 from __future__ import annotations
@@ -165,7 +167,8 @@ def expand(spec: Spec) -> Grid:
                                 chain_id(model, dtype, comp, rec), "recover", "checkpoint", rec,
                                 chain(model, dtype, comp, rec), comp_id, model, dtype))
                         for evaluation in evaluations:
-                            _experiment(grid, model, dtype, comp, rec, evaluation, parent)
+                            if rec is None or "recover" in require(evaluation.kind, "").inputs:
+                                _experiment(grid, model, dtype, comp, rec, evaluation, parent)
     if not spec.methods and spec.ratios:
         raise ConfigError("ratios are given but no methods; add methods (e.g. prunenet)")
     unknown = sorted(set(spec.resources) - set(grid.counts()))

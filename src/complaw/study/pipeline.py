@@ -39,15 +39,16 @@ def compression_of(manifest: dict[str, Any]) -> dict[str, Any] | None:
     config = manifest["extra"].get("config")
     if config is not None:
         return config["compression"]
-    calibration = manifest["extra"].get("calibration")
-    if not METHODS.get(manifest["method"]).needs_calibration:
-        calibration = None  # older complaw kept calibration data that the method never read
-    return Compression(
-        method=manifest["method"], ratio=manifest["ratio"], seed=manifest["seed"],
-        options=manifest["options"], calibration=calibration,
-        calib_samples=manifest["extra"].get("calib_blocks"),
-        calib_seq_len=manifest["extra"].get("calib_seq_len"),
-    ).resolve().to_dict()
+    method = METHODS.get(manifest["method"])
+    calibration = manifest["extra"].get("calibration") if method.needs_calibration else None
+    # what was done, as recorded (not re-validated: a library caller may not have named its
+    # calibration data), in the shape of Compression.to_dict()
+    return {
+        "method": manifest["method"], "ratio": manifest["ratio"], "seed": manifest["seed"],
+        "options": method.resolve_options(manifest["options"]), "calibration": calibration,
+        "calib_samples": manifest["extra"].get("calib_blocks") if calibration else None,
+        "calib_seq_len": manifest["extra"].get("calib_seq_len") if calibration else None,
+    }
 
 
 def recovery_of(manifest: dict[str, Any]) -> dict[str, Any] | None:
@@ -70,10 +71,8 @@ def intrinsic_config(
     name, compression, recovery = _subject(model)
     evaluation = Intrinsic(data=data, seq_len=seq_len, max_tokens=max_tokens,
                            batch_size=batch_size)
-    experiment = Experiment(
-        model=name, eval=evaluation, dtype=dtype,
-        compression=None if compression is None else Compression.from_dict(compression))
-    return {**experiment.resolve().to_dict(), "recovery": recovery}
+    experiment = Experiment(model=name, eval=evaluation, dtype=dtype).resolve()
+    return {**experiment.to_dict(), "compression": compression, "recovery": recovery}
 
 
 def is_compressed(location: str | Path) -> bool:

@@ -2,7 +2,9 @@
 (complaw.study.pipeline.run_speed). A compressed or recovered model is timed interleaved with
 its base model in one process, so that its record keeps the measured speedup beside the
 FLOP-proportional ideal; a base model's record keeps its own throughput. The study's `Speed`
-`options` are complaw.evaluate.speed.SpeedConfig's fields, resolved with their defaults."""
+`options` are complaw.evaluate.speed.SpeedConfig's fields, resolved with their defaults.
+Recovered checkpoints are not timed: a merged LoRA changes no shape, so their speed is their
+compressed input's."""
 
 from __future__ import annotations
 
@@ -30,6 +32,6 @@ def run(ctx: StageContext) -> dict[str, Any]:
 
 
 register(Stage(
-    name="speed", slot="eval", produces="record", inputs=("model", "compress", "recover"),
+    name="speed", slot="eval", produces="record", inputs=("model", "compress"),
     run=run, resources=Resources(cpus=1, gpus=1), resolve_options=resolve_options,
 ))
