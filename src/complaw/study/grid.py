@@ -4,7 +4,8 @@ Every model's uncompressed baseline is part of the grid (each L needs its L0). A
 checkpoint is one node shared by every recovery and evaluation of it; a recovered checkpoint is
 one node shared by every evaluation of it; D = 0 means no recovery node at all. An evaluation
 whose stage does not read recovered checkpoints (speed: a merged LoRA leaves every shape, and so
-the speed, of its input unchanged) runs on the base and compressed models only.
+the speed, of its input unchanged), or that the spec keeps off them (`recovered: false`), runs
+on the base and compressed models only.
 """
 
 from __future__ import annotations
@@ -82,9 +83,11 @@ def _resolve(grid: Grid, stage: str, step: StageConfig, path: str) -> StageConfi
     return step
 
 
-def _evaluations(grid: Grid, spec: Spec) -> list[Evaluation]:
-    out: list[Evaluation] = []
+def _evaluations(grid: Grid, spec: Spec) -> list[tuple[Evaluation, bool]]:
+    """Each evaluation of the spec, and whether it also runs on recovered models."""
+    out: list[tuple[Evaluation, bool]] = []
     for kind, opts in spec.evaluation_options().items():
+        recovered = opts.pop("recovered", True)
         if kind == "intrinsic":
             step: Evaluation = Intrinsic(**opts)
         elif kind == "extrinsic":
@@ -93,7 +96,8 @@ def _evaluations(grid: Grid, spec: Spec) -> list[Evaluation]:
             step = Speed(device=spec.device, **opts)
         else:
             step = Custom(kind=kind, options=opts.get("options", opts))
-        out.append(_resolve(grid, kind, step, f"evaluations.{kind}"))
+        step = _resolve(grid, kind, step, f"evaluations.{kind}")
+        out.append((step, recovered and "recover" in require(kind, kind).inputs))
     if not out:
         raise ConfigError("evaluations: give at least one (intrinsic, extrinsic, speed)")
     return out
@@ -142,7 +146,7 @@ def expand(spec: Spec) -> Grid:
                 raise ConfigError(f"methods[{i}].models: {', '.join(unknown)} not in models; "
                               f"allowed: {', '.join(spec.models)}")
     for model in spec.models:
-        for evaluation in evaluations:
+        for evaluation, _ in evaluations:
             _experiment(grid, model, dtype, None, None, evaluation, None)
         for i, method in enumerate(spec.methods):
             if method.models is not None and model not in method.models:
@@ -166,8 +170,8 @@ def expand(spec: Spec) -> Grid:
                             parent = _add(grid, Node(
                                 chain_id(model, dtype, comp, rec), "recover", "checkpoint", rec,
                                 chain(model, dtype, comp, rec), comp_id, model, dtype))
-                        for evaluation in evaluations:
-                            if rec is None or "recover" in require(evaluation.kind, "").inputs:
+                        for evaluation, on_recovered in evaluations:
+                            if rec is None or on_recovered:
                                 _experiment(grid, model, dtype, comp, rec, evaluation, parent)
     if not spec.methods and spec.ratios:
         raise ConfigError("ratios are given but no methods; add methods (e.g. prunenet)")

@@ -21,7 +21,7 @@ recovery:                         # optional: LoRA recovery fine-tuning
   options: {}                     # the recover stage's own settings
 evaluations:                      # at least one
   intrinsic: {data: [wikitext2:test], seq_len: 1024, max_tokens: 16384, batch_size: 4}
-  extrinsic: {tasks: [piqa, arc_easy], limit: 100}
+  extrinsic: {tasks: [piqa, arc_easy], limit: 100, recovered: false}  # not on recovered models
   speed: {options: {}}
 plugins: [my_package.stages]      # optional: modules that register more stages
 resources:                        # optional: per-stage Ray resources
@@ -80,20 +80,27 @@ class RecoverySpec(_Model):
         return value
 
 
-class IntrinsicSpec(_Model):
+class EvaluationSpec(_Model):
+    """Settings every built-in evaluation has: `recovered: false` evaluates the base and the
+    compressed models only, not the recovered ones (e.g. a costly zero-shot run on a CPU)."""
+
+    recovered: bool = True
+
+
+class IntrinsicSpec(EvaluationSpec):
     data: list[str] = Field(min_length=1)
     seq_len: int = Field(1024, ge=1)
     max_tokens: int | None = Field(None, ge=1)
     batch_size: int = Field(4, ge=1)
 
 
-class ExtrinsicSpec(_Model):
+class ExtrinsicSpec(EvaluationSpec):
     tasks: list[str] = Field(min_length=1)
     limit: int | None = Field(None, ge=1)
     options: dict[str, Any] = {}
 
 
-class SpeedSpec(_Model):
+class SpeedSpec(EvaluationSpec):
     options: dict[str, Any] = {}
 
 

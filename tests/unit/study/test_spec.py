@@ -95,3 +95,22 @@ def test_seeds_repeat_compressed_experiments_and_d0_runs_no_recovery():
     recovered = [n for n in grid.nodes.values() if n.stage == "recover"]
     assert {n.step.tokens for n in recovered} == {8 * 32, 16 * 32}
     assert all(grid.nodes[n.parent].stage == "compress" for n in recovered)
+
+
+def test_speed_runs_on_base_and_compressed_models_only():
+    data = spec(ratios=[0.3, 0.5], methods=[{"name": "prunenet"}],
+                recovery={"datasets": ["ptb"], "samples": [0, 8], "seq_len": 32},
+                evaluations={"intrinsic": {"data": ["ptb:test"]}, "speed": {}})
+    grid = expand(parse_spec(data))
+    # intrinsic: base + 2 ratios x (D = 0, 8); speed: base + 2 compressed (recovery keeps shapes)
+    assert grid.counts() == {"compress": 2, "recover": 2, "intrinsic": 5, "speed": 3}
+    assert all(e.recovery is None for e in grid.experiments.values() if e.eval.kind == "speed")
+
+
+def test_an_evaluation_can_stay_off_recovered_models():
+    data = spec(ratios=[0.3], methods=[{"name": "prunenet"}],
+                recovery={"datasets": ["ptb"], "samples": [0, 8, 16], "seq_len": 32},
+                evaluations={"intrinsic": {"data": ["ptb:test"]},
+                             "extrinsic": {"tasks": ["arc_easy"], "recovered": False}})
+    grid = expand(parse_spec(data))
+    assert grid.counts() == {"compress": 1, "recover": 2, "intrinsic": 4, "extrinsic": 2}
