@@ -20,13 +20,18 @@ err_console = Console(stderr=True)
 def _root() -> None:
     """Measure, fit and predict compression laws of large language models.
 
-    Stages: evaluate (test loss of a model), compress (prune or slice a model), fit / predict /
-    critical / plan / laws (compression laws). Run `complaw COMMAND --help` for each.
+    Stages: compress (prune or slice a model), recover (LoRA recovery fine-tuning), evaluate
+    (test loss or zero-shot accuracy), speed; run / status (a whole study from a spec); fit /
+    predict / critical / plan / laws (compression laws); report. Run `complaw COMMAND --help`.
     """
 
 
 def quiet_transformers() -> None:
-    """Hide transformers' own per-tensor progress bars; complaw shows its own."""
+    """Hide the libraries' own progress bars (transformers' per-tensor ones, lm-eval's and
+    datasets' tqdm bars); complaw shows its own."""
+    import os
+
     from transformers.utils import logging
 
+    os.environ.setdefault("TQDM_DISABLE", "1")
     logging.disable_progress_bar()
