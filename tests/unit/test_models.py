@@ -118,3 +118,66 @@ def test_parted_gguf_is_joined_once_and_checked(tmp_path, monkeypatch):
 
     with pytest.raises(ModelError, match="not installed; install it with: pip install x"):
         pypi_gguf_parts([("fakeparts_9", "data/x.bin")], "n.gguf", "0" * 64, "pip install x")
+
+
+ADAPTER_NAMES = list(ADAPTERS)
+
+
+@pytest.mark.parametrize("name", ADAPTER_NAMES)
+def test_every_adapter_resolves_its_roles(name):
+    """Each registered adapter (on its tiny model from conftest) names modules that exist, and
+    its sub-blocks' roles are layer parts."""
+    model = tiny_model(name)
+    adapter = ADAPTERS.get(name)
+    assert adapter_for(model) is adapter
+    for layer in adapter.decoder_layers(model):
+        for role in adapter.LAYER_PARTS + adapter.output_norms:
+            assert isinstance(adapter.part(layer, role), torch.nn.Module), role
+        for block in adapter.sub_blocks():
+            for role in (*block.inputs, block.output):
+                assert isinstance(adapter.part(layer, role), torch.nn.Linear), role
+            norm = adapter.part(layer, block.norm)
+            assert adapter.norm_scale(norm).shape == (model.config.hidden_size,)
+
+
+def _captured(modules, blocks, model):
+    """Each module's input (first positional) and output when `model` runs on `blocks`."""
+    seen = {}
+
+    def hook(name):
+        def record(module, args, kwargs, output):
+            x = args[0] if args else kwargs["hidden_states"]
+            seen[name] = (x, output[0] if isinstance(output, tuple) else output)
+        return record
+
+    handles = [m.register_forward_hook(hook(n), with_kwargs=True) for n, m in modules.items()]
+    try:
+        with torch.no_grad():
+            model(blocks)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return seen
+
+
+@pytest.mark.parametrize("name", ADAPTER_NAMES)
+def test_every_adapter_names_what_reads_and_writes_the_stream(name, token_blocks):
+    """Run the tiny model and check the roles against the data flow: each sub-block's readers
+    get its norm's output; without output norms, the sub-block adds its writer's output to the
+    residual stream (layer input + attention writer + MLP writer = layer output)."""
+    model = tiny_model(name)
+    adapter = ADAPTERS.get(name)
+    layer = adapter.decoder_layers(model)[1]
+    roles = {"layer": ""} | {
+        role: getattr(adapter, role)
+        for block in adapter.sub_blocks() for role in (block.norm, *block.inputs, block.output)
+    }
+    seen = _captured({r: layer.get_submodule(p) for r, p in roles.items()}, token_blocks,
+                     model)
+    for block in adapter.sub_blocks():
+        for role in block.inputs:
+            torch.testing.assert_close(seen[role][0], seen[block.norm][1])
+    if not adapter.output_norms:
+        x, y = seen["layer"]
+        writes = sum(seen[block.output][1] for block in adapter.sub_blocks())
+        torch.testing.assert_close(x + writes, y, rtol=1e-4, atol=1e-5)
