@@ -131,7 +131,7 @@ def test_every_adapter_resolves_its_roles(name):
     adapter = ADAPTERS.get(name)
     assert adapter_for(model) is adapter
     for layer in adapter.decoder_layers(model):
-        for role in adapter.LAYER_PARTS + adapter.output_norms:
+        for role in adapter.LAYER_PARTS:
             assert isinstance(adapter.part(layer, role), torch.nn.Module), role
         for block in adapter.sub_blocks():
             for role in (*block.inputs, block.output):
@@ -163,8 +163,8 @@ def _captured(modules, blocks, model):
 @pytest.mark.parametrize("name", ADAPTER_NAMES)
 def test_every_adapter_names_what_reads_and_writes_the_stream(name, token_blocks):
     """Run the tiny model and check the roles against the data flow: each sub-block's readers
-    get its norm's output; without output norms, the sub-block adds its writer's output to the
-    residual stream (layer input + attention writer + MLP writer = layer output)."""
+    get its norm's output; in a rotation-invariant family each sub-block adds its writer's output
+    to the residual stream (layer input + attention writer + MLP writer = layer output)."""
     model = tiny_model(name)
     adapter = ADAPTERS.get(name)
     layer = adapter.decoder_layers(model)[1]
@@ -177,7 +177,7 @@ def test_every_adapter_names_what_reads_and_writes_the_stream(name, token_blocks
     for block in adapter.sub_blocks():
         for role in block.inputs:
             torch.testing.assert_close(seen[role][0], seen[block.norm][1])
-    if not adapter.output_norms:
+    if adapter.rotation_invariant:
         x, y = seen["layer"]
         writes = sum(seen[block.output][1] for block in adapter.sub_blocks())
         torch.testing.assert_close(x + writes, y, rtol=1e-4, atol=1e-5)

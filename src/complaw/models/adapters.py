@@ -66,6 +66,10 @@ class ArchitectureAdapter:
     intermediate_size_attr: str = "intermediate_size"
     # whether q/k/v projections carry a bias (Qwen2 does)
     qkv_bias: bool = False
+    # whether a rotation of the residual stream can be folded into the weights (SliceGPT's
+    # premise); `rotation_note` says why not when False
+    rotation_invariant: bool = True
+    rotation_note: str = ""
     # the sub-block modules (children of a decoder layer)
     attention: str = "self_attn"
     mlp: str = "mlp"
@@ -74,9 +78,6 @@ class ArchitectureAdapter:
     attention_output: str = "o_proj"
     mlp_inputs: tuple[str, ...] = ("gate_proj", "up_proj")
     mlp_output: str = "down_proj"
-    # layer-level roles of norms applied to a sub-block's output before the residual add
-    # (Gemma-3's post-attention / post-feedforward norms); none in llama-style layers
-    output_norms: tuple[str, ...] = ()
     # an RMSNorm multiplies by (weight + norm_weight_offset): 0 in llama, 1 in Gemma
     norm_weight_offset: float = 0.0
 

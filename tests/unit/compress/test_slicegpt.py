@@ -253,11 +253,11 @@ def test_bad_input_leaves_the_model_unchanged(tiny_llama, token_blocks, bad):
     assert all(torch.equal(after[k], v) for k, v in state.items())
 
 
-def test_output_norms_are_refused(tiny_llama, token_blocks):
+def test_a_family_without_rotation_invariance_is_refused(tiny_llama, token_blocks):
     """A family that normalises sub-block outputs (Gemma-3) breaks the rotation invariance."""
     adapter = dataclasses.replace(adapter_for(tiny_llama), name="postnorm",
-                                  output_norms=("post_feedforward_layernorm",))
-    with pytest.raises(CompressionError, match="postnorm.*rotation invariance"):
+                                  rotation_invariant=False, rotation_note="it has post-norms")
+    with pytest.raises(CompressionError, match="postnorm models: it has post-norms; use"):
         SliceGPT().compress_model(tiny_llama, adapter, 0.3, token_blocks, 0)
 
 

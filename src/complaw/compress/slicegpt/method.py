@@ -28,6 +28,7 @@ class SliceGPT(CompressionMethod):
     """
 
     needs_calibration: ClassVar[bool] = True
+    needs_rotation_invariance: ClassVar[bool] = True  # see ArchitectureAdapter.rotation_invariant
 
     def compress_model(
         self,

@@ -58,11 +58,11 @@ def check_width(hidden_size: int, ratio: float, round_to: int) -> int:
 def check_model(model: PreTrainedModel, adapter: ArchitectureAdapter) -> None:
     """SliceGPT needs rotation-invariant pre-norm layers whose sub-block modules, norms and
     readers/writers the adapter names."""
-    if adapter.output_norms:
+    if not adapter.rotation_invariant:
         raise CompressionError(
-            f"slicegpt cannot slice {adapter.name!r} models: their layers normalise each "
-            f"sub-block's output before the residual add ({', '.join(adapter.output_norms)}), "
-            "which breaks the rotation invariance SliceGPT relies on; use prunenet or layerdrop"
+            f"slicegpt cannot slice {adapter.name} models: "
+            f"{adapter.rotation_note or 'their residual stream is not rotation invariant'}; "
+            "use prunenet or layerdrop"
         )
     layers = adapter.decoder_layers(model)
     if any(isinstance(layer, SlicedDecoderLayer) for layer in layers):
