@@ -81,18 +81,13 @@ class Stream:
     ) -> torch.Tensor:
         """Replace each batch x by step(x, layer kwargs); return the principal axes of the new
         stream (float64 eigenvectors of Σ sᵀs as columns, by decreasing eigenvalue)."""
-        width = None
-        cov = None
+        cov = torch.zeros((), dtype=F64)
         for i, (x, kw) in enumerate(zip(self.states, self.kwargs, strict=True)):
             y = step(x, kw)
             self.states[i] = y
             signal = y if self.pca_norm is None else self.pca_norm(y)
             signal = signal.reshape(-1, signal.shape[-1]).to(F64)
-            if cov is None:
-                width = signal.shape[-1]
-                cov = torch.zeros(width, width, dtype=F64)
-            cov += signal.T @ signal
-        assert cov is not None
+            cov = cov + signal.T @ signal
         if not torch.isfinite(cov).all():
             raise CompressionError(
                 f"non-finite activations at {where} during SliceGPT's PCA; check the model's "
