@@ -36,9 +36,15 @@ its defaults, from issue 11):
 | reference | 115.5 | 488.1 | 2,131.7 |
 
 (a) from issue 11 (the normalised numbers were made by this same code: r = 0.1 reproduced to
-0.01; "residual" at 0.3 by a copy changed to the reference's choice). The residual stream is
-better by 27-30 % at r ≤ 0.3 and worse by 38 % at r = 0.5; it is the reference's choice, so
-slicing with it reproduces the published method (within 1-4 %). Why: SmolLM2 has massive
+0.01; "residual" at 0.3 by a copy changed to the reference's choice). Small-budget checks
+(noisy: few calibration and test tokens): Qwen2.5-Coder-0.5B, PTB train 2 × 1,024, test
+1,024 tokens: r = 0.1 residual 60.38 / normalised 60.39, r = 0.5 residual 1,440 / normalised
+1,381; SmolLM2, WikiText-2 train 4 × 1,024, test 1,024 tokens (in-domain): r = 0.1 residual 24.06
+/ normalised 28.90, r = 0.5 residual 256.6 / normalised 338.8. On SmolLM2 with PTB calibration the
+residual stream is better by 27-30 % at r ≤ 0.3 and worse by 38 % at r = 0.5; with in-domain
+WikiText-2 calibration it is better at both r = 0.1 and 0.5; on Qwen the two are within noise
+at 0.1 and 4 % apart at 0.5. It is also the reference's choice, so slicing with it reproduces
+the published method (within 1-4 %). Why: SmolLM2 has massive
 activations at position 0 of every block (‖x‖² ≈ 6·10⁸ against a mean of ≈ 10⁴ in layers
 12-29, > 90 % of Σ xᵀx): the residual PCA keeps that token exactly, the normalised one drops
 0.03-0.2 % of its energy already at r = 0.1, and every later token attends to it; at large r
