@@ -15,6 +15,14 @@ the pristine model and the copy being compressed), next to the model's size. `ru
 cannot be used per run: it is the process-lifetime peak.
 
 Writes compression.csv and compression.md into --out and prints a rich table.
+
+`--slicegpt-bases` runs only SliceGPT, once per PCA basis (`basis` option: the normalised signal
+or the un-normalised residual stream) and ratio, and prints the perplexities side by side
+(slicegpt_bases.csv / .md). Example, the setting of issue 11 (PTB train calibration, 32 × 1,024
+tokens; WikiText-2 test, 16,384 tokens in blocks of 1,024):
+
+    benchmarks/compression.py --slicegpt-bases --ratios 0.1,0.3,0.5,0.7 --calibration ptb:train \
+        --calib-seq-len 1024 --calib-samples 32 --max-tokens 16384
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from rich.console import Console
 from rich.table import Table
 
 from complaw.compress import METHODS, compress
+from complaw.compress.slicegpt import BASES
 from complaw.data import DataRef, load_blocks
 from complaw.evaluate import evaluate_loss
 from complaw.models import load_model
@@ -52,6 +61,7 @@ class PeakRSS:
 
     def __enter__(self) -> PeakRSS:
         self.start = self.peak = self.process.memory_info().rss
+        self.cpu_start = sum(self.process.cpu_times()[:2])
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -60,11 +70,13 @@ class PeakRSS:
     def _sample(self) -> None:
         while not self._stop.wait(self.interval):
             self.peak = max(self.peak, self.process.memory_info().rss)
+        self.cpu_s = sum(self.process.cpu_times()[:2]) - self.cpu_start
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, self.process.memory_info().rss)
+        self.cpu_s = sum(self.process.cpu_times()[:2]) - self.cpu_start
 
 
 def variants() -> list[tuple[str, str, dict[str, Any]]]:
@@ -107,6 +119,63 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
+def run_bases(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """SliceGPT once per (ratio, basis): one row per ratio with each basis's results."""
+    loaded = load_model(args.model)
+    base = loaded.model
+    model_mib = sum(p.numel() * p.element_size() for p in base.parameters()) / MIB
+    test = load_blocks("wikitext2:test", loaded.tokenizer, args.seq_len, args.max_tokens,
+                       args.data_dir)
+    calibration = load_blocks(
+        DataRef.parse(args.calibration).require_not_test("calibration"), loaded.tokenizer,
+        args.calib_seq_len, args.calib_samples * args.calib_seq_len, args.data_dir,
+    )
+    rows = []
+    for ratio in args.ratios:
+        row: dict[str, Any] = {"ratio": ratio}
+        for basis in args.bases:
+            model = copy.deepcopy(base)
+            with PeakRSS() as memory:
+                result = compress(model, "slicegpt", ratio, calibration, args.seed, basis=basis)
+            scored = evaluate_loss(result.model, test, args.batch_size)
+            row["params_total"] = result.params_after["total"]
+            row[f"ppl_{basis}"] = scored.perplexity
+            row[f"s_{basis}"] = result.seconds
+            row[f"peak_rss_mib_{basis}"] = memory.peak / MIB
+            print(f"r={ratio:g} basis={basis}: ppl {scored.perplexity:.2f}, "
+                  f"{result.seconds:.0f} s wall, {memory.cpu_s:.0f} s CPU, "
+                  f"peak RSS {memory.peak / MIB:.0f} MiB (growth "
+                  f"{(memory.peak - memory.start) / MIB:.0f} MiB; base model {model_mib:.0f} "
+                  "MiB)", flush=True)
+            del model, result
+        rows.append(row)
+    return rows
+
+
+def print_bases(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    columns = ["ratio", "params_total"] + [
+        f"{k}_{b}" for k in ("ppl", "s", "peak_rss_mib") for b in args.bases
+    ]
+    args.out.mkdir(parents=True, exist_ok=True)
+    with (args.out / "slicegpt_bases.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    cells = [[f"{row['ratio']:g}", f"{row['params_total']:,}"]
+             + [f"{row[c]:.1f}" for c in columns[2:]] for row in rows]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(c) + " |" for c in cells]
+    (args.out / "slicegpt_bases.md").write_text("\n".join(lines) + "\n")
+    table = Table(title=f"SliceGPT PCA basis on {args.model}: WikiText-2 test ppl, "
+                        f"{args.max_tokens} tokens; calibration {args.calibration} "
+                        f"{args.calib_samples} × {args.calib_seq_len}")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for c in cells:
+        table.add_row(*c)
+    Console().print(table)
+
+
 def formatted(row: dict[str, Any]) -> list[str]:
     return [
         row["method"], f"{row['ratio']:g}", f"{row['loss']:.4f}", f"{row['perplexity']:.2f}",
@@ -142,9 +211,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
+    parser.add_argument("--slicegpt-bases", action="store_true",
+                        help="only SliceGPT, each PCA basis side by side")
+    parser.add_argument("--bases", type=lambda s: s.split(","), default=list(BASES),
+                        help="with --slicegpt-bases: the bases to run (default: all)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.slicegpt_bases:
+        print_bases(run_bases(args), args)
+        return
 
     rows = run(args)
     write(rows, args.out)

@@ -12,7 +12,12 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config  # noqa: E402
+from transformers import (  # noqa: E402
+    AutoModelForCausalLM,
+    Gemma3TextConfig,
+    LlamaConfig,
+    Qwen2Config,
+)
 
 TINY = dict(
     hidden_size=64,
@@ -25,8 +30,34 @@ TINY = dict(
 )
 
 
+GEMMA_LAYER_TYPES = ["sliding_attention", "full_attention", "sliding_attention",
+                     "sliding_attention"]
+GEMMA_HEAD_DIM, GEMMA_BOS = 16, 2
+
+
+def tiny_gemma(seed: int = 0):
+    """A tiny random Gemma-3 text model (TINY's widths, 4 layers, tied embeddings) with
+    non-trivial (1 + w) norm weights, float32, eval. The sliding window (8) is shorter than the
+    test blocks (32), so both layer types differ."""
+    torch.manual_seed(seed)
+    config = Gemma3TextConfig(
+        **{**TINY, "num_hidden_layers": len(GEMMA_LAYER_TYPES)}, head_dim=GEMMA_HEAD_DIM,
+        sliding_window=8, layer_types=GEMMA_LAYER_TYPES, query_pre_attn_scalar=GEMMA_HEAD_DIM,
+        bos_token_id=GEMMA_BOS, eos_token_id=1, pad_token_id=0,
+    )
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("norm.weight"):  # HF initialises them to 0, i.e. unit scale
+                param.normal_(0.0, 0.3)
+    return model
+
+
 def tiny_model(family: str, tie: bool = False, seed: int = 0):
-    """A small random model of a real family (llama or qwen2), in eval mode, float32."""
+    """A small random model of a real family (llama, qwen2; gemma3, always tied), in eval mode,
+    float32."""
+    if family == "gemma3":
+        return tiny_gemma(seed)
     torch.manual_seed(seed)
     config_cls = {"llama": LlamaConfig, "qwen2": Qwen2Config}[family]
     config = config_cls(**TINY, tie_word_embeddings=tie)

@@ -32,7 +32,7 @@ def test_prunenet_loss_rises_with_ratio(smollm2):
 
 def test_compressed_smollm2_checkpoints_reload_without_complaw(smollm2, tmp_path):
     ids = load_blocks("wikitext2:test", smollm2.tokenizer, 64, max_tokens=128)
-    calibration = load_blocks("ptb:valid", smollm2.tokenizer, 256, max_tokens=1024)
+    calibration = load_blocks("ptb:train", smollm2.tokenizer, 256, max_tokens=1024)
     for method, options in (("prunenet", {"policy": "magnitude"}), ("layerdrop", {})):
         result = compress(copy.deepcopy(smollm2.model), method, 0.3, calibration=calibration,
                           **options)

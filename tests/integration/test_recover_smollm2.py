@@ -2,7 +2,7 @@
 loss of a PruneNet and of a SliceGPT checkpoint (r = 0.3), and the recovered checkpoints reload.
 
 Budgets (CPU CI): D = 2,048 alpaca:train tokens (8 blocks of 256, batch 2, 4 steps, lr 1e-3);
-evaluation on the first 2,048 alpaca:test tokens; SliceGPT calibrated on 8 × 256 ptb:valid.
+evaluation on the first 2,048 alpaca:test tokens; SliceGPT calibrated on 8 × 256 ptb:train.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ CONFIG = RecoveryConfig(data="alpaca:train", tokens=8 * SEQ, seq_len=SEQ, batch_
 def test_rft_lowers_alpaca_test_loss_and_reloads(method, smollm2, tmp_path):
     tok = smollm2.tokenizer
     test = load_blocks("alpaca:test", tok, SEQ, max_tokens=8 * SEQ)
-    calibration = load_blocks("ptb:valid", tok, SEQ, max_tokens=8 * SEQ)
+    calibration = load_blocks("ptb:train", tok, SEQ, max_tokens=8 * SEQ)
     options = {"policy": "random"} if method == "prunenet" else {"batch_size": 4}
     result = compress(smollm2.model, method, 0.3, calibration, seed=0, **options)
     folder = save_compressed(result, tmp_path / method, tokenizer=tok,

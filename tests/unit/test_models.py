@@ -121,7 +121,8 @@ def test_parted_gguf_is_joined_once_and_checked(tmp_path, monkeypatch):
 
 
 def test_gemma3_adapter_names_every_part():
-    from tests.unit.compress.test_gemma import LAYER_TYPES, tiny_gemma
+    from tests.conftest import GEMMA_LAYER_TYPES as LAYER_TYPES
+    from tests.conftest import tiny_gemma
 
     model = tiny_gemma()
     adapter = adapter_for(model)
@@ -139,7 +140,7 @@ def test_gemma3_adapter_names_every_part():
 
 
 def test_bos_helpers_only_act_for_families_that_need_bos(tiny_llama):
-    from tests.unit.compress.test_gemma import tiny_gemma
+    from tests.conftest import tiny_gemma
 
     ids = torch.tensor([[5, 6, 7], [8, 9, 10]])
     llama = adapter_for(tiny_llama)
@@ -172,3 +173,66 @@ def test_gemma3_alias_reads_its_four_chunks(tmp_path, monkeypatch):
 def test_unknown_model_suggests_the_closest_alias():
     with pytest.raises(ModelError, match="unknown model 'gemma3-270'.*did you mean 'gemma3-270m'"):
         resolve("gemma3-270")
+
+
+ADAPTER_NAMES = list(ADAPTERS)
+
+
+@pytest.mark.parametrize("name", ADAPTER_NAMES)
+def test_every_adapter_resolves_its_roles(name):
+    """Each registered adapter (on its tiny model from conftest) names modules that exist, and
+    its sub-blocks' roles are layer parts."""
+    model = tiny_model(name)
+    adapter = ADAPTERS.get(name)
+    assert adapter_for(model) is adapter
+    for layer in adapter.decoder_layers(model):
+        for role in adapter.LAYER_PARTS:
+            assert isinstance(adapter.part(layer, role), torch.nn.Module), role
+        for block in adapter.sub_blocks():
+            for role in (*block.inputs, block.output):
+                assert isinstance(adapter.part(layer, role), torch.nn.Linear), role
+            norm = adapter.part(layer, block.norm)
+            assert adapter.norm_scale(norm).shape == (model.config.hidden_size,)
+
+
+def _captured(modules, blocks, model):
+    """Each module's input (first positional) and output when `model` runs on `blocks`."""
+    seen = {}
+
+    def hook(name):
+        def record(module, args, kwargs, output):
+            x = args[0] if args else kwargs["hidden_states"]
+            seen[name] = (x, output[0] if isinstance(output, tuple) else output)
+        return record
+
+    handles = [m.register_forward_hook(hook(n), with_kwargs=True) for n, m in modules.items()]
+    try:
+        with torch.no_grad():
+            model(blocks)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return seen
+
+
+@pytest.mark.parametrize("name", ADAPTER_NAMES)
+def test_every_adapter_names_what_reads_and_writes_the_stream(name, token_blocks):
+    """Run the tiny model and check the roles against the data flow: each sub-block's readers
+    get its norm's output; in a rotation-invariant family each sub-block adds its writer's output
+    to the residual stream (layer input + attention writer + MLP writer = layer output)."""
+    model = tiny_model(name)
+    adapter = ADAPTERS.get(name)
+    layer = adapter.decoder_layers(model)[1]
+    roles = {"layer": ""} | {
+        role: getattr(adapter, role)
+        for block in adapter.sub_blocks() for role in (block.norm, *block.inputs, block.output)
+    }
+    seen = _captured({r: layer.get_submodule(p) for r, p in roles.items()}, token_blocks,
+                     model)
+    for block in adapter.sub_blocks():
+        for role in block.inputs:
+            torch.testing.assert_close(seen[role][0], seen[block.norm][1])
+    if adapter.rotation_invariant:
+        x, y = seen["layer"]
+        writes = sum(seen[block.output][1] for block in adapter.sub_blocks())
+        torch.testing.assert_close(x + writes, y, rtol=1e-4, atol=1e-5)

@@ -3,6 +3,12 @@
 Paths are dotted attribute paths: model-level ones (`layers`, `embed_tokens`, ...) are relative
 to the `*ForCausalLM` model, layer-level ones (`q_proj`, `gate_proj`, ...) to one decoder layer.
 Adding a family is one `ADAPTERS.add(...)` call with its paths and HF `model_type` values.
+
+Beyond paths, the adapter names what reads what (`sub_blocks`): a pre-norm decoder layer is two
+residual sub-blocks, x + attention(norm(x)) then h + mlp(norm'(h)); each names its module, the
+norm that reads the residual stream, the projections that read the norm's output (`inputs`)
+and the projection that writes back into the stream (`output`). The final norm is read by the
+lm_head. Methods that rotate or slice the residual stream (SliceGPT) work from these roles only.
 """
 
 from __future__ import annotations
@@ -17,6 +23,24 @@ from complaw.errors import ModelError
 from complaw.registry import Registry
 
 ADAPTERS: Registry[ArchitectureAdapter] = Registry("architecture adapter", ModelError)
+
+
+@dataclass(frozen=True)
+class SubBlock:
+    """One residual sub-block of a pre-norm decoder layer: x + module(norm(x)).
+
+    Every field but `name` is an adapter role (a field name of `ArchitectureAdapter`).
+    `takes_layer_kwargs`: the module is called as module(hidden_states=..., **layer kwargs)
+    (attention: mask, rotary embeddings) and returns a tuple whose first item is its output;
+    otherwise module(x) returns the output.
+    """
+
+    name: str
+    module: str
+    norm: str
+    inputs: tuple[str, ...]
+    output: str
+    takes_layer_kwargs: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,10 +73,20 @@ class ArchitectureAdapter:
     # premise); `rotation_note` says why not when False
     rotation_invariant: bool = True
     rotation_note: str = ""
+    # the sub-block modules (children of a decoder layer)
+    attention: str = "self_attn"
+    mlp: str = "mlp"
+    # what reads and writes the residual stream (roles, see `sub_blocks`)
+    attention_inputs: tuple[str, ...] = ("q_proj", "k_proj", "v_proj")
+    attention_output: str = "o_proj"
+    mlp_inputs: tuple[str, ...] = ("gate_proj", "up_proj")
+    mlp_output: str = "down_proj"
+    # an RMSNorm multiplies by (weight + norm_weight_offset): 0 in llama, 1 in Gemma
+    norm_weight_offset: float = 0.0
 
     LAYER_PARTS = (
         "input_norm", "post_attention_norm", "q_proj", "k_proj", "v_proj", "o_proj",
-        "gate_proj", "up_proj", "down_proj",
+        "gate_proj", "up_proj", "down_proj", "attention", "mlp",
     )
     MODEL_PARTS = ("layers", "embed_tokens", "final_norm", "lm_head")
     PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -107,6 +141,18 @@ class ArchitectureAdapter:
         column = torch.full((ids.shape[0], 1), bos, dtype=ids.dtype, device=ids.device)
         return torch.cat([column, ids], dim=1)
 
+    def sub_blocks(self) -> tuple[SubBlock, SubBlock]:
+        """The layer's two residual sub-blocks, in order: attention, then MLP."""
+        return (
+            SubBlock("attn", "attention", "input_norm", self.attention_inputs,
+                     self.attention_output, takes_layer_kwargs=True),
+            SubBlock("mlp", "mlp", "post_attention_norm", self.mlp_inputs, self.mlp_output),
+        )
+
+    def norm_scale(self, norm: nn.Module) -> torch.Tensor:
+        """The per-channel factor an RMSNorm module multiplies its normalised input by."""
+        return norm.weight + self.norm_weight_offset
+
 
 ADAPTERS.add("llama", ArchitectureAdapter("llama", model_types=("llama", "mistral")))
 ADAPTERS.add("qwen2", ArchitectureAdapter("qwen2", model_types=("qwen2",), qkv_bias=True))
@@ -118,6 +164,7 @@ ADAPTERS.add("qwen2", ArchitectureAdapter("qwen2", model_types=("qwen2",), qkv_b
 ADAPTERS.add("gemma3", ArchitectureAdapter(
     "gemma3", model_types=("gemma3_text",),
     post_attention_norm="pre_feedforward_layernorm",
+    norm_weight_offset=1.0,
     needs_bos=True,
     rotation_invariant=False,
     rotation_note=(

@@ -11,8 +11,9 @@ import copy
 
 import pytest
 import torch
+from tests.conftest import GEMMA_BOS, GEMMA_HEAD_DIM, GEMMA_LAYER_TYPES, TINY, tiny_gemma
 from tests.unit.compress.compress_fixtures import one_thread  # noqa: F401  (autouse)
-from transformers import AutoModelForCausalLM, Gemma3TextConfig
+from transformers import AutoModelForCausalLM
 
 from complaw.compress import METHODS, CompressionMethod, compress
 from complaw.compress.base import check_supported
@@ -20,28 +21,11 @@ from complaw.compress.checkpoint import save_compressed
 from complaw.errors import CompressionError
 from complaw.models import adapter_for
 
-D, WIDTH, HEADS, KV, HEAD_DIM, VOCAB = 64, 96, 4, 2, 16, 211
-LAYER_TYPES = ["sliding_attention", "full_attention", "sliding_attention", "sliding_attention"]
+D, WIDTH, HEADS, KV, VOCAB = (TINY[k] for k in ("hidden_size", "intermediate_size",
+                                                  "num_attention_heads", "num_key_value_heads",
+                                                  "vocab_size"))
+HEAD_DIM, BOS, LAYER_TYPES = GEMMA_HEAD_DIM, GEMMA_BOS, GEMMA_LAYER_TYPES
 L = len(LAYER_TYPES)
-BOS = 2
-
-
-def tiny_gemma(seed: int = 0):
-    """A tiny random Gemma-3 text model with non-trivial (1 + w) norm weights, float32, eval.
-    The sliding window (8) is shorter than the test blocks (32), so both layer types differ."""
-    torch.manual_seed(seed)
-    config = Gemma3TextConfig(
-        hidden_size=D, intermediate_size=WIDTH, num_hidden_layers=L, num_attention_heads=HEADS,
-        num_key_value_heads=KV, head_dim=HEAD_DIM, vocab_size=VOCAB, max_position_embeddings=256,
-        sliding_window=8, layer_types=LAYER_TYPES, query_pre_attn_scalar=HEAD_DIM,
-        bos_token_id=BOS, eos_token_id=1, pad_token_id=0,
-    )
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name.endswith("norm.weight"):  # HF initialises them to 0, i.e. unit scale
-                param.normal_(0.0, 0.3)
-    return model
 
 
 @pytest.fixture

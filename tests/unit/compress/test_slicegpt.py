@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -13,7 +14,7 @@ from transformers import AutoModelForCausalLM, LlamaConfig
 
 from complaw.compress import compress
 from complaw.compress.checkpoint import load_compressed, save_compressed
-from complaw.compress.slicegpt import SlicedRMSNorm, SliceGPT, sliced_dim
+from complaw.compress.slicegpt import BASES, SlicedRMSNorm, SliceGPT, sliced_dim
 from complaw.errors import CompressionError
 from complaw.models.adapters import adapter_for
 from complaw.models.params import count_parameters
@@ -50,21 +51,22 @@ def biased_llama():
     return randomised(AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval())
 
 
+@pytest.mark.parametrize("basis", BASES)
 @pytest.mark.parametrize("tie", [False, True])
 @pytest.mark.parametrize("family", ["llama", "qwen2"])
-def test_zero_ratio_keeps_logits(family, tie, token_blocks):
+def test_zero_ratio_keeps_logits(family, tie, basis, token_blocks):
     model = randomised(tiny_model(family, tie=tie))
     before = logits(model, token_blocks)
-    sliced = slice_model(model, 0.0, token_blocks, batch_size=3)
+    embed_before = model.model.embed_tokens.weight.clone()
+    sliced = slice_model(model, 0.0, token_blocks, batch_size=3, basis=basis)
+    assert sliced is model  # sliced in place
     assert relative_error(logits(sliced, token_blocks), before) < 1e-4
     # the rotation did change the weights (a no-op would pass the check above trivially)
     embed = sliced.model.embed_tokens.weight
-    assert not torch.allclose(embed, model.model.embed_tokens.weight, atol=1e-3)
+    assert not torch.allclose(embed, embed_before, atol=1e-3)
     if tie:
         assert sliced.lm_head.weight is not embed
         assert not sliced.config.tie_word_embeddings
-    # the input model is left untouched
-    assert torch.equal(logits(model, token_blocks), before)
 
 
 def test_zero_ratio_keeps_logits_with_output_biases(token_blocks):
@@ -107,9 +109,10 @@ def expected_parameters(family: str, ratio: float, slice_head: bool) -> int:
 @pytest.mark.parametrize("family", ["llama", "qwen2"])
 def test_parameter_count_matches_closed_form(family, tie, slice_head, token_blocks):
     model = tiny_model(family, tie=tie)
-    sliced = slice_model(model, 0.5, token_blocks, slice_head=slice_head)
     adapter = adapter_for(model)
-    before, after = count_parameters(model, adapter), count_parameters(sliced, adapter)
+    before = count_parameters(model, adapter)
+    sliced = slice_model(model, 0.5, token_blocks, slice_head=slice_head)
+    after = count_parameters(sliced, adapter)
     assert after["total"] == expected_parameters(family, 0.5, slice_head)
     assert after["total"] < before["total"]
     assert after["blocks"] < before["blocks"]
@@ -118,24 +121,31 @@ def test_parameter_count_matches_closed_form(family, tie, slice_head, token_bloc
     assert logits(sliced, token_blocks).shape == (4, 32, TINY["vocab_size"])
 
 
-def test_larger_ratio_loses_more(tiny_llama, token_blocks):
-    before = logits(tiny_llama, token_blocks)
+@pytest.mark.parametrize("basis", BASES)
+def test_larger_ratio_loses_more(basis, token_blocks):
+    before = logits(tiny_model("llama"), token_blocks)
     errors = [
-        relative_error(logits(slice_model(tiny_llama, r, token_blocks), token_blocks), before)
+        relative_error(
+            logits(slice_model(tiny_model("llama"), r, token_blocks, basis=basis), token_blocks),
+            before,
+        )
         for r in (0.0, 0.25, 0.5)
     ]
     assert errors[0] < 1e-4 < errors[1] < errors[2]
 
 
-def test_embedding_keeps_the_principal_directions(tiny_llama, token_blocks):
-    """The sliced embedding spans the top eigenvectors of the normalised embedding signal."""
+@pytest.mark.parametrize("basis", BASES)
+def test_embedding_keeps_the_principal_directions(tiny_llama, token_blocks, basis):
+    """The sliced embedding spans the top eigenvectors of the PCA signal: the normalised
+    embedding or the raw one (the residual stream entering layer 0)."""
     x = tiny_llama.model.embed_tokens(token_blocks).detach().double().reshape(-1, 64)
     rms = x.pow(2).mean(-1, keepdim=True).add(tiny_llama.config.rms_norm_eps).sqrt()
-    normed = x / rms
-    top = torch.linalg.eigvalsh(normed.T @ normed)[-40:].sum().item()
-    sliced = slice_model(tiny_llama, 0.3, token_blocks)
+    scale = rms if basis == "normalised" else torch.ones_like(rms)
+    signal = x / scale
+    top = torch.linalg.eigvalsh(signal.T @ signal)[-40:].sum().item()
+    sliced = slice_model(tiny_llama, 0.3, token_blocks, basis=basis)
     y = sliced.model.embed_tokens(token_blocks).detach().double().reshape(-1, 40)
-    kept = (y / rms).pow(2).sum().item()  # energy of the normalised signal in the kept basis
+    kept = (y / scale).pow(2).sum().item()  # energy of the signal in the kept basis
     assert kept == pytest.approx(top, rel=1e-6)
 
 
@@ -221,13 +231,54 @@ def test_bad_calibration_raises(tiny_llama, token_blocks):
 def test_non_finite_activations_name_the_layer(tiny_llama, token_blocks):
     tiny_llama.model.layers[1].self_attn.o_proj.weight.data[0, 0] = float("nan")
     weight = tiny_llama.model.layers[0].self_attn.q_proj.weight.clone()
-    with pytest.raises(CompressionError, match="non-finite activations at layer 1"):
+    with pytest.raises(CompressionError, match="non-finite activations at layer 1.*reload"):
         slice_model(tiny_llama, 0.3, token_blocks)
-    assert torch.equal(tiny_llama.model.layers[0].self_attn.q_proj.weight, weight)
+    # sliced in place: layer 0 was already rotated when layer 1 failed
+    assert not torch.equal(tiny_llama.model.layers[0].self_attn.q_proj.weight, weight)
+
+
+@pytest.mark.parametrize(
+    "bad", [{"basis": "pca"}, {"batch_size": 0}, {"num_samples": 9}, {"ratio": 0.9},
+            {"calibration": "x"}],
+)
+def test_bad_input_leaves_the_model_unchanged(tiny_llama, token_blocks, bad):
+    """Every check runs before the in-place slicing starts."""
+    state = {k: v.clone() for k, v in tiny_llama.state_dict().items()}
+    args = {"ratio": 0.3, "calibration": token_blocks, **bad}
+    options = {k: v for k, v in bad.items() if k not in args or k not in ("ratio", "calibration")}
+    with pytest.raises(CompressionError):
+        slice_model(tiny_llama, args["ratio"], args["calibration"], **options)
+    after = tiny_llama.state_dict()
+    assert after.keys() == state.keys()
+    assert all(torch.equal(after[k], v) for k, v in state.items())
+
+
+def test_a_family_without_rotation_invariance_is_refused(tiny_llama, token_blocks):
+    """A family that normalises sub-block outputs (Gemma-3) breaks the rotation invariance."""
+    adapter = dataclasses.replace(adapter_for(tiny_llama), name="postnorm",
+                                  rotation_invariant=False, rotation_note="it has post-norms")
+    with pytest.raises(CompressionError, match="postnorm models: it has post-norms; use"):
+        SliceGPT().compress_model(tiny_llama, adapter, 0.3, token_blocks, 0)
+
+
+def test_layer_paths_come_from_the_adapter(token_blocks):
+    """SliceGPT works from the adapter's roles: an adapter that names the MLP's readers in
+    another order still slices to the same model."""
+    model, reordered = tiny_model("llama"), tiny_model("llama")
+    adapter = adapter_for(model)
+    other = dataclasses.replace(adapter, mlp_inputs=("up_proj", "gate_proj"))
+    a = SliceGPT().compress_model(model, adapter, 0.3, token_blocks, 0)
+    b = SliceGPT().compress_model(reordered, other, 0.3, token_blocks, 0)
+    torch.testing.assert_close(logits(a, token_blocks), logits(b, token_blocks))
+    # a role left out of the adapter is left unsliced, so the forward breaks
+    broken = dataclasses.replace(adapter, mlp_inputs=("gate_proj",))
+    with pytest.raises(RuntimeError):
+        SliceGPT().compress_model(tiny_model("llama"), broken, 0.3, token_blocks, 0)
 
 
 def test_already_sliced_model_is_refused(tiny_llama, token_blocks):
     sliced = slice_model(tiny_llama, 0.3, token_blocks)
+    assert sliced is tiny_llama
     with pytest.raises(CompressionError, match="already sliced"):
         slice_model(sliced, 0.3, token_blocks)
 
