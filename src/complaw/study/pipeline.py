@@ -127,46 +127,27 @@ def run_intrinsic(
     Bad input fails before anything is written; a failure during the run is recorded as a
     record with status "failed" and re-raised.
     """
-    if out is not None:
-        ensure_dir(out)
     ev = config["eval"]
     datasets = [ev["data"]] if isinstance(ev["data"], str) else list(ev["data"])
     location = location or config["model"]
-    if not is_compressed(location):
-        resolve(location)  # fail fast on an unknown model or missing data
+    _check_location(location)
     splits = {name: DataRef.parse(name).load(data_dir) for name in datasets}
-    record = new_record("evaluate", config, device)
-    record["data"] = {name: split.variant for name, split in splits.items()}
-    timings = record["timings"]
-    start = time.perf_counter()
-    loaded = load_subject(location, config["dtype"], device)
-    timings["load"] = time.perf_counter() - start
-    if is_compressed(location) and "achieved" in (manifest := read_manifest(location)):
-        record["achieved"] = manifest["achieved"]  # a recovered uncompressed model has none
-    record["model_source"] = loaded.source.describe()
-    record["params"] = count_parameters(loaded.model, loaded.adapter)
-    blocks = {  # [n, seq_len] text blocks, with a BOS column in front where the family needs it
-        name: loaded.adapter.with_bos(
-            to_blocks(tokenize(split.text, loaded.tokenizer), ev["seq_len"], ev["max_tokens"]),
-            loaded.model.config)
-        for name, split in splits.items()}
-    timings["evaluate"] = 0.0
-    try:
-        for name, data in blocks.items():
-            result = evaluate_loss(loaded.model, data, ev["batch_size"])
-            timings["evaluate"] += result.seconds
-            record["metrics"].append(
-                {"metric": "loss", "dataset": name, "value": result.loss, **result.as_dict()}
-            )
-    except BaseException as exc:
-        record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-        if out is not None:
-            write_record(out, record)
-        raise
-    record["status"] = "ok"
     if out is not None:
-        record["path"] = str(write_record(out, record))
-    return record
+        ensure_dir(out)
+
+    def measure(loaded: LoadedModel, record: dict[str, Any]) -> None:
+        record["data"] = {name: split.variant for name, split in splits.items()}
+        record["timings"]["evaluate"] = 0.0
+        for name, split in splits.items():
+            text = to_blocks(tokenize(split.text, loaded.tokenizer), ev["seq_len"],
+                             ev["max_tokens"])  # [n, seq_len]
+            blocks = loaded.adapter.with_bos(text, loaded.model.config)  # BOS where needed
+            result = evaluate_loss(loaded.model, blocks, ev["batch_size"])
+            record["timings"]["evaluate"] += result.seconds
+            record["metrics"].append(
+                {"metric": "loss", "dataset": name, "value": result.loss, **result.as_dict()})
+
+    return _run_record("evaluate", config, out, device, location, measure)
 
 
 def _subject(model: str) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
@@ -213,6 +194,8 @@ def _run_record(
     start = time.perf_counter()
     loaded = load_subject(location, config["dtype"], device)
     record["timings"]["load"] = time.perf_counter() - start
+    if is_compressed(location) and "achieved" in (manifest := read_manifest(location)):
+        record["achieved"] = manifest["achieved"]  # a recovered uncompressed model has none
     record["model_source"] = loaded.source.describe()
     record["params"] = count_parameters(loaded.model, loaded.adapter)
     try:
