@@ -18,13 +18,16 @@ from rich.progress import (
 T = TypeVar("T")
 
 
-def progress_bars(transient: bool = True) -> Progress:
+def progress_bars(transient: bool = True, fields: tuple[str, ...] = ()) -> Progress:
     """A rich Progress in complaw's one style, for several bars at once (use it as a context
-    manager; on stderr, off when stderr is not a terminal, so that logs stay clean)."""
+    manager; on stderr, off when stderr is not a terminal, so that logs stay clean). `fields`
+    are format strings of extra task fields shown after the count, e.g.
+    "loss {task.fields[loss]}"."""
     columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        *(TextColumn(f) for f in fields),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )

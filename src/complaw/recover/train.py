@@ -13,20 +13,12 @@ from typing import Any
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from torch import nn
 from transformers import PreTrainedModel, get_scheduler
 
 from complaw.errors import ConfigError
 from complaw.models.adapters import ArchitectureAdapter
+from complaw.progress import progress_bars
 from complaw.recover.batches import Batch
 from complaw.recover.config import RecoveryConfig, RecoveryError
 
@@ -122,14 +114,8 @@ class TrainStats:
 @contextlib.contextmanager
 def _progress(total: int) -> Iterator[Callable[..., None]]:
     """A transient progress bar on stderr with step, loss and tokens/s (off when not a TTY)."""
-    console = Console(stderr=True)
-    columns = (
-        TextColumn("[progress.description]{task.description}"), BarColumn(),
-        MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-        TextColumn("{task.fields[speed]} tok/s"), TimeElapsedColumn(), TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, transient=True,
-                  disable=not console.is_terminal) as progress:
+    fields = ("loss {task.fields[loss]}", "{task.fields[speed]} tok/s")
+    with progress_bars(fields=fields) as progress:
         task = progress.add_task("LoRA recovery", total=total, loss="-", speed="-")
         yield lambda **fields: progress.update(task, advance=1, **fields)
 
