@@ -88,7 +88,8 @@ def variants() -> list[tuple[str, str, dict[str, Any]]]:
     ]
 
 
-def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+def setup(args: argparse.Namespace) -> tuple[Any, float, Any, Any]:
+    """The base model, its size in MiB, the test blocks and the calibration blocks."""
     loaded = load_model(args.model)
     base = loaded.model
     model_mib = sum(p.numel() * p.element_size() for p in base.parameters()) / MIB
@@ -98,6 +99,11 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         DataRef.parse(args.calibration).require_not_test("calibration"), loaded.tokenizer,
         args.calib_seq_len, args.calib_samples * args.calib_seq_len, args.data_dir,
     )
+    return base, model_mib, test, calibration
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    base, model_mib, test, calibration = setup(args)
     rows = []
     for method, label, options in variants():
         needs = METHODS.get(method).needs_calibration
@@ -121,15 +127,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def run_bases(args: argparse.Namespace) -> list[dict[str, Any]]:
     """SliceGPT once per (ratio, basis): one row per ratio with each basis's results."""
-    loaded = load_model(args.model)
-    base = loaded.model
-    model_mib = sum(p.numel() * p.element_size() for p in base.parameters()) / MIB
-    test = load_blocks("wikitext2:test", loaded.tokenizer, args.seq_len, args.max_tokens,
-                       args.data_dir)
-    calibration = load_blocks(
-        DataRef.parse(args.calibration).require_not_test("calibration"), loaded.tokenizer,
-        args.calib_seq_len, args.calib_samples * args.calib_seq_len, args.data_dir,
-    )
+    base, model_mib, test, calibration = setup(args)
     rows = []
     for ratio in args.ratios:
         row: dict[str, Any] = {"ratio": ratio}
