@@ -107,7 +107,7 @@ def evaluate_zero_shot(
     from lm_eval.tasks import TaskManager
 
     plans = plan_tasks(config.tasks, data_dir)
-    logging.getLogger("lm_eval").setLevel(logging.WARNING)
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)  # its per-run warnings are noise here
     device = next(loaded.model.parameters()).device
     with tempfile.TemporaryDirectory(prefix="complaw-tasks-") as folder:
         local = [p.task.name for p in plans if p.local]
