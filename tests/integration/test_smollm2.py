@@ -48,8 +48,9 @@ def test_cli_evaluate_writes_a_full_record(tmp_path):
     [path] = out.glob("*.json")
     record = json.loads(path.read_text())
     assert record["status"] == "ok" and record["id"] == path.stem
-    assert record["config"]["eval"] == {"kind": "intrinsic", "data": "ptb:test", "seq_len": 256,
+    assert record["config"]["eval"] == {"kind": "intrinsic", "data": ["ptb:test"], "seq_len": 256,
                                         "max_tokens": 512, "batch_size": 2}
+    assert record["data"]["ptb:test"]["file"] == "ptb/ptb.test.txt"  # the data variant
     assert record["params"]["total"] == 134_515_008
     assert record["environment"]["versions"]["torch"] == metadata.version("torch")
     [metric] = record["metrics"]
