@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from complaw.errors import ConfigError
+from complaw.errors import ConfigError, check_known
 from complaw.evaluate.tasks import TASKS, TaskPlan, parse_tasks, plan_tasks, write_tasks
 from complaw.models import LoadedModel
 
@@ -50,11 +50,7 @@ class ExtrinsicConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExtrinsicConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(f"unknown extrinsic setting(s) {sorted(unknown)}; "
-                              f"known: {sorted(known)}")
+        check_known(data, (f.name for f in fields(cls)), "extrinsic setting(s)")
         return cls(**{**data, "tasks": tuple(data.get("tasks", cls.tasks))})
 
     @property

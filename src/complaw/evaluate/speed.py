@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from complaw.errors import ConfigError
+from complaw.errors import ConfigError, check_known
 from complaw.models import LoadedModel
 from complaw.progress import track
 
@@ -59,10 +59,7 @@ class SpeedConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SpeedConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(f"unknown speed setting(s) {sorted(unknown)}; known: {sorted(known)}")
+        check_known(data, (f.name for f in fields(cls)), "speed setting(s)")
         return cls(**data)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from transformers import SchedulerType
 
 from complaw.data import DataRef
-from complaw.errors import ComplawError, ConfigError
+from complaw.errors import ComplawError, ConfigError, check_known
 from complaw.models.adapters import ArchitectureAdapter
 
 PROJECTIONS = ArchitectureAdapter.PROJECTIONS
@@ -111,11 +111,7 @@ class RecoveryConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RecoveryConfig:
         """Build from a dict (e.g. YAML); unknown keys are an error that lists the valid ones."""
-        valid = [f.name for f in fields(cls)]
-        unknown = sorted(set(values) - set(valid))
-        if unknown:
-            raise ConfigError(f"unknown recovery option(s) {', '.join(unknown)}; valid: "
-                              f"{', '.join(valid)}")
+        check_known(values, (f.name for f in fields(cls)), "recovery option(s)")
         return cls(**values)
 
     @classmethod
