@@ -16,9 +16,11 @@ cannot be used per run: it is the process-lifetime peak.
 
 Writes compression.csv and compression.md into --out and prints a rich table.
 
-`--slicegpt-bases` runs only SliceGPT, once per PCA basis (`basis` option: the normalised signal
-or the un-normalised residual stream) and ratio, and prints the perplexities side by side
-(slicegpt_bases.csv / .md). Example, the setting of issue 11 (PTB train calibration, 32 × 1,024
+`--slicegpt-bases` runs only SliceGPT, once per variant and ratio, and prints perplexity, time and
+RSS growth side by side (slicegpt_bases.csv / .md). A variant is a PCA basis (`basis` option: the
+normalised signal or the un-normalised residual stream), with "-uncentred" to keep the embedding
+rows as they are (`centre_embeddings=False`); `--bases residual,residual-uncentred` isolates the
+centring. Example, the setting of issue 11 (PTB train calibration, 32 × 1,024
 tokens; WikiText-2 test, 16,384 tokens in blocks of 1,024):
 
     benchmarks/compression.py --slicegpt-bases --ratios 0.1,0.3,0.5,0.7 --calibration ptb:train \
@@ -40,7 +42,7 @@ from rich.console import Console
 from rich.table import Table
 
 from complaw.compress import METHODS, compress
-from complaw.compress.slicegpt import BASES
+from complaw.compress.slicegpt import BASES, SliceOptions
 from complaw.data import DataRef, load_blocks
 from complaw.evaluate import evaluate_loss
 from complaw.models import load_model
@@ -125,22 +127,32 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
+def slicegpt_variant(label: str) -> dict[str, Any]:
+    """SliceGPT options for a --bases label: a basis, "-uncentred" to keep the embedding rows."""
+    basis, _, suffix = label.partition("-")
+    if basis not in BASES or suffix not in ("", "uncentred"):
+        raise SystemExit(f"--bases: {label!r} is not one of {', '.join(BASES)} (optionally with "
+                         "-uncentred)")
+    return {"basis": basis, "centre_embeddings": not suffix}
+
+
 def run_bases(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """SliceGPT once per (ratio, basis): one row per ratio with each basis's results."""
+    """SliceGPT once per (ratio, variant): one row per ratio with each variant's results."""
     base, model_mib, test, calibration = setup(args)
     rows = []
     for ratio in args.ratios:
         row: dict[str, Any] = {"ratio": ratio}
-        for basis in args.bases:
+        for label in args.bases:
             model = copy.deepcopy(base)
             with PeakRSS() as memory:
-                result = compress(model, "slicegpt", ratio, calibration, args.seed, basis=basis)
+                result = compress(model, "slicegpt", ratio, calibration, args.seed,
+                                  batch_size=args.slicegpt_batch_size, **slicegpt_variant(label))
             scored = evaluate_loss(result.model, test, args.batch_size)
             row["params_total"] = result.params_after["total"]
-            row[f"ppl_{basis}"] = scored.perplexity
-            row[f"s_{basis}"] = result.seconds
-            row[f"peak_rss_mib_{basis}"] = memory.peak / MIB
-            print(f"r={ratio:g} basis={basis}: ppl {scored.perplexity:.2f}, "
+            row[f"ppl_{label}"] = scored.perplexity
+            row[f"s_{label}"] = result.seconds
+            row[f"rss_growth_mib_{label}"] = (memory.peak - memory.start) / MIB
+            print(f"r={ratio:g} {label}: ppl {scored.perplexity:.2f}, "
                   f"{result.seconds:.0f} s wall, {memory.cpu_s:.0f} s CPU, "
                   f"peak RSS {memory.peak / MIB:.0f} MiB (growth "
                   f"{(memory.peak - memory.start) / MIB:.0f} MiB; base model {model_mib:.0f} "
@@ -152,7 +164,7 @@ def run_bases(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def print_bases(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     columns = ["ratio", "params_total"] + [
-        f"{k}_{b}" for k in ("ppl", "s", "peak_rss_mib") for b in args.bases
+        f"{k}_{b}" for k in ("ppl", "s", "rss_growth_mib") for b in args.bases
     ]
     args.out.mkdir(parents=True, exist_ok=True)
     with (args.out / "slicegpt_bases.csv").open("w", newline="") as f:
@@ -212,7 +224,10 @@ def main() -> None:
     parser.add_argument("--slicegpt-bases", action="store_true",
                         help="only SliceGPT, each PCA basis side by side")
     parser.add_argument("--bases", type=lambda s: s.split(","), default=list(BASES),
-                        help="with --slicegpt-bases: the bases to run (default: all)")
+                        help="with --slicegpt-bases: the variants to run, each a basis, "
+                             "optionally with -uncentred (default: every basis, centred)")
+    parser.add_argument("--slicegpt-batch-size", type=int, default=SliceOptions.batch_size,
+                        help="with --slicegpt-bases: calibration blocks per forward")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -29,7 +29,8 @@ def test_zero_ratio_keeps_smollm2_logits(smollm2, basis):
     blocks = load_blocks("wikitext2:test", tok, 256, max_tokens=2 * 256)
     with torch.no_grad():
         before = model(blocks).logits
-    result = compress(model, "slicegpt", 0.0, calibration, batch_size=4, basis=basis)
+    result = compress(model, "slicegpt", 0.0, calibration, batch_size=4, basis=basis,
+                      centre_embeddings=False)
     assert result.model is model  # sliced in place
     with torch.no_grad():
         after = result.model(blocks).logits
@@ -49,5 +50,6 @@ def test_wikitext2_loss_rises_with_ratio(smollm2):
         losses.append(evaluate_loss(result.model, blocks).loss)
         print(f"slicegpt r={ratio}: loss {losses[-1]:.4f} params {result.params_after['total']} "
               f"compress {result.seconds:.0f}s")
-    assert losses[0] == pytest.approx(dense, abs=1e-4)
+    # the default centres the embedding rows, which moves an RMSNorm model a little (< 0.1 %)
+    assert losses[0] == pytest.approx(dense, rel=1e-3) and losses[0] != dense
     assert losses == sorted(losses) and len(set(losses)) == len(losses)

@@ -44,6 +44,14 @@ def randomised(model):
     return model
 
 
+def offset_rows(model):
+    """Give every embedding row its own mean (random init leaves the row means near zero)."""
+    weight = model.model.embed_tokens.weight
+    g = torch.Generator().manual_seed(3)
+    weight.data += torch.randn(weight.shape[0], 1, generator=g) * weight.std()
+    return model
+
+
 def biased_llama():
     """A tiny llama whose every projection has a bias."""
     torch.manual_seed(0)
@@ -58,7 +66,8 @@ def test_zero_ratio_keeps_logits(family, tie, basis, token_blocks):
     model = randomised(tiny_model(family, tie=tie))
     before = logits(model, token_blocks)
     embed_before = model.model.embed_tokens.weight.clone()
-    sliced = slice_model(model, 0.0, token_blocks, batch_size=3, basis=basis)
+    sliced = slice_model(model, 0.0, token_blocks, batch_size=3, basis=basis,
+                         centre_embeddings=False)
     assert sliced is model  # sliced in place
     assert relative_error(logits(sliced, token_blocks), before) < 1e-4
     # the rotation did change the weights (a no-op would pass the check above trivially)
@@ -73,8 +82,24 @@ def test_zero_ratio_keeps_logits_with_output_biases(token_blocks):
     """o_proj / down_proj biases rotate with their outputs; q/k/v/gate/up biases stay."""
     model = biased_llama()
     before = logits(model, token_blocks)
-    sliced = slice_model(model, 0.0, token_blocks)
+    sliced = slice_model(model, 0.0, token_blocks, centre_embeddings=False)
     assert relative_error(logits(sliced, token_blocks), before) < 1e-4
+
+
+@pytest.mark.parametrize("basis", BASES)
+@pytest.mark.parametrize("tie", [False, True])
+def test_zero_ratio_with_centred_embeddings_is_the_centred_model(tie, basis, token_blocks):
+    """At r = 0 the default (centre_embeddings=True) computes the model whose embedding rows have
+    their mean subtracted, and the lm_head keeps the original (tied) matrix."""
+    model, centred = (offset_rows(randomised(tiny_model("llama", tie=tie))) for _ in range(2))
+    centred.lm_head.weight = torch.nn.Parameter(centred.lm_head.weight.detach().clone())
+    embed = centred.model.embed_tokens.weight.detach().double()
+    centred.model.embed_tokens.weight = torch.nn.Parameter(
+        (embed - embed.mean(-1, keepdim=True)).float())
+    expected, original = logits(centred, token_blocks), logits(model, token_blocks)
+    assert relative_error(expected, original) > 1e-3  # centring changes an RMSNorm model
+    sliced = slice_model(model, 0.0, token_blocks, batch_size=3, basis=basis)
+    assert relative_error(logits(sliced, token_blocks), expected) < 1e-4
 
 
 def test_zero_ratio_generates_the_same_tokens(tiny_qwen2, token_blocks):
@@ -126,7 +151,8 @@ def test_larger_ratio_loses_more(basis, token_blocks):
     before = logits(tiny_model("llama"), token_blocks)
     errors = [
         relative_error(
-            logits(slice_model(tiny_model("llama"), r, token_blocks, basis=basis), token_blocks),
+            logits(slice_model(tiny_model("llama"), r, token_blocks, basis=basis,
+                               centre_embeddings=False), token_blocks),
             before,
         )
         for r in (0.0, 0.25, 0.5)
@@ -134,16 +160,19 @@ def test_larger_ratio_loses_more(basis, token_blocks):
     assert errors[0] < 1e-4 < errors[1] < errors[2]
 
 
+@pytest.mark.parametrize("centre", [False, True])
 @pytest.mark.parametrize("basis", BASES)
-def test_embedding_keeps_the_principal_directions(tiny_llama, token_blocks, basis):
+def test_embedding_keeps_the_principal_directions(tiny_llama, token_blocks, basis, centre):
     """The sliced embedding spans the top eigenvectors of the PCA signal: the normalised
-    embedding or the raw one (the residual stream entering layer 0)."""
+    embedding or the raw one (the residual stream entering layer 0), each row centred or not."""
     x = tiny_llama.model.embed_tokens(token_blocks).detach().double().reshape(-1, 64)
+    if centre:
+        x = x - x.mean(-1, keepdim=True)
     rms = x.pow(2).mean(-1, keepdim=True).add(tiny_llama.config.rms_norm_eps).sqrt()
     scale = rms if basis == "normalised" else torch.ones_like(rms)
     signal = x / scale
     top = torch.linalg.eigvalsh(signal.T @ signal)[-40:].sum().item()
-    sliced = slice_model(tiny_llama, 0.3, token_blocks, basis=basis)
+    sliced = slice_model(tiny_llama, 0.3, token_blocks, basis=basis, centre_embeddings=centre)
     y = sliced.model.embed_tokens(token_blocks).detach().double().reshape(-1, 40)
     kept = (y / scale).pow(2).sum().item()  # energy of the signal in the kept basis
     assert kept == pytest.approx(top, rel=1e-6)

@@ -102,12 +102,17 @@ class Stream:
             self.states[i] = x @ basis.to(x.dtype)
 
 
-def _matmul_rows(weight: torch.Tensor, right: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+def _matmul_rows(
+    weight: torch.Tensor, right: torch.Tensor, out: torch.Tensor, centre: bool = False
+) -> torch.Tensor:
     """out = weight·right in float64, ROW_CHUNK rows at a time (`out` may be `weight`), so that
-    no float64 copy of a whole matrix is ever held."""
+    no float64 copy of a whole matrix is ever held; `centre` subtracts each row's mean first."""
     for start in range(0, weight.shape[0], ROW_CHUNK):
         rows = slice(start, start + ROW_CHUNK)
-        out[rows] = (weight[rows].to(F64) @ right).to(out.dtype)
+        left = weight[rows].to(F64)
+        if centre:
+            left = left - left.mean(-1, keepdim=True)
+        out[rows] = (left @ right).to(out.dtype)
     return out
 
 
@@ -183,14 +188,17 @@ def slice_in_place(
     head = adapter.part(model, "lm_head")
     final_norm = adapter.part(model, "final_norm")
 
-    stream = Stream(*_layer_inputs(model, layers, blocks, opts.batch_size), norm,
-                    norm if opts.basis == "normalised" else None)
+    states, kwargs = _layer_inputs(model, layers, blocks, opts.batch_size)
+    if opts.centre_embeddings:  # layer 0's input is an embedding row (times a constant)
+        for x in states:
+            x.sub_(x.to(F64).mean(-1, keepdim=True).to(x.dtype))
+    stream = Stream(states, kwargs, norm, norm if opts.basis == "normalised" else None)
     basis = stream.advance(lambda x, _: x, "the embeddings")[:, :d_sliced]
     stream.rotate(basis)
     untie(model)
     weight = torch.empty(embed.num_embeddings, d_sliced, dtype=embed.weight.dtype)
-    adapter.set_part(model, "embed_tokens",
-                     new_embedding(_matmul_rows(embed.weight, basis, weight), embed))
+    _matmul_rows(embed.weight, basis, weight, centre=opts.centre_embeddings)
+    adapter.set_part(model, "embed_tokens", new_embedding(weight, embed))
     del embed, weight  # for tied models the old matrix lives on as the lm_head only
 
     last = len(layers) - 1

@@ -21,10 +21,11 @@ class SliceOptions:
     """SliceGPT's options (see the package docstring)."""
 
     num_samples: int | None = None
-    batch_size: int = 8
+    batch_size: int = 1
     round_to: int = 8
     slice_head: bool = False
     basis: str = "residual"
+    centre_embeddings: bool = True
 
     def __post_init__(self) -> None:
         for name in ("num_samples", "batch_size", "round_to"):
