@@ -60,8 +60,8 @@ torch thread; both centred):
 | Qwen2.5-Coder-0.5B, PTB train 4 × 1,024: normalised | 101.40 | 297.47 | 959.5 | 2,055.1 |
 
 Over the three (model, calibration) settings the residual stream wins 8 of the 12 cells: every
-one at r ≤ 0.3 (by 3-67 %) and 2 of 3 at r = 0.5; the normalised basis wins at r = 0.7 in all
-three (by 6-13 %) and at r = 0.5 for SmolLM2 with PTB, where the sliced models are far from
+one at r ≤ 0.3 (by 2-67 %) and 2 of 3 at r = 0.5; the normalised basis wins at r = 0.7 in all
+three (by 6-10 %) and at r = 0.5 for SmolLM2 with PTB, where the sliced models are far from
 usable anyway.
 
 Why the residual stream: SmolLM2 has massive activations at position 0 of every block (‖x‖² ≈
