@@ -1,3 +1,6 @@
+import gc
+from pathlib import Path
+
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, GPT2Config
@@ -5,7 +8,7 @@ from transformers import AutoModelForCausalLM, GPT2Config
 from complaw.errors import ModelError
 from complaw.models import ADAPTERS, adapter_for, count_parameters, load_model, resolve
 from complaw.models.sources import pypi_gguf
-from tests.conftest import TINY, tiny_model
+from tests.conftest import TINY, tiny_model, tiny_tokenizer
 
 
 @pytest.mark.parametrize("family", ["llama", "qwen2"])
@@ -81,6 +84,33 @@ def test_load_local_folder(tiny_checkpoint):
     assert loaded.tokenizer.pad_token is not None
     with pytest.raises(ModelError, match="unknown dtype 'float8'"):
         load_model(str(tiny_checkpoint), dtype="float8")
+
+
+def _mapped(folder) -> bool:
+    """Whether this process maps a safetensors file of `folder` (Linux /proc)."""
+    maps = Path("/proc/self/maps").read_text()
+    return any(str(file.resolve()) in maps for file in folder.glob("*.safetensors"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("tie", [False, True])
+def test_load_without_mmap_reads_each_weight(tmp_path, tie):
+    """mmap=False (compression): the same weights, none of them file-mapped."""
+    folder = tmp_path / "tiny"
+    tiny_model("llama", tie=tie).save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    mapped = load_model(str(folder))
+    assert _mapped(folder)  # the default maps the file: the check below can fail
+    read = load_model(str(folder), mmap=False)
+    del mapped
+    gc.collect()
+    assert not _mapped(folder)
+    reference = tiny_model("llama", tie=tie).state_dict()
+    assert read.model.state_dict().keys() == reference.keys()
+    for key, value in read.model.state_dict().items():
+        torch.testing.assert_close(value, reference[key], rtol=0, atol=0)
+    tied = read.model.lm_head.weight is read.model.model.embed_tokens.weight
+    assert tied == tie and not read.model.training
 
 
 def test_hub_failure_is_one_clear_error(monkeypatch):

@@ -10,12 +10,15 @@ from pathlib import Path
 
 import torch
 import transformers
+from safetensors import safe_open
 from transformers import (
+    AutoConfig,
     AutoModelForCausalLM,
     AutoTokenizer,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
 from complaw.errors import ModelError
 from complaw.io import atomic_folder
@@ -78,23 +81,49 @@ def dequantised_folder(gguf: Path, dtype: str) -> Path:
     return folder
 
 
-def _from_pretrained(location: str, dtype: str, device: str):
+def _read_weights(location: str) -> dict[str, torch.Tensor] | None:
+    """Every tensor of a local folder's safetensors files, each read into its own memory (not
+    memory-mapped); None where `location` is no folder with safetensors files."""
+    folder = Path(location)
+    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    weights: dict[str, torch.Tensor] = {}
+    for file in files:
+        with safe_open(str(file), "pt", backend="pread") as handle:
+            weights.update((key, handle.get_tensor(key)) for key in handle.keys())
+    return weights or None
+
+
+def _from_pretrained(location: str, dtype: str, device: str, mmap: bool):
     kwargs = {"dtype": parse_dtype(dtype)}
     if device != "cpu":
         kwargs["device_map"] = device
     tokenizer = AutoTokenizer.from_pretrained(location)
-    model = AutoModelForCausalLM.from_pretrained(location, **kwargs)
+    weights = None if mmap or device != "cpu" else _read_weights(location)
+    if weights is None:
+        model = AutoModelForCausalLM.from_pretrained(location, **kwargs)
+    else:
+        config = AutoConfig.from_pretrained(location)
+        model_class = MODEL_FOR_CAUSAL_LM_MAPPING[type(config)]
+        model = model_class.from_pretrained(None, config=config, state_dict=weights, **kwargs)
     return model, tokenizer
 
 
-def load_model(name: str, dtype: str = "float32", device: str = "cpu") -> LoadedModel:
-    """Load `name` (alias, .gguf file, HF folder, or hub id) in eval mode on `device`."""
+def load_model(
+    name: str, dtype: str = "float32", device: str = "cpu", mmap: bool = True
+) -> LoadedModel:
+    """Load `name` (alias, .gguf file, HF folder, or hub id) in eval mode on `device`.
+
+    A local safetensors folder is memory-mapped (its weights are file pages, read on use).
+    `mmap=False` reads each weight into its own memory instead (on CPU): for compression,
+    which replaces every weight. A mapped original stays resident until the whole model is
+    freed, so the old and the new weights would both count in memory; read ones are freed as
+    they are replaced (SmolLM2 SliceGPT r = 0.3: peak RSS 1,732 MiB mapped, 1,281 MiB read)."""
     source = resolve(name)
     location = source.location
     if source.kind == "gguf":
         location = str(dequantised_folder(Path(location), dtype))
     try:
-        model, tokenizer = _from_pretrained(location, dtype, device)
+        model, tokenizer = _from_pretrained(location, dtype, device, mmap)
     except OSError as exc:
         hint = (
             " (offline? pass a local HF folder, a .gguf file, or an alias)"

@@ -98,7 +98,7 @@ def run_compress(
     The output folder is checked before the expensive work."""
     compression = compression.resolve()
     check_target(out, overwrite)
-    loaded = load_model(model, dtype=dtype, device=device)
+    loaded = load_model(model, dtype=dtype, device=device, mmap=False)  # every weight is replaced
     blocks = None
     if compression.calibration is not None:
         blocks = load_blocks(

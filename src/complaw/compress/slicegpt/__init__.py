@@ -69,8 +69,9 @@ Why the residual stream: SmolLM2 has massive activations at position 0 of every 
 token exactly, the normalised one drops 0.03-0.2 % of its energy already at r = 0.1, and every
 later token attends to it. At large r the residual PCA spends directions on that token's minor
 components instead of the typical tokens, which is where the normalised basis wins (r = 0.7,
-and r = 0.5 with out-of-domain calibration). Weighting tokens between the two (signal x·rms(x)^-p, p = 0.5,
-1; 4 calibration blocks) was worse than the better of the two at both r = 0.3 and 0.5.
+and r = 0.5 with out-of-domain calibration). Weighting tokens between the two (signal
+x·rms(x)^-p, p = 0.5, 1; 4 calibration blocks) was worse than the better of the two at both
+r = 0.3 and 0.5.
 
 **Slicing.** Only the first d' principal directions are kept: embedding columns,
 q/k/v/gate/up input columns, o_proj/down_proj output rows and shortcut rows/columns.
