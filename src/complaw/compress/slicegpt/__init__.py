@@ -39,7 +39,7 @@ perplexity; float32, CPU; `benchmarks/compression.py --slicegpt-bases --bases
 residual,normalised,residual-uncentred --ratios 0.1,0.3,0.5,0.7 --calibration ptb:train
 --calib-seq-len 1024 --calib-samples 32 --max-tokens 16384`; reference = microsoft/
 TransformerCompression at its defaults (transformers 4.41), run on the same calibration and test
-blocks on the same machine):
+blocks on the same machine by `benchmarks/slicegpt_reference.py`):
 
 | SmolLM2-135M, PTB train 32 × 1,024, test 16,384 | r = 0.1 | 0.3 | 0.5 | 0.7 |
 |---|---|---|---|---|
