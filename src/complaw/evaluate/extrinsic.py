@@ -13,21 +13,23 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from complaw.errors import ConfigError, check_known
+from complaw.errors import ConfigError
 from complaw.evaluate.tasks import TASKS, TaskPlan, parse_tasks, plan_tasks, write_tasks
 from complaw.models import LoadedModel
+from complaw.settings import Settings
 
 
 @dataclass(frozen=True)
-class ExtrinsicConfig:
+class ExtrinsicConfig(Settings):
     """What to evaluate: task names (see `tasks.TASKS`; "paper" expands to the six), at most
     `limit` documents per task (per MMLU subject; None = all), `batch_size` requests per
     forward pass, and `num_fewshot` examples (0 = zero-shot)."""
 
+    what: ClassVar[str] = "extrinsic setting(s)"
     tasks: tuple[str, ...] = ("arc_easy",)
     limit: int | None = None
     batch_size: int = 8
@@ -42,16 +44,6 @@ class ExtrinsicConfig:
             raise ConfigError(f"batch_size must be positive, got {self.batch_size}; pass e.g. 8")
         if self.num_fewshot < 0:
             raise ConfigError(f"num_fewshot must be >= 0, got {self.num_fewshot}")
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["tasks"] = list(self.tasks)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ExtrinsicConfig:
-        check_known(data, (f.name for f in fields(cls)), "extrinsic setting(s)")
-        return cls(**{**data, "tasks": tuple(data.get("tasks", cls.tasks))})
 
     @property
     def label(self) -> str:

@@ -21,22 +21,24 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from complaw.errors import ConfigError, check_known
+from complaw.errors import ConfigError
 from complaw.models import LoadedModel
 from complaw.progress import track
+from complaw.settings import Settings
 
 
 @dataclass(frozen=True)
-class SpeedConfig:
+class SpeedConfig(Settings):
     """Fixed shapes and repetitions of a speed measurement. `threads` pins torch's CPU thread
     count (None: leave torch's default, which is recorded)."""
 
+    what: ClassVar[str] = "speed setting(s)"
     batch_size: int = 1
     prompt_len: int = 256
     new_tokens: int = 32
@@ -53,14 +55,6 @@ class SpeedConfig:
         if self.threads is not None and self.threads <= 0:
             raise ConfigError(f"threads must be positive, got {self.threads}; omit it for "
                               "torch's default")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SpeedConfig:
-        check_known(data, (f.name for f in fields(cls)), "speed setting(s)")
-        return cls(**data)
 
 
 def flops_per_token(model: nn.Module, context: int) -> int:

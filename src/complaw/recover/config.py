@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import ClassVar
 
 from transformers import SchedulerType
 
 from complaw.data import DataRef
-from complaw.errors import ComplawError, ConfigError, check_known
+from complaw.errors import ComplawError, ConfigError
 from complaw.models.adapters import ArchitectureAdapter
+from complaw.settings import Settings
 
 PROJECTIONS = ArchitectureAdapter.PROJECTIONS
 
@@ -20,13 +21,14 @@ class RecoveryError(ComplawError):
 
 
 @dataclass(frozen=True)
-class RecoveryConfig:
+class RecoveryConfig(Settings):
     """LoRA recovery fine-tuning with a token budget D (see docs/recover.md).
 
     Exactly one of `tokens` and `samples` sets the budget (`samples` N means N · seq_len
     tokens). `resolved()` gives the canonical form that runs and manifests record.
     """
 
+    what: ClassVar[str] = "recovery option(s)"
     data: str = field(default="alpaca:train", metadata={
         "help": "Training data NAME[:SPLIT] (default split: train); test splits are refused."})
     tokens: int | None = field(default=None, metadata={
@@ -102,17 +104,6 @@ class RecoveryConfig:
         """The canonical form that runs and manifests record: data as `name:split` and the
         budget in tokens (D = samples · seq_len when given in samples)."""
         return dataclasses.replace(self, data=self.ref.name, tokens=self.budget, samples=None)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["targets"] = list(self.targets)
-        return out
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> RecoveryConfig:
-        """Build from a dict (e.g. YAML); unknown keys are an error that lists the valid ones."""
-        check_known(values, (f.name for f in fields(cls)), "recovery option(s)")
-        return cls(**values)
 
     @classmethod
     def help(cls, name: str) -> str:
