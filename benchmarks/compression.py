@@ -90,18 +90,22 @@ def variants() -> list[tuple[str, str, dict[str, Any]]]:
     ]
 
 
+def token_blocks(args: argparse.Namespace, tokenizer: Any) -> tuple[Any, Any]:
+    """The WikiText-2 test blocks and the calibration blocks that `args` describe."""
+    test = load_blocks("wikitext2:test", tokenizer, args.seq_len, args.max_tokens, args.data_dir)
+    calibration = load_blocks(
+        DataRef.parse(args.calibration).require_not_test("calibration"), tokenizer,
+        args.calib_seq_len, args.calib_samples * args.calib_seq_len, args.data_dir,
+    )
+    return test, calibration
+
+
 def setup(args: argparse.Namespace) -> tuple[Any, float, Any, Any]:
     """The base model, its size in MiB, the test blocks and the calibration blocks."""
     loaded = load_model(args.model)
     base = loaded.model
     model_mib = sum(p.numel() * p.element_size() for p in base.parameters()) / MIB
-    test = load_blocks("wikitext2:test", loaded.tokenizer, args.seq_len, args.max_tokens,
-                       args.data_dir)
-    calibration = load_blocks(
-        DataRef.parse(args.calibration).require_not_test("calibration"), loaded.tokenizer,
-        args.calib_seq_len, args.calib_samples * args.calib_seq_len, args.data_dir,
-    )
-    return base, model_mib, test, calibration
+    return base, model_mib, *token_blocks(args, loaded.tokenizer)
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:

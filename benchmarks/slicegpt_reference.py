@@ -33,15 +33,12 @@ import torch
 
 
 def write_blocks(args: argparse.Namespace) -> None:
-    from complaw.data import DataRef, load_blocks
+    # complaw is only in complaw's venv: imported here, not at the top (step 2 runs without it)
+    from compression import token_blocks
+
     from complaw.models import load_model
 
-    tokenizer = load_model(args.model).tokenizer
-    test = load_blocks("wikitext2:test", tokenizer, args.seq_len, args.max_tokens, args.data_dir)
-    calibration = load_blocks(
-        DataRef.parse(args.calibration).require_not_test("calibration"), tokenizer,
-        args.calib_seq_len, args.calib_samples * args.calib_seq_len, args.data_dir,
-    )
+    test, calibration = token_blocks(args, load_model(args.model).tokenizer)
     torch.save({"test": test, "calibration": calibration}, args.out)
     print(f"wrote {args.out}: calibration {tuple(calibration.shape)}, test {tuple(test.shape)}")
 
