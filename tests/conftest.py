@@ -133,6 +133,22 @@ def tiny_checkpoint(tmp_path):
 
 
 @pytest.fixture
+def tiny_pruned(tiny_checkpoint, tmp_path):
+    """`tiny_checkpoint` pruned by PruneNet (random, r = 0.5) and saved as a complaw checkpoint
+    whose manifest names its base; returns its path."""
+    from complaw.compress import compress
+    from complaw.compress.checkpoint import save_compressed
+    from complaw.models import load_model
+
+    loaded = load_model(str(tiny_checkpoint))
+    result = compress(loaded.model, "prunenet", 0.5, policy="random", seed=3)
+    folder = tmp_path / "pruned"
+    save_compressed(result, folder, tokenizer=loaded.tokenizer,
+                    extra={"model": str(tiny_checkpoint), "calibration": None})
+    return folder
+
+
+@pytest.fixture
 def tiny_data_dir(tmp_path, monkeypatch):
     """A data directory in the shared layout with ptb train/valid/test of tiny-vocab words;
     also set as $COMPLAW_DATA_DIR, with the hub switched off."""

@@ -5,9 +5,6 @@ import json
 from typer.testing import CliRunner
 
 from complaw.cli import app
-from complaw.compress import compress
-from complaw.compress.checkpoint import save_compressed
-from complaw.models import load_model
 from complaw.study.records import law_table
 
 runner = CliRunner()
@@ -21,13 +18,9 @@ def evaluate(model, out):
     return result
 
 
-def test_compressed_checkpoint_record_pairs_with_its_base(tiny_checkpoint, tiny_data_dir,
-                                                          tmp_path):
-    loaded = load_model(str(tiny_checkpoint))
-    result = compress(loaded.model, "prunenet", 0.5, policy="random", seed=3)
-    ckpt = tmp_path / "pruned"
-    save_compressed(result, ckpt, tokenizer=loaded.tokenizer,
-                    extra={"model": str(tiny_checkpoint), "calibration": None})
+def test_compressed_checkpoint_record_pairs_with_its_base(tiny_checkpoint, tiny_pruned,
+                                                          tiny_data_dir, tmp_path):
+    ckpt = tiny_pruned
 
     out = tmp_path / "runs"
     evaluate(tiny_checkpoint, out)

@@ -12,9 +12,6 @@ from typer.testing import CliRunner
 
 from complaw.cli import app, main
 from complaw.cli.recover import recover_command
-from complaw.compress import compress
-from complaw.compress.checkpoint import save_compressed
-from complaw.models import load_model
 from complaw.recover import RecoveryConfig
 from complaw.study.records import law_table
 
@@ -37,13 +34,9 @@ def evaluate(model, out):
            "--max-tokens", 256, "--out", out)
 
 
-def test_recovered_records_carry_compression_and_recovery(tiny_checkpoint, tiny_data_dir,
-                                                         tmp_path):
-    loaded = load_model(str(tiny_checkpoint))
-    result = compress(loaded.model, "prunenet", 0.5, policy="random", seed=3)
-    pruned = tmp_path / "pruned"
-    save_compressed(result, pruned, tokenizer=loaded.tokenizer,
-                    extra={"model": str(tiny_checkpoint), "calibration": None})
+def test_recovered_records_carry_compression_and_recovery(tiny_checkpoint, tiny_pruned,
+                                                         tiny_data_dir, tmp_path):
+    pruned = tiny_pruned
     shown = invoke(*recover_args(pruned, tmp_path / "pruned-rft"))
     for text in ("tokens (D)", "256", "train loss", "tok/s", "peak memory"):
         assert text in shown.output
