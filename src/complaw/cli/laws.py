@@ -14,7 +14,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from complaw.cli.app import app, console
+from complaw.cli.app import app, console, err_console
 from complaw.errors import LawError
 
 
@@ -46,98 +46,117 @@ def _split(values: list[str] | None) -> list[str]:
 
 
 def _load_records(records: Path):
-    """A validated law table from a CSV/Parquet file or a directory of experiment records."""
-    from complaw.laws import read_table, validate
+    """The validated law table of ``records``; skipped metrics are named on stderr."""
+    from complaw.laws.table import load_records
 
-    if records.is_dir():
-        try:
-            from complaw.study.records import law_table
-        except ImportError as exc:
-            raise LawError(
-                f"cannot read the record directory {str(records)!r}: the record loader is not "
-                f"available ({exc}); export a CSV and pass that instead"
-            ) from None
-        table = law_table(records)
-        if len(table) == 0:
-            unmatched = table.attrs.get("unmatched", 0)
-            raise LawError(
-                f"no law rows in {str(records)!r} ({unmatched} metric(s) without a matching "
-                "uncompressed record); run the base models too, or check the directory"
-            )
-        return validate(table)
-    if not records.exists():
-        raise LawError(
-            f"records {str(records)!r} do not exist; give a CSV/Parquet file or a study directory"
-        )
-    return read_table(records)
+    def skipped(metrics: list[str]) -> None:
+        err_console.print(f"skipped metrics without a law: {', '.join(metrics)}",
+                          highlight=False)
+
+    return load_records(records, skipped)
+
+
+def _heldout_cell(h: dict[str, Any] | None) -> str:
+    if not h or h["mape_pct"] is None:
+        return "-"
+    deg = "-" if h["degradation_mape_pct"] is None else f"{h['degradation_mape_pct']:.1f}%"
+    cov = "-" if h["coverage"] is None else f"{h['coverage']:.0%}"
+    return f"{h['mape_pct']:.1f}% (n={h['n']}; L-L0 {deg}; PI covers {cov})"
+
+
+def _noise_floors(df, fits) -> dict[str, dict[str, Any] | None]:
+    """The seed noise floor of each fit's group (None without two seeds)."""
+    from complaw.laws import noise_floor
+
+    out = {}
+    for f in fits:
+        rows = df
+        for k, v in f.group.items():
+            rows = rows[rows[k].astype(str) == str(v)]
+        out[f.label] = noise_floor(rows)
+    return out
 
 
 @app.command("fit")
 def fit_command(
     records: Path = typer.Argument(..., help="CSV/Parquet law table, or a study directory"),
-    form: str = typer.Option("eq1", "--form", help="eq1 | eq2 | eq3 | runtime | additive"),
+    form: str = typer.Option(
+        None, "--form",
+        help="a law form (complaw forms lists them); default: each metric's default form "
+        "(eq1 for loss and accuracy, runtime for runtime)",
+    ),
+    compare: bool = typer.Option(
+        False, "--compare", help="fit every form and rank them by held-out MAPE (then AIC)"
+    ),
     by: list[str] = typer.Option(
         None,
         "--by",
         help="group columns, repeatable or comma-separated (model, calibration, "
         "dataset, ...); metric is always a group",
     ),
+    holdout: list[str] = typer.Option(
+        None, "--holdout",
+        help="held-out split, repeatable: r:X (fit r <= X, predict r > X), D (the largest D), "
+        "a column (dataset, model, method: leave one out), kfold:K; --compare ranks by the "
+        "first (default r:0.5)",
+    ),
     intercept: bool = typer.Option(
         None,
         "--intercept/--no-intercept",
-        help="add a free constant (default: none for eq1-3, as in the paper; yes for runtime)",
+        help="add a free constant to a linear form (default: none for eq1-3, as in the paper; "
+        "yes for runtime)",
     ),
     bootstrap: int = typer.Option(0, "--bootstrap", min=0, help="bootstrap resamples (0: off)"),
     seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
     bootstrap_by: str = typer.Option(
         None, "--bootstrap-by", help="resample whole groups of this column (default: rows)"
     ),
-    logo: str = typer.Option(
-        "auto", "--logo", help="leave-one-group-out column; 'auto' = model, 'none' = off"
-    ),
-    compare: bool = typer.Option(
-        False, "--compare", help="also compare eq1, eq2, eq3 and additive by AIC/BIC"
-    ),
     level: float = typer.Option(0.95, "--level", min=0.5, max=0.999, help="CI level"),
-    as_json: bool = typer.Option(False, "--json", help="print only JSON"),
+    as_json: bool = typer.Option(
+        False, "--json", help="print only JSON: a list of fits (schema in docs/laws.md)"
+    ),
 ) -> None:
-    """Fit a compression law on records (Tables 1-4, 6 of the paper: --by model/calibration/...)."""
+    """Fit compression laws on records, with held-out error (Tables 1-4, 6: --by ...)."""
     from complaw.laws import compare as compare_forms
     from complaw.laws import fit
 
+    if compare and form:
+        raise LawError("give --form or --compare, not both (--compare fits every form)")
     df = _load_records(records)
     group_by = _split(by)
-    held = None if logo.lower() == "none" else logo
-    fits = fit(
-        df,
-        form,
-        group_by,
-        intercept=intercept,
-        level=level,
-        bootstrap=bootstrap,
-        seed=seed,
-        bootstrap_by=bootstrap_by,
-        logo=held,
-    )
-    comparison = compare_forms(df, by=group_by, logo=held) if compare else None
+    splits = _split(holdout)
+    if compare:
+        result = compare_forms(df, None, group_by, holdout=splits[0] if splits else "r:0.5",
+                               level=level)
+        fits = result.fits
+    else:
+        fits = list(fit(df, form, group_by, intercept=intercept, level=level,
+                        bootstrap=bootstrap, seed=seed, bootstrap_by=bootstrap_by,
+                        holdout=splits))
+    floors = _noise_floors(df, fits)
     if as_json:
-        payload = fits.to_dict()
-        if comparison is not None:
-            payload["compare"] = json.loads(comparison.to_json(orient="records"))
+        payload = result.to_dict() if compare else [f.to_dict() for f in fits]
+        for d, f in zip(payload, fits, strict=True):
+            d["noise_floor"] = floors[f.label]
         _emit_json(payload)
         return
-    first = fits[0]
-    table = Table(
-        title=f"{fits.form}: {first.law().form_obj.equation}",
-        caption=f"intercept: {'yes' if first.intercept else 'none (as in the paper)'}",
-    )
-    for col in ("group", "coef", "estimate", "stderr", f"{level:.0%} CI", "bootstrap CI"):
-        table.add_column(col, justify="left" if col in ("group", "coef") else "right")
+    if compare:
+        _print_comparison(result, floors)
+        return
+    _print_fits(fits, level)
+
+
+def _print_fits(fits, level: float) -> None:
+    table = Table(title="fitted laws", caption="CI: t-based; bootstrap CI with --bootstrap")
+    for col in ("group", "form", "coef", "estimate", "stderr", f"{level:.0%} CI",
+                "bootstrap CI"):
+        table.add_column(col, justify="left" if col in ("group", "form", "coef") else "right")
     for f in fits:
         for i, (name, c) in enumerate(f.coefficients.items()):
             boot = "-" if c.boot_low is None else f"[{c.boot_low:.4g}, {c.boot_high:.4g}]"
             table.add_row(
                 f.label if i == 0 else "",
+                f.form if i == 0 else "",
                 name,
                 f"{c.estimate:.4g}",
                 f"{c.stderr:.2g}",
@@ -146,111 +165,179 @@ def fit_command(
                 end_section=i == len(f.coefficients) - 1,
             )
     console.print(table)
+    splits = list(dict.fromkeys(s for f in fits for s in f.heldout))
     stats = Table(
         title="goodness of fit",
         caption="* = the adj. R² statsmodels reports (uncentered when the design has no "
-        "constant column); AIC on the scale of L; MAPE: leave-one-group-out",
+        "constant column); AIC on the scale of L; held-out: MAPE of L (test rows; MAPE of "
+        "L - L0; share of test rows inside the 95% prediction interval)",
     )
-    for col in (
-        "group",
-        "n",
-        "adj. R² uncentered",
-        "adj. R² centered",
-        "F",
-        "p(F)",
-        "AIC",
-        "held-out MAPE",
-    ):
-        stats.add_column(col, justify="left" if col == "group" else "right")
+    for col in ("group", "law", "n", "adj. R² uncentered", "adj. R² centered", "F", "AIC",
+                *[f"held-out {s}" for s in splits]):
+        stats.add_column(col, justify="left" if col in ("group", "law") else "right")
     for f in fits:
         star = {f.r2_kind: "*"}
         stats.add_row(
             f.label,
+            f.law().formula(),
             str(f.n),
             _fmt(f.adj_r2_uncentered) + star.get("uncentered", ""),
             _fmt(f.adj_r2_centered) + star.get("centered", ""),
             _fmt(f.f, 5),
-            _fmt(f.f_pvalue, 2),
             _fmt(f.aic, 5),
-            "-"
-            if not f.logo or f.logo["mape"] is None
-            else f"{f.logo['mape']:.2%} ({f.logo['by']})",
+            *[_heldout_cell(f.heldout.get(s)) for s in splits],
         )
-    table = stats
+    console.print(stats)
+
+
+def _print_comparison(result, floors) -> None:
+    frame = result.frame()
+    table = Table(
+        title=f"forms ranked by held-out MAPE ({result.split})",
+        caption="feasible: L = L0 at r = 0 for every D; AIC/BIC on the scale of L (Δ = 0 is "
+        "the group's best); coverage: share of held-out rows inside the 95% prediction interval",
+    )
+    for col in ("group", "#", "form", "feasible", "k", "n", "held-out n", "MAPE", "MAPE L-L0",
+                "coverage", "ΔAIC", "ΔBIC", "law"):
+        table.add_column(col, justify="left" if col in ("group", "form", "law") else "right",
+                         no_wrap=col == "form", overflow="fold")
+    for (_, row), f in zip(frame.iterrows(), result.fits, strict=True):
+        first = row["rank"] == 1
+        table.add_row(
+            f.label if first else "",
+            str(row["rank"]),
+            f.form,
+            "yes" if f.feasible else "no",
+            str(row["k"]),
+            str(row["n"]),
+            str(row["heldout_n"]),
+            _pct(row["mape_pct"]),
+            _pct(row["degradation_mape_pct"]),
+            _pct(None if row["coverage"] is None else 100 * row["coverage"], 0),
+            _fmt(row["delta_aic"], 4),
+            _fmt(row["delta_bic"], 4),
+            f.law().formula(),
+        )
     console.print(table)
-    if comparison is not None:
-        ctable = Table(title="form comparison (AIC/BIC on the scale of L; Δ = 0 is best)")
-        keys = [c for c in comparison.columns if c in fits.by]
-        for col in [*keys, "form", "k", "adj. R²", "AIC", "ΔAIC", "ΔBIC", "held-out MAPE"]:
-            ctable.add_column(col)
-        for _, row in comparison.iterrows():
-            mape = row["logo_mape"]
-            ctable.add_row(
-                *[str(row[k]) for k in keys],
-                row["form"],
-                str(row["k"]),
-                f"{_fmt(row['adj_r2'])} {row['r2_kind']}",
-                _fmt(row["aic"], 6),
-                _fmt(row["delta_aic"], 4),
-                _fmt(row["delta_bic"], 4),
-                "-" if mape is None or mape != mape else f"{mape:.2%}",
-            )
-        console.print(ctable)
+    for label, floor in floors.items():
+        if floor:
+            console.print(f"noise floor {label}: {floor['mape_pct']:.1f}% (one seed against the "
+                          f"other {floor['seeds'] - 1}'s mean, {floor['n']} rows)",
+                          highlight=False)
+
+
+def _pct(x: float | None, digits: int = 1) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:.{digits}f}%"
+
+
+def _where(values: list[str] | None) -> dict[str, str]:
+    out = {}
+    for item in _split(values):
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise LawError(f"--where {item!r}: write COLUMN=VALUE, e.g. method=prunenet")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def law_from_records(records: Path, where: dict[str, str], form: str | None, split: str):
+    """The law of the rows of ``records`` matching ``where``: ``form`` fitted on them, or the
+    form with the lowest held-out MAPE on ``split``. Returns (law, fit)."""
+    from complaw.laws import best_form
+    from complaw.laws import fit as fit_law
+
+    df = _load_records(records)
+    for key, value in where.items():
+        if key not in df.columns:
+            raise LawError(f"--where {key}=...: no column {key!r}; columns: "
+                           f"{', '.join(map(str, df.columns))}")
+        df = df[df[key].astype(str) == value]
+    if df.empty:
+        raise LawError(f"no rows of {str(records)!r} match {where}")
+    metrics = sorted(df["metric"].unique())
+    if len(metrics) > 1:
+        raise LawError(f"the rows hold metrics {', '.join(metrics)}; add --where metric=NAME")
+    found = (fit_law(df, form, holdout=[split]).only() if form
+             else best_form(df, split))
+    return found.law(), found
 
 
 @app.command("predict")
 def predict_command(
-    law: str = typer.Option(..., "--law", help="published name (paper:...) or FILE.json[#NAME]"),
     L0: float = typer.Option(..., "--L0", help="the uncompressed model's value of the metric"),
     r: list[float] = typer.Option(..., "--r", help="compression ratio(s) in [0, 1), repeatable"),
     D: list[float] = typer.Option(None, "--D", help="RFT size(s), repeatable (default 0)"),
-    level: float = typer.Option(0.95, "--level", min=0.5, max=0.999, help="CI level"),
+    law: str = typer.Option(
+        None, "--law", help="published name (paper:...) or FILE.json[#NAME]; or use --records"
+    ),
+    records: Path = typer.Option(
+        None, "--records",
+        help="fit the law on these records (a study folder or CSV): the form with the lowest "
+        "held-out MAPE, unless --form names one",
+    ),
+    where: list[str] = typer.Option(
+        None, "--where", help="with --records: only rows with COLUMN=VALUE, repeatable"
+    ),
+    form: str = typer.Option(None, "--form", help="with --records: this form, not the best"),
+    holdout: str = typer.Option(
+        "r:0.5", "--holdout", help="with --records: the split that chooses the best form"
+    ),
+    level: float = typer.Option(0.95, "--level", min=0.5, max=0.999, help="interval level"),
     as_json: bool = typer.Option(False, "--json", help="print only JSON"),
 ) -> None:
-    """Predict L of a compressed model from a law, for every (r, D) given."""
+    """Predict L of a compressed model, for every (r, D) given, with confidence and prediction
+    intervals when the law was fitted."""
     import numpy as np
 
     from complaw.laws import get_law
 
-    the_law = get_law(law)
+    if (law is None) == (records is None):
+        raise LawError("give exactly one of --law and --records")
+    chosen = None
+    if records is not None:
+        the_law, chosen = law_from_records(records, _where(where), form, holdout)
+    else:
+        the_law = get_law(law)
     Ds = list(D) if D else [0.0]
     grid_r = np.repeat(np.asarray(r, dtype=float), len(Ds))
     grid_d = np.tile(np.asarray(Ds, dtype=float), len(r))
     pred = the_law.predict(L0, grid_r, grid_d, level=level)
-    rows = []
-    for i in range(len(grid_r)):
-        rows.append(
-            {
-                "r": float(grid_r[i]),
-                "D": float(grid_d[i]),
-                "L": float(pred.L[i]),
-                "ci": None if pred.low is None else [float(pred.low[i]), float(pred.high[i])],
-            }
-        )
+
+    def pair(lo, hi, i):
+        return None if lo is None else [float(lo[i]), float(hi[i])]
+
+    rows = [
+        {"r": float(grid_r[i]), "D": float(grid_d[i]), "L": float(pred.L[i]),
+         "ci": pair(pred.low, pred.high, i), "pi": pair(pred.pi_low, pred.pi_high, i)}
+        for i in range(len(grid_r))
+    ]
+    heldout = next(iter(chosen.heldout.values()), None) if chosen else None
     if as_json:
-        _emit_json(
-            {
-                "law": the_law.name,
-                "formula": the_law.formula(),
-                "metric": the_law.metric,
-                "L0": L0,
-                "level": level,
-                "predictions": rows,
-            }
-        )
+        _emit_json({
+            "law": the_law.name, "form": the_law.form, "formula": the_law.formula(),
+            "metric": the_law.metric, "L0": L0, "level": level, "heldout": heldout,
+            "predictions": rows,
+        })
         return
+    why = the_law.source
+    if heldout:
+        why += f"; held-out {_heldout_cell(heldout)} on {heldout['split']}"
     table = Table(
         title=f"{the_law.name}: {the_law.formula()}",
-        caption=f"{the_law.metric}, L0 = {L0:g}; {the_law.source}"
-        + ("" if pred.low is not None else "; no CI: published laws carry no covariance"),
+        caption=f"{the_law.metric}, L0 = {L0:g}; {why}"
+        + ("" if pred.low is not None else "; no intervals: published laws carry no covariance"),
     )
-    for col in ("r", "D", "L", f"{level:.0%} CI", "L / L0"):
+    for col in ("r", "D", "L", f"{level:.0%} CI", f"{level:.0%} PI", "L / L0"):
         table.add_column(col, justify="right")
+
+    def show(x):
+        return "-" if x is None else f"[{x[0]:.4g}, {x[1]:.4g}]"
+
     for row in rows:
-        ci = "-" if row["ci"] is None else f"[{row['ci'][0]:.4g}, {row['ci'][1]:.4g}]"
-        table.add_row(
-            f"{row['r']:g}", f"{row['D']:g}", f"{row['L']:.4g}", ci, f"{row['L'] / L0:.3f}"
-        )
+        table.add_row(f"{row['r']:g}", f"{row['D']:g}", f"{row['L']:.4g}", show(row["ci"]),
+                      show(row["pi"]), f"{row['L'] / L0:.3f}")
     console.print(table)
 
 
@@ -304,35 +391,52 @@ def critical_command(
 def plan_command(
     spec: Path = typer.Argument(..., help="plan YAML: target, budget, candidates (docs/laws.md)"),
     top: int = typer.Option(10, "--top", min=1, help="show this many choices"),
+    verify: bool = typer.Option(
+        False, "--verify",
+        help="run the top choice (compress, recover, evaluate) with the settings of the plan's "
+        "records study, and compare the measured value with the prediction (needs --out)",
+    ),
+    out: Path = typer.Option(None, "--out", help="with --verify: the verification study folder"),
+    data_dir: Path = typer.Option(
+        None, "--data-dir", help="with --verify: local datasets (default: $COMPLAW_DATA_DIR)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print only JSON (all choices)"),
 ) -> None:
     """Rank feasible (model, r, D) choices for a target under a budget (the paper's RQ4)."""
     from complaw.laws import load_plan, plan
 
-    result = plan(load_plan(spec))
+    if verify and out is None:
+        raise LawError("--verify needs --out DIR: the folder of the verification study")
+    the_spec = load_plan(spec)
+    result = plan(the_spec)
+    checked = None
+    if verify:
+        from complaw.study.verify import verify_plan
+
+        checked = verify_plan(the_spec, result, out, data_dir=data_dir, progress=not as_json)
     if as_json:
-        _emit_json(result.to_dict())
+        payload = result.to_dict()
+        if checked is not None:
+            payload["verify"] = checked
+        _emit_json(payload)
         return
     table = Table(
         title=f"plan: {result.target} (objective: {result.objective})",
-        caption="L predicted at D = the RFT budget; D needed = least RFT meeting the target",
+        caption="L predicted at D = the RFT budget, with its prediction interval (PI); D needed "
+        "= least RFT meeting the target; held-out: the form's MAPE on the plan's split",
     )
     table.add_column("#", justify="right")
     table.add_column("model", no_wrap=True)
-    for col in ("r", "params", "speedup", "D needed", "D", "L", f"{result.level:.0%} CI"):
-        table.add_column(col, justify="right")
+    for col in ("form", "r", "params", "speedup", "D needed", "D", "L0", "L",
+                f"{result.level:.0%} PI", "held-out"):
+        table.add_column(col, justify="left" if col == "form" else "right")
     for i, c in enumerate(result.choices[:top], 1):
-        ci = "-" if c.L_low is None else f"[{c.L_low:.4g}, {c.L_high:.4g}]"
+        pi = "-" if c.pi_low is None else f"[{c.pi_low:.4g}, {c.pi_high:.4g}]"
         table.add_row(
-            str(i),
-            c.model,
-            f"{c.r:g}",
-            _count(c.params_after),
-            _fmt(c.speedup, 3),
-            f"{c.D_needed:g}",
-            f"{c.D:g}",
-            f"{c.L:.4g}",
-            ci,
+            str(i), c.model, c.form, f"{c.r:g}",
+            "-" if c.params_after is None else _count(c.params_after),
+            _fmt(c.speedup, 3), f"{c.D_needed:g}", f"{c.D:g}", f"{c.L0:.4g}", f"{c.L:.4g}", pi,
+            _heldout_cell(c.heldout),
         )
     console.print(table)
     if len(result.choices) > top:
@@ -341,6 +445,26 @@ def plan_command(
         console.print("[bold]no feasible choice[/]")
     for model, why in result.infeasible.items():
         console.print(f"[yellow]{model}[/] infeasible: {why}", highlight=False)
+    if checked is not None:
+        _print_verification(checked)
+
+
+def _print_verification(v: dict[str, Any]) -> None:
+    run, pred = v["run"], v["predicted"]
+    interval = pred["interval"]
+    table = Table(title=f"verified: {run['model']} {run['method']} r = {run['r']:g}, "
+                        f"D = {run['D']:g}, {run['dataset']}", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    table.add_row("predicted", f"{pred['L']:.4g}" + (
+        "" if interval is None else f" [{interval[0]:.4g}, {interval[1]:.4g}] "
+        f"({pred['level']:.0%} PI)"))
+    table.add_row("measured", f"{v['measured']['L']:.4g} (L0 {v['measured']['L0']:.4g})")
+    table.add_row("error", f"{v['error_pct']:.1f}%")
+    table.add_row("target", f"{v['target']:.4g}: {'met' if v['target_met'] else 'missed'}")
+    table.add_row("in interval", {None: "-", True: "yes", False: "no"}[v["in_interval"]])
+    table.add_row("record", f"{run['study']}/verify.json")
+    console.print(table)
 
 
 @app.command("laws")

@@ -1,18 +1,21 @@
 """Compression laws: fit them on records, test them, and use them to decide (no torch).
 
 * `table`     - the law table's columns and validation (`validate`, `read_table`)
-* `forms`     - the registry of forms: eq1, eq2, eq3, runtime, additive (`FORMS`, `get_form`)
+* `forms`     - the registry of forms, as data: the paper's eq1-3, runtime and additive (OLS),
+                and the feasible degradation, saturating and retention forms (`FORMS`)
 * `law`       - `Law`: a form with coefficients that predicts L (with a CI when fitted)
-* `fit`       - `fit(df, form, by=[...])`, statistics, bootstrap, leave-one-group-out, `compare`
+* `fit`       - `fit(df, form, by=[...])`, statistics, bootstrap, `compare`, `best_form`
+* `holdout`   - held-out error by split (r:X, D, a column, kfold:K) and the seed noise floor
 * `theory`    - `critical_ratio`, `min_rft` (Theorem 3.1, Corollary 3.2, and their loss variant)
 * `published` - the paper's laws by name (`get_law("paper:llama-3-8b:extrinsic")`)
 * `planner`   - `plan(load_plan("plan.yaml"))`: ranked feasible (model, r, D)
 """
 
-from complaw.laws.fit import FitResult, Fits, compare, fit, leave_one_group_out
-from complaw.laws.forms import FORMS, Form, get_form
+from complaw.laws.fit import FitResult, Fits, best_form, compare, fit
+from complaw.laws.forms import FORMS, CurveForm, Form, LinearForm, get_form
+from complaw.laws.holdout import HeldOut, heldout_error, noise_floor
 from complaw.laws.law import Law, Prediction
-from complaw.laws.planner import Plan, PlanSpec, load_plan, parse_plan, plan
+from complaw.laws.planner import PlanResult, PlanSpec, load_plan, parse_plan, plan
 from complaw.laws.published import get_law, published_law, published_laws
 from complaw.laws.table import COLUMNS, METRICS, read_table, validate
 from complaw.laws.theory import check_feasible, critical_ratio, min_rft
@@ -25,7 +28,7 @@ __all__ = [
     "Fits",
     "Form",
     "Law",
-    "Plan",
+    "PlanResult",
     "PlanSpec",
     "Prediction",
     "check_feasible",
@@ -34,7 +37,12 @@ __all__ = [
     "fit",
     "get_form",
     "get_law",
-    "leave_one_group_out",
+    "heldout_error",
+    "noise_floor",
+    "best_form",
+    "HeldOut",
+    "CurveForm",
+    "LinearForm",
     "load_plan",
     "min_rft",
     "parse_plan",

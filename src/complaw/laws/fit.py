@@ -1,7 +1,13 @@
-"""Fitting compression laws: OLS with statsmodels, honest statistics, bootstrap, held-out error.
+"""Fitting compression laws: OLS or robust nonlinear least squares, statistics, bootstrap,
+held-out error.
 
 `fit(df, form, by=[...])` is the one entry point: it fits one law per group (the metric is
-always part of the group) and returns a `Fits` collection of `FitResult`.
+always part of the group) and returns a `Fits` collection of `FitResult`. A `LinearForm` is
+fitted by statsmodels OLS; a `CurveForm` by scipy's robust least squares (``soft_l1`` or
+``huber``) on log residuals from every starting point the form declares, keeping the best
+(as Epoch AI's replication of the Chinchilla fit does). A curve fit's covariance is the
+Gauss-Newton one, s² (J'J)^-1 at the optimum; its bootstrap refits resampled rows from the
+optimum.
 
 R² conventions. For a regression without a constant column statsmodels reports the
 *uncentered* R² (1 - RSS / sum y²); with one (an explicit intercept, or an implicit one such as
@@ -24,7 +30,15 @@ import numpy as np
 import pandas as pd
 
 from complaw.errors import LawError
-from complaw.laws.forms import CONST, Form, get_form
+from complaw.laws.forms import (
+    CONST,
+    CurveForm,
+    Form,
+    LinearForm,
+    default_form,
+    forms_for,
+    get_form,
+)
 from complaw.laws.law import Law
 from complaw.laws.table import check_enough_rows, validate
 
@@ -87,8 +101,8 @@ class FitResult:
     level: float = 0.95
     draws: np.ndarray | None = None
     bootstrap: dict[str, Any] | None = None
-    logo: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    heldout: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Held-out error by split name (`complaw.laws.holdout.HeldOut.summary`)."""
 
     @property
     def label(self) -> str:
@@ -101,6 +115,11 @@ class FitResult:
         """The name of the law this fit gives, e.g. ``fit:eq1:accuracy:model=llama-3-8b``."""
         rest = [f"{k}={v}" for k, v in self.group.items() if k != "metric"]
         return ":".join(["fit", self.form, self.metric, *rest])
+
+    @property
+    def feasible(self) -> bool:
+        """Whether the form gives L = L0 at r = 0 for every D."""
+        return get_form(self.form).feasible
 
     def estimates(self) -> dict[str, float]:
         """Coefficient estimates by name."""
@@ -118,19 +137,28 @@ class FitResult:
             cov=self.cov,
             df_resid=self.df_resid,
             draws=self.draws,
+            resid_std=self.resid_std,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: coefficients by name (estimate, stderr, ci) and every statistic."""
+        """JSON-ready, in the schema of ``complaw fit --json`` (docs/laws.md): ``form``,
+        ``group``, ``feasible``, ``n``, ``coefficients`` (name -> value), ``heldout`` (the
+        first split, or None), then every statistic."""
+        first = next(iter(self.heldout.values()), None)
         return {
-            "name": self.name,
             "form": self.form,
-            "equation": get_form(self.form).equation,
-            "intercept": self.intercept,
-            "metric": self.metric,
             "group": {k: _plain(v) for k, v in self.group.items()},
+            "feasible": self.feasible,
             "n": self.n,
-            "coefficients": {k: c.to_dict() for k, c in self.coefficients.items()},
+            "coefficients": {k: _num(c.estimate) for k, c in self.coefficients.items()},
+            "heldout": first,
+            "heldout_all": list(self.heldout.values()),
+            "name": self.name,
+            "metric": self.metric,
+            "equation": get_form(self.form).equation,
+            "formula": self.law().formula(),
+            "intercept": self.intercept,
+            "coefficient_stats": {k: c.to_dict() for k, c in self.coefficients.items()},
             "level": self.level,
             "r2": _num(self.r2),
             "adj_r2": _num(self.adj_r2),
@@ -149,7 +177,6 @@ class FitResult:
             "resid_std": _num(self.resid_std),
             "cov": np.asarray(self.cov).tolist(),
             "bootstrap": self.bootstrap,
-            "logo": self.logo,
         }
 
 
@@ -210,14 +237,14 @@ class Fits(Sequence[FitResult]):
                 aic=f.aic,
                 bic=f.bic,
             )
-            if f.logo:
-                row["logo_mape"] = f.logo["mape"]
+            for split, h in f.heldout.items():
+                row[f"mape_pct[{split}]"] = h["mape_pct"]
             rows.append(row)
         return pd.DataFrame(rows)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict of all fits."""
-        return {"form": self.form, "by": self.by, "fits": [f.to_dict() for f in self.results]}
+    def to_dict(self) -> list[dict[str, Any]]:
+        """JSON-ready list of all fits (the schema of ``complaw fit --json``)."""
+        return [f.to_dict() for f in self.results]
 
 
 def _num(x: Any) -> float | None:
@@ -298,52 +325,6 @@ def bootstrap_coefficients(
     return out
 
 
-def leave_one_group_out(
-    df: pd.DataFrame, form: str | Form, column: str, intercept: bool | None = None
-) -> dict[str, Any]:
-    """Held-out error: for each level of ``column``, fit on the other rows, predict this one.
-
-    Returns overall and per-level ``mape`` (mean |L_hat - L| / L) and ``rmse`` (on the
-    regression scale: log L for the power laws). Levels whose complement cannot be fitted get
-    None.
-    """
-    form = get_form(form)
-    use = form.intercept if intercept is None else intercept
-    data = inputs_of(df)
-    X = form.design(data, use)
-    y = form.response(df["L"].to_numpy(float), data)
-    L = df["L"].to_numpy(float)
-    offset = form.offset_of(data)
-    labels = df[column].astype(str).to_numpy()
-    per: dict[str, Any] = {}
-    abs_rel, sq = [], []
-    for level in sorted(set(labels)):
-        held = labels == level
-        Xt, yt = X[~held], y[~held]
-        if len(yt) <= X.shape[1] or np.linalg.matrix_rank(Xt) < X.shape[1]:
-            per[level] = {"n": int(held.sum()), "mape": None, "rmse": None}
-            continue
-        beta, *_ = np.linalg.lstsq(Xt, yt, rcond=None)
-        eta = X[held] @ beta + offset[held]
-        err_rel = np.abs(form.link_inverse(eta) - L[held]) / L[held]
-        err_sq = (eta - offset[held] - y[held]) ** 2
-        abs_rel.append(err_rel)
-        sq.append(err_sq)
-        per[level] = {
-            "n": int(held.sum()),
-            "mape": float(err_rel.mean()),
-            "rmse": float(np.sqrt(err_sq.mean())),
-        }
-    if not abs_rel:
-        return {"by": column, "mape": None, "rmse": None, "groups": per}
-    return {
-        "by": column,
-        "mape": float(np.concatenate(abs_rel).mean()),
-        "rmse": float(np.sqrt(np.concatenate(sq).mean())),
-        "groups": per,
-    }
-
-
 def _check_identifiable(X: np.ndarray, names: list[str], label: str) -> None:
     k = X.shape[1]
     if np.linalg.matrix_rank(X) == k:
@@ -363,34 +344,162 @@ def _check_identifiable(X: np.ndarray, names: list[str], label: str) -> None:
     )
 
 
-def fit_group(
-    df: pd.DataFrame,
-    form: str | Form = "eq1",
-    *,
-    intercept: bool | None = None,
-    group: dict[str, Any] | None = None,
-    level: float = 0.95,
-    bootstrap: int = 0,
-    seed: int = 0,
-    bootstrap_by: str | None = None,
-    logo: str | None = None,
-) -> FitResult:
-    """Fit one law on all rows of a validated table (one metric) with statsmodels OLS.
+def _coefficients(names: list[str], est: np.ndarray, cov: np.ndarray, dof: float,
+                  level: float) -> dict[str, Coefficient]:
+    """t-based standard errors, CIs and p-values from estimates and their covariance."""
+    from scipy.stats import t as student
 
-    ``bootstrap`` resamples (seeded by ``seed``; whole ``bootstrap_by`` clusters when given)
-    add percentile CIs; ``logo`` names a column for leave-one-group-out error.
-    """
-    form = get_form(form)
-    use = form.intercept if intercept is None else intercept
-    group = dict(group or {})
-    metrics = sorted(df["metric"].unique())
-    if len(metrics) != 1:
-        raise LawError(f"one fit needs one metric; got {', '.join(metrics)}; group by metric")
-    metric = metrics[0]
-    group.setdefault("metric", metric)
-    label = " ".join(f"{k}={v}" for k, v in group.items())
+    se = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    q = student.ppf(0.5 + level / 2.0, dof) if dof > 0 else np.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = 2.0 * student.sf(np.abs(est / se), dof) if dof > 0 else np.full(len(est), np.nan)
+    return {
+        n: Coefficient(n, float(est[i]), float(se[i]), float(est[i] - q * se[i]),
+                       float(est[i] + q * se[i]), float(p[i]))
+        for i, n in enumerate(names)
+    }
+
+
+def _add_bootstrap(coefficients: dict[str, Coefficient], draws: np.ndarray, level: float,
+                   n_resamples: int, seed: int, by: str | None) -> dict[str, Any]:
+    tail = 100 * (1 - level) / 2
+    ok = ~np.isnan(draws).any(axis=1)
+    if ok.any():
+        lo, hi = np.percentile(draws[ok], [tail, 100 - tail], axis=0)
+        for i, c in enumerate(coefficients.values()):
+            c.boot_low, c.boot_high = float(lo[i]), float(hi[i])
+    return {"resamples": int(n_resamples), "seed": int(seed), "by": by or "row",
+            "failed": int((~ok).sum())}
+
+
+def _resample_weights(n: int, n_resamples: int, seed: int,
+                      clusters: np.ndarray | None) -> Iterator[np.ndarray]:
+    """Row counts of seeded case-bootstrap resamples (of rows, or of whole clusters)."""
+    rng = np.random.default_rng(seed)
+    if clusters is None:
+        codes, units = np.arange(n), n
+    else:
+        _, codes = np.unique(np.asarray(clusters), return_inverse=True)
+        units = int(codes.max()) + 1
+    for _ in range(n_resamples):
+        counts = np.bincount(rng.integers(0, units, size=units), minlength=units)
+        yield counts[codes].astype(float)
+
+
+def _statistics(form: Form, L: np.ndarray, z: np.ndarray, resid: np.ndarray, k: int,
+                level: float) -> dict[str, Any]:
+    """Goodness of fit of a fit without a constant column's special status (curve fits):
+    centred R² on the fit's scale, F of the model against a constant, AIC/BIC on the scale of
+    L."""
+    from scipy.stats import f as fisher
+
+    n = len(z)
+    rss = float(resid @ resid)
+    tss_c = float(((z - z.mean()) ** 2).sum())
+    tss_u = float(z @ z)
+    r2_c = 1.0 - rss / tss_c if tss_c > 0 else np.nan
+    r2_u = 1.0 - rss / tss_u if tss_u > 0 else np.nan
+    dof = n - k
+    f_value = ((tss_c - rss) / (k - 1)) / (rss / dof) if k > 1 and dof > 0 and rss > 0 else np.nan
+    jacobian = float(np.log(L).sum()) if form.log_response else 0.0
+    llf = -0.5 * n * (np.log(2 * np.pi * rss / n) + 1.0) - jacobian if rss > 0 else np.inf
+    return dict(
+        n=n, df_model=float(k - 1), df_resid=float(dof), r2=r2_c,
+        adj_r2=1.0 - (n - 1) / dof * (1.0 - r2_c) if dof > 0 else np.nan, r2_kind="centered",
+        r2_centered=r2_c, adj_r2_centered=1.0 - (n - 1) / dof * (1.0 - r2_c) if dof > 0
+        else np.nan, r2_uncentered=r2_u,
+        adj_r2_uncentered=1.0 - n / dof * (1.0 - r2_u) if dof > 0 else np.nan,
+        f=f_value, f_pvalue=float(fisher.sf(f_value, k - 1, dof)) if np.isfinite(f_value)
+        else np.nan, llf=llf, aic=-2.0 * llf + 2.0 * k, bic=-2.0 * llf + np.log(n) * k,
+        resid_std=float(np.sqrt(rss / dof)) if dof > 0 else np.nan, level=level,
+    )
+
+
+class CurveFitter:
+    """Robust least squares of a `CurveForm` on (L0, r, D, L), with its coefficients moved
+    to log scale where their bounds are positive (so D_l can span decades)."""
+
+    def __init__(self, form: CurveForm, data: dict[str, np.ndarray], L: np.ndarray) -> None:
+        self.form = form
+        self.data = data
+        self.z = np.log(L) if form.log_response else np.asarray(L, float)
+        self.names = form.coef_names()
+        lo = np.array([c.bounds[0] for c in form.coefs], dtype=float)
+        hi = np.array([c.bounds[1] for c in form.coefs], dtype=float)
+        self.logs = lo > 0
+        self.lo = np.where(self.logs, np.log(np.where(self.logs, lo, 1.0)), lo)
+        self.hi = np.where(self.logs, np.log(np.where(self.logs, hi, 1.0)), hi)
+
+    def natural(self, u: np.ndarray) -> np.ndarray:
+        return np.where(self.logs, np.exp(u), u)
+
+    def internal(self, theta: np.ndarray) -> np.ndarray:
+        u = np.where(self.logs, np.log(np.where(self.logs, theta, 1.0)), theta)
+        span = self.hi - self.lo
+        pad = np.where(np.isfinite(span), 1e-6 * span, 0.0)
+        return np.clip(u, self.lo + pad, self.hi - pad)
+
+    def residuals(self, u: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        pred = self.form.predict(dict(zip(self.names, self.natural(u), strict=True)), self.data)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            zhat = np.log(pred) if self.form.log_response else pred
+        res = np.where(np.isfinite(zhat), zhat - self.z, 1e3)
+        return res if weights is None else res * np.sqrt(weights)
+
+    def solve(self, starts: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """The natural coefficients of the best of the fits from ``starts``."""
+        from scipy.optimize import least_squares
+
+        best, best_cost = None, np.inf
+        for theta0 in starts:
+            try:
+                res = least_squares(
+                    self.residuals, self.internal(np.asarray(theta0, float)),
+                    bounds=(self.lo, self.hi), loss=self.form.loss,
+                    f_scale=self.form.f_scale, args=(weights,), x_scale="jac", max_nfev=400,
+                )
+            except ValueError:
+                continue
+            if np.isfinite(res.cost) and res.cost < best_cost:
+                best, best_cost = res.x, res.cost
+        if best is None:
+            raise LawError(f"the {self.form.name} fit did not converge from any start")
+        return self.natural(best)
+
+
+def _fit_curve(df: pd.DataFrame, form: CurveForm, level: float, bootstrap: int, seed: int,
+               bootstrap_by: str | None) -> dict[str, Any]:
+    names = form.coef_names()
+    data = inputs_of(df)
+    L = df["L"].to_numpy(float)
+    fitter = CurveFitter(form, data, L)
+    theta = fitter.solve(form.starts(seed=seed))
+    law = Law("fit", form.name, str(df["metric"].iloc[0]),
+              dict(zip(names, theta, strict=True)))
+    resid = fitter.residuals(fitter.internal(theta))
+    J = law.gradient(data)
+    stats = _statistics(form, L, fitter.z, resid, len(names), level)
+    dof = stats["df_resid"]
+    cov = np.linalg.pinv(J.T @ J) * (stats["resid_std"] ** 2)
+    out = dict(stats, coefficients=_coefficients(names, theta, cov, dof, level), cov=cov,
+               draws=None, bootstrap=None)
+    if bootstrap:
+        clusters = df[bootstrap_by].to_numpy() if bootstrap_by else None
+        draws = np.full((bootstrap, len(names)), np.nan)
+        for i, w in enumerate(_resample_weights(len(df), bootstrap, seed, clusters)):
+            try:
+                draws[i] = fitter.solve(theta[None, :], w)
+            except LawError:
+                pass
+        out["draws"] = draws
+        out["bootstrap"] = _add_bootstrap(out["coefficients"], draws, level, bootstrap, seed,
+                                          bootstrap_by)
+    return out
+
+
+def _fit_ols(df: pd.DataFrame, form: LinearForm, use: bool, label: str, level: float,
+             bootstrap: int, seed: int, bootstrap_by: str | None) -> dict[str, Any]:
     names = form.coef_names(use)
-    check_enough_rows(len(df), len(names), f"the {form.name} fit of {label}")
     data = inputs_of(df)
     X = form.design(data, use)
     y = form.response(df["L"].to_numpy(float), data)
@@ -405,73 +514,92 @@ def fit_group(
     tss_c = float(((y - y.mean()) ** 2).sum())
     r2_u = 1.0 - rss / tss_u if tss_u > 0 else np.nan
     r2_c = 1.0 - rss / tss_c if tss_c > 0 else np.nan
-    adj_u = 1.0 - n / (n - k) * (1.0 - r2_u)
-    adj_c = 1.0 - (n - 1) / (n - k) * (1.0 - r2_c)
     jacobian = float(np.log(df["L"].to_numpy(float)).sum()) if form.log_response else 0.0
     llf = float(res.llf) - jacobian
     ci = np.asarray(res.conf_int(1.0 - level))
-    params = np.asarray(res.params)
-    bse = np.asarray(res.bse)
-    pvalues = np.asarray(res.pvalues)
+    params, bse, pvalues = (np.asarray(v) for v in (res.params, res.bse, res.pvalues))
     coefficients = {
-        name: Coefficient(
-            name,
-            float(params[i]),
-            float(bse[i]),
-            float(ci[i, 0]),
-            float(ci[i, 1]),
-            float(pvalues[i]),
-        )
+        name: Coefficient(name, float(params[i]), float(bse[i]), float(ci[i, 0]),
+                          float(ci[i, 1]), float(pvalues[i]))
         for i, name in enumerate(names)
     }
-    draws = None
-    boot_info = None
+    out = dict(
+        n=n, df_model=float(res.df_model), df_resid=float(res.df_resid),
+        r2=float(res.rsquared), adj_r2=float(res.rsquared_adj),
+        r2_kind="centered" if res.k_constant else "uncentered", r2_centered=r2_c,
+        adj_r2_centered=1.0 - (n - 1) / (n - k) * (1.0 - r2_c), r2_uncentered=r2_u,
+        adj_r2_uncentered=1.0 - n / (n - k) * (1.0 - r2_u),
+        f=float(res.fvalue) if res.fvalue is not None else np.nan,
+        f_pvalue=float(res.f_pvalue) if res.f_pvalue is not None else np.nan,
+        llf=llf, aic=-2.0 * llf + 2.0 * k, bic=-2.0 * llf + np.log(n) * k,
+        resid_std=float(np.sqrt(res.scale)), cov=np.asarray(res.cov_params()),
+        level=level, coefficients=coefficients, draws=None, bootstrap=None,
+    )
     if bootstrap:
         clusters = df[bootstrap_by].to_numpy() if bootstrap_by else None
         draws = bootstrap_coefficients(X, y, bootstrap, seed=seed, clusters=clusters)
-        tail = 100 * (1 - level) / 2
-        lo, hi = np.nanpercentile(draws, [tail, 100 - tail], axis=0)
-        for i, name in enumerate(names):
-            coefficients[name].boot_low = float(lo[i])
-            coefficients[name].boot_high = float(hi[i])
-        boot_info = {
-            "resamples": int(bootstrap),
-            "seed": int(seed),
-            "by": bootstrap_by or "row",
-            "failed": int(np.isnan(draws).any(axis=1).sum()),
-        }
-    logo_info = leave_one_group_out(df, form, logo, use) if logo else None
-    return FitResult(
-        form=form.name,
-        intercept=use,
-        metric=metric,
-        group=group,
-        coefficients=coefficients,
-        n=n,
-        df_model=float(res.df_model),
-        df_resid=float(res.df_resid),
-        r2=float(res.rsquared),
-        adj_r2=float(res.rsquared_adj),
-        r2_kind="centered" if res.k_constant else "uncentered",
-        r2_centered=r2_c,
-        adj_r2_centered=adj_c,
-        r2_uncentered=r2_u,
-        adj_r2_uncentered=adj_u,
-        f=float(res.fvalue) if res.fvalue is not None else np.nan,
-        f_pvalue=float(res.f_pvalue) if res.f_pvalue is not None else np.nan,
-        llf=llf,
-        aic=-2.0 * llf + 2.0 * k,
-        bic=-2.0 * llf + np.log(n) * k,
-        resid_std=float(np.sqrt(res.scale)),
-        cov=np.asarray(res.cov_params()),
-        level=level,
-        draws=draws,
-        bootstrap=boot_info,
-        logo=logo_info,
-    )
+        out["draws"] = draws
+        out["bootstrap"] = _add_bootstrap(coefficients, draws, level, bootstrap, seed,
+                                          bootstrap_by)
+    return out
 
 
-def _groups(df: pd.DataFrame, form: Form, by: Sequence[str] | str | None) -> tuple[list, list]:
+def fit_group(
+    df: pd.DataFrame,
+    form: str | Form = "eq1",
+    *,
+    intercept: bool | None = None,
+    group: dict[str, Any] | None = None,
+    level: float = 0.95,
+    bootstrap: int = 0,
+    seed: int = 0,
+    bootstrap_by: str | None = None,
+    holdout: Sequence[str] = (),
+) -> FitResult:
+    """Fit one law on all rows of a validated table (one metric): OLS for a linear form,
+    robust nonlinear least squares for a curve form.
+
+    ``bootstrap`` resamples (seeded by ``seed``; whole ``bootstrap_by`` clusters when given)
+    add percentile CIs; ``holdout`` names splits (``r:0.5``, ``D``, ``model``, ``kfold:5``, ...;
+    see `complaw.laws.holdout`) whose held-out error the result carries.
+    """
+    form = get_form(form)
+    linear = isinstance(form, LinearForm)
+    use = bool(form.intercept if intercept is None else intercept) if linear else False
+    if intercept and not linear:
+        raise LawError(f"form {form.name} is not linear; it has no --intercept option")
+    group = dict(group or {})
+    metrics = sorted(df["metric"].unique())
+    if len(metrics) != 1:
+        raise LawError(f"one fit needs one metric; got {', '.join(metrics)}; group by metric")
+    metric = metrics[0]
+    if metric not in form.metrics:
+        raise LawError(f"form {form.name} models {', '.join(form.metrics)}, not {metric}")
+    group.setdefault("metric", metric)
+    label = " ".join(f"{k}={v}" for k, v in group.items())
+    check_enough_rows(len(df), len(form.coef_names(use)), f"the {form.name} fit of {label}")
+    if linear:
+        stats = _fit_ols(df, form, use, label, level, bootstrap, seed, bootstrap_by)
+    else:
+        stats = _fit_curve(df, form, level, bootstrap, seed, bootstrap_by)
+    result = FitResult(form=form.name, intercept=use, metric=metric, group=group, **stats)
+    if holdout:
+        from complaw.laws.holdout import heldout_error
+
+        for split in holdout:
+            h = heldout_error(df, form, split, intercept=use, level=level)
+            result.heldout[h.split] = h.summary()
+    return result
+
+
+def _split_names(holdout: Sequence[str] | str | None) -> list[str]:
+    if holdout is None:
+        return []
+    return [holdout] if isinstance(holdout, str) else list(holdout)
+
+
+def _groups(df: pd.DataFrame, metrics: Sequence[str], by: Sequence[str] | str | None,
+            what: str) -> tuple[list, list]:
     if isinstance(by, str):
         by = [by]
     by = list(by or [])
@@ -482,10 +610,10 @@ def _groups(df: pd.DataFrame, form: Form, by: Sequence[str] | str | None) -> tup
             f"columns: {', '.join(map(str, df.columns))}"
         )
     keys = ["metric", *[c for c in by if c != "metric"]]
-    rows = df[df["metric"].isin(form.metrics)]
+    rows = df[df["metric"].isin(metrics)]
     if rows.empty:
         raise LawError(
-            f"form {form.name} fits metric(s) {', '.join(form.metrics)}, but the table has only "
+            f"{what} fits metric(s) {', '.join(metrics)}, but the table has only "
             f"{', '.join(sorted(df['metric'].unique()))}; pick another --form"
         )
     groups = [
@@ -497,7 +625,7 @@ def _groups(df: pd.DataFrame, form: Form, by: Sequence[str] | str | None) -> tup
 
 def fit(
     df: pd.DataFrame,
-    form: str | Form = "eq1",
+    form: str | Form | None = "eq1",
     by: Sequence[str] | str | None = None,
     *,
     intercept: bool | None = None,
@@ -505,85 +633,141 @@ def fit(
     bootstrap: int = 0,
     seed: int = 0,
     bootstrap_by: str | None = None,
-    logo: str | None = "auto",
+    holdout: Sequence[str] | str | None = None,
 ) -> Fits:
     """Fit ``form`` on a law table, one law per group of ``by`` columns (and of metric).
 
-    Rows whose metric the form does not model are left out (eq1-3 and additive: loss and
-    accuracy; runtime: runtime). ``intercept`` None uses the form's default (none for Eq. 1-3,
-    as in the paper). ``bootstrap`` > 0 adds seeded percentile CIs from that many resamples.
-    ``logo`` names a column for leave-one-group-out error; ``"auto"`` uses ``model`` when a
-    group holds more than one model, None turns it off.
+    Rows whose metric the form does not model are left out. ``form=None`` fits every metric of
+    the table with its default form (`default_form`: eq1 for loss and accuracy, runtime for
+    runtime). ``intercept`` None uses the form's default (none for Eq. 1-3, as in the paper).
+    ``bootstrap`` > 0 adds seeded percentile CIs from that many resamples. ``holdout`` names
+    held-out splits (see `complaw.laws.holdout`) whose error each fit carries.
 
     Examples: Table 1 is ``fit(df, "eq1")``; Table 2 ``fit(df, "eq1", by="model")``; Table 3
     ``by="calibration"``; Table 6 ``by="dataset"``; Table 4 ``fit(df, "runtime", by="model")``.
     """
-    form = get_form(form)
     df = validate(df)
     if df.empty:
         raise LawError("the law table has no rows; nothing to fit")
-    keys, groups = _groups(df, form, by)
     if bootstrap_by and bootstrap_by not in df.columns:
         raise LawError(f"cannot bootstrap by {bootstrap_by!r}: no such column")
-    if logo not in (None, "auto") and logo not in df.columns:
-        raise LawError(f"cannot hold out by {logo!r}: no such column")
-    results = []
-    for group, part in groups:
-        column = logo
-        if logo == "auto":
-            column = "model" if part["model"].nunique() > 1 else None
-        if column and part[column].nunique() < 2:
-            column = None
-        results.append(
-            fit_group(
-                part,
-                form,
-                intercept=intercept,
-                group=group,
-                level=level,
-                bootstrap=bootstrap,
-                seed=seed,
-                bootstrap_by=bootstrap_by,
-                logo=column,
-            )
+    splits = _split_names(holdout)
+    if form is None:
+        metrics = sorted(df["metric"].unique())
+        chosen = {m: default_form(m) for m in metrics}
+        what = "the default forms"
+    else:
+        the_form = get_form(form)
+        metrics = list(the_form.metrics)
+        chosen = dict.fromkeys(metrics, the_form)
+        what = f"form {the_form.name}"
+    keys, groups = _groups(df, metrics, by, what)
+    results = [
+        fit_group(
+            part, chosen[group["metric"]], intercept=intercept, group=group, level=level,
+            bootstrap=bootstrap, seed=seed, bootstrap_by=bootstrap_by, holdout=splits,
         )
-    return Fits(form.name, keys, results)
+        for group, part in groups
+    ]
+    name = ", ".join(dict.fromkeys(r.form for r in results))
+    return Fits(name, keys, results)
+
+
+@dataclass
+class Comparison:
+    """Forms fitted on the same groups, ranked within each group by held-out MAPE on
+    ``split`` (then AIC; without a split, by AIC)."""
+
+    split: str | None
+    by: list[str]
+    fits: list[FitResult]
+    """In rank order within each group; groups in table order."""
+    ranks: list[int]
+
+    def frame(self) -> pd.DataFrame:
+        """One row per (group, form): form, feasible, k, n, adj. R², AIC/BIC and their deltas
+        to the group's best, the held-out n, MAPE of L and of L - L0, coverage, rank."""
+        rows = []
+        for f, rank in zip(self.fits, self.ranks, strict=True):
+            h = f.heldout.get(self.split) if self.split else None
+            rows.append({
+                **f.group, "form": f.form, "feasible": f.feasible, "k": len(f.coefficients),
+                "n": f.n, "adj_r2": f.adj_r2, "r2_kind": f.r2_kind, "aic": f.aic, "bic": f.bic,
+                "split": self.split, "heldout_n": h["n"] if h else 0,
+                "mape_pct": h["mape_pct"] if h else None,
+                "degradation_mape_pct": h["degradation_mape_pct"] if h else None,
+                "coverage": h["coverage"] if h else None, "rank": rank,
+            })
+        table = pd.DataFrame(rows)
+        keys = [k for k in ("metric", *self.by) if k in table.columns]
+        for ic in ("aic", "bic"):
+            table[f"delta_{ic}"] = table[ic] - table.groupby(keys)[ic].transform("min")
+        return table
+
+    def best(self) -> list[FitResult]:
+        """The first-ranked fit of each group."""
+        return [f for f, rank in zip(self.fits, self.ranks, strict=True) if rank == 1]
+
+    def to_dict(self) -> list[dict[str, Any]]:
+        """The JSON of ``complaw fit --compare --json``: each fit's `FitResult.to_dict` with
+        its ``rank`` and ``heldout`` on this comparison's split."""
+        out = []
+        for f, rank in zip(self.fits, self.ranks, strict=True):
+            d = f.to_dict()
+            d["rank"] = rank
+            if self.split:
+                d["heldout"] = f.heldout.get(self.split)
+            out.append(d)
+        return out
+
+
+def _score(f: FitResult, split: str | None) -> tuple[float, float]:
+    h = f.heldout.get(split) if split else None
+    mape = h["mape_pct"] if h and h["mape_pct"] is not None else np.inf
+    return (mape, f.aic if np.isfinite(f.aic) else np.inf)
 
 
 def compare(
     df: pd.DataFrame,
-    forms: Sequence[str] = ("eq1", "eq2", "eq3", "additive"),
+    forms: Sequence[str | Form] | None = None,
     by: Sequence[str] | str | None = None,
     *,
-    logo: str | None = "auto",
-) -> pd.DataFrame:
-    """Compare forms per group by AIC/BIC (on the L scale), adj. R² and held-out error.
+    holdout: str | None = "r:0.5",
+    level: float = 0.95,
+) -> Comparison:
+    """Fit every form in ``forms`` (None: every registered form of each metric) on each group
+    and rank them by held-out MAPE on ``holdout`` (then AIC). Forms that cannot be fitted on a
+    group (too few rows, not identifiable, no such metric) are left out of that group."""
+    df = validate(df)
+    by_list = [by] if isinstance(by, str) else list(by or [])
+    grouped: dict[tuple, list[FitResult]] = {}
+    for metric in sorted(df["metric"].unique()):
+        candidates = ([get_form(f) for f in forms] if forms is not None else forms_for(metric))
+        for form in candidates:
+            if metric not in form.metrics:
+                continue
+            _, groups = _groups(df, [metric], by_list, f"form {form.name}")
+            for group, part in groups:
+                try:
+                    f = fit_group(part, form, group=group, level=level,
+                                  holdout=[holdout] if holdout else ())
+                except LawError:
+                    continue
+                grouped.setdefault(tuple(group.items()), []).append(f)
+    if not grouped:
+        raise LawError("no form could be fitted on any group of this table")
+    fits, ranks = [], []
+    for key in sorted(grouped, key=lambda k: [str(v) for _, v in k]):
+        ranked = sorted(grouped[key], key=lambda f: _score(f, holdout))
+        fits += ranked
+        ranks += list(range(1, len(ranked) + 1))
+    return Comparison(holdout, by_list, fits, ranks)
 
-    One row per (group, form), with ``delta_aic``/``delta_bic`` relative to the best form of
-    the group (0 = best; > 10 = essentially no support).
-    """
-    frames = []
-    for name in forms:
-        fits = fit(df, name, by, logo=logo)
-        for f in fits:
-            row = dict(f.group)
-            row.update(
-                form=f.form,
-                k=len(f.coefficients),
-                n=f.n,
-                adj_r2=f.adj_r2,
-                r2_kind=f.r2_kind,
-                aic=f.aic,
-                bic=f.bic,
-                logo_mape=f.logo["mape"] if f.logo else None,
-            )
-            frames.append(row)
-    table = pd.DataFrame(frames)
-    keys = [
-        c
-        for c in table.columns
-        if c not in ("form", "k", "n", "adj_r2", "r2_kind", "aic", "bic", "logo_mape")
-    ]
-    for ic in ("aic", "bic"):
-        table[f"delta_{ic}"] = table[ic] - table.groupby(keys)[ic].transform("min")
-    return table.sort_values([*keys, "aic"]).reset_index(drop=True)
+
+def best_form(df: pd.DataFrame, split: str = "r:0.5", level: float = 0.95) -> FitResult:
+    """The fit (on all rows of one group) of the form with the lowest held-out MAPE on
+    ``split``; where no form can be held out, the lowest AIC."""
+    best = compare(df, None, None, holdout=split, level=level).best()
+    if len(best) != 1:
+        raise LawError(f"best_form needs one group (one metric); got {len(best)}")
+    return best[0]

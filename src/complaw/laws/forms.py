@@ -1,27 +1,39 @@
-"""The functional forms of compression laws, as a registry of linear models.
+"""The functional forms of compression laws, as data: one registry entry per form.
 
-Every form is linear in its coefficients after a transform of L (log for the power laws):
+A form declares its coefficients (name, symbol, bounds, starting values), how it predicts L from
+(L0, r, D), how it is fitted, and whether it is *feasible* (L = L0 at r = 0 for every D). Every
+consumer (fit, held-out error, tables, figures, the CLI, predict, the planner) reads these
+declarations; none names a coefficient or a form. Adding a form is one ``FORMS.add`` call here
+(or in user code).
 
-    response(L) = offset(L0) + [const] + sum_k coef_k * term_k(L0, r, D)
+Two kinds:
 
-| name | law | regression |
-|---|---|---|
-| eq1 | L = L0^a (1+r)^b (1+1/(D+1))^g | log L ~ log L0 + log(1+r) + log(1+1/(D+1)) |
-| eq2 | L = L0^a (1+r)^b | log L ~ log L0 + log(1+r) |
-| eq3 | L = L0^a (1+1/(D+1))^g | log L ~ log L0 + log(1+1/(D+1)) |
-| runtime | S = C (1+r)^b, C = S0 e^c | log S - log S0 ~ [c] + log(1+r) |
-| additive | L = a L0 + b r + g/(D+1) | L ~ L0 + r + 1/(D+1) (no logs) |
+* `LinearForm`: linear in its coefficients after a transform of L (log for the power laws),
+  ``response(L) = offset(L0) + [const] + sum_k coef_k * term_k(L0, r, D)``, fitted by
+  statsmodels OLS. The paper's Eq. 1-3, the runtime law and the additive form.
+* `CurveForm`: any prediction function, fitted by robust nonlinear least squares on log
+  residuals from several starting points (`complaw.laws.fit`). The feasible forms.
+
+| name | law | kind | feasible |
+|---|---|---|---|
+| eq1 | L = L0^α (1+r)^β (1+1/(D+1))^γ | linear in log L | no |
+| eq2 | L = L0^α (1+r)^β | linear in log L | no |
+| eq3 | L = L0^α (1+1/(D+1))^γ | linear in log L | no |
+| runtime | S = C (1+r)^β, C = S0 e^const | linear in log S | no |
+| additive | L = α L0 + β r + γ/(D+1) | linear in L | no |
+| degradation | L = L0 (1 + A r^b (1 + D/Dl)^-c) | nonlinear | yes |
+| saturating | L = L0 (1 + A (r/(1-r))^b (1 + D/Dl)^-c) | nonlinear | yes |
+| retention | L = m + (L0 - m) (1 - (1 - (1-r)^b) (1 + D/Dl)^-c) | nonlinear | yes |
 
 Eq. 1-3 are fitted with no intercept, as in the paper; ``intercept=True`` adds a free constant
-``const`` (log scale: a factor e^const). The runtime law has its constant by default (Table 4's
-free C, here relative to the uncompressed runtime S0 = L0, so C = S0 e^const).
-Adding a form is a new `Form` and one `FORMS.add` call.
+``const`` (log scale: a factor e^const).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,8 +42,81 @@ from complaw.registry import Registry
 
 Inputs = Mapping[str, np.ndarray]
 """Arrays ``L0``, ``r`` and ``D`` of equal length."""
+Params = Mapping[str, float | np.ndarray]
+"""Coefficient values by name (arrays of draws broadcast against the inputs)."""
 
 CONST = "const"
+INF = math.inf
+
+
+@dataclass(frozen=True)
+class Coef:
+    """One coefficient: its name, the symbol tables show, its bounds and starting values
+    (nonlinear fits start from every combination of the forms' starting values)."""
+
+    name: str
+    symbol: str
+    bounds: tuple[float, float] = (-INF, INF)
+    starts: tuple[float, ...] = (0.0,)
+
+
+@dataclass(frozen=True)
+class Form:
+    """What every form declares (see the module docstring); subclasses say how it predicts."""
+
+    name: str
+    equation: str
+    description: str
+    template: str
+    """The law with ``{name}`` where each coefficient's value goes, e.g.
+    ``L = L0^{alpha} (1+r)^{beta}``."""
+    source: str = ""
+    metrics: tuple[str, ...] = ("loss", "accuracy")
+    feasible: bool = False
+    """L = L0 at r = 0 for every D (whatever the coefficients)."""
+    log_response: bool = True
+    """The fit's residuals and its prediction interval are on log L (else on L)."""
+
+    @property
+    def linear(self) -> bool:
+        """Fitted by OLS (True) or by robust nonlinear least squares (False)."""
+        return False
+
+    @property
+    def coefs(self) -> tuple[Coef, ...]:
+        raise NotImplementedError
+
+    def coef_names(self, intercept: bool | None = None) -> list[str]:
+        """Coefficient names in fit order."""
+        return [c.name for c in self.coefs]
+
+    def symbols(self) -> dict[str, str]:
+        """Coefficient name -> the symbol tables show (``const`` included)."""
+        return {CONST: "const", **{c.name: c.symbol for c in self.coefs}}
+
+    def predict(self, coefficients: Params, data: Inputs) -> np.ndarray:
+        """L predicted at the rows of ``data``."""
+        raise NotImplementedError
+
+    def check(self, coefficients: Mapping[str, float], what: str) -> None:
+        """Raise unless ``coefficients`` holds every coefficient this form needs."""
+        missing = [c.name for c in self.coefs if c.name not in coefficients]
+        if missing:
+            raise LawError(
+                f"{what} (form {self.name}) lacks coefficient(s) {', '.join(missing)}; "
+                f"got {', '.join(coefficients) or 'none'}"
+            )
+
+    def formula(self, coefficients: Mapping[str, float]) -> str:
+        """The law written out with numbers, e.g. ``L = L0^0.98 (1+r)^-1.18 (1+1/(D+1))^-0.14``."""
+        text = self.template.format_map({k: f"{v:.3g}" for k, v in coefficients.items()})
+        if CONST in coefficients:
+            c = coefficients[CONST]
+            text += f" × {math.exp(c):.3g}" if self.log_response else f" {c:+.3g}"
+        return text
+
+
+# ---------------------------------------------------------------- linear forms
 
 
 @dataclass(frozen=True)
@@ -41,24 +126,30 @@ class Term:
     coef: str
     symbol: str
     fn: Callable[[Inputs], np.ndarray]
+    """The regressor (the design-matrix column)."""
+    name: str = ""
+    """The table symbol of the coefficient (α, β, ...); the coefficient name when empty."""
 
 
 @dataclass(frozen=True)
-class Form:
-    """A compression-law form that is linear in its coefficients."""
+class LinearForm(Form):
+    """A form linear in its coefficients after a transform of L (OLS)."""
 
-    name: str
-    equation: str
-    terms: tuple[Term, ...]
-    description: str
-    log_response: bool = True
+    terms: tuple[Term, ...] = ()
     offset: Callable[[Inputs], np.ndarray] | None = None
     intercept: bool = False
-    metrics: tuple[str, ...] = ("loss", "accuracy")
+
+    @property
+    def linear(self) -> bool:
+        return True
+
+    @property
+    def coefs(self) -> tuple[Coef, ...]:
+        return tuple(Coef(t.coef, t.name or t.coef) for t in self.terms)
 
     @property
     def power_law(self) -> bool:
-        """True for the multiplicative forms on which the paper's theory works (eq1-3)."""
+        """True for the multiplicative forms on which the paper's closed-form theory works."""
         return self.log_response and self.offset is None
 
     def coef_names(self, intercept: bool | None = None) -> list[str]:
@@ -91,105 +182,183 @@ class Form:
         """Map the linear predictor (offset included) back to L."""
         return np.exp(eta) if self.log_response else np.asarray(eta)
 
-    def predict(self, coefficients: Mapping[str, float], data: Inputs) -> np.ndarray:
+    def predict(self, coefficients: Params, data: Inputs) -> np.ndarray:
         """L predicted by this form with ``coefficients`` (``const`` optional, default 0)."""
-        eta = self.offset_of(data) + float(coefficients.get(CONST, 0.0))
+        self.check(coefficients, "the law")
+        eta = self.offset_of(data) + np.asarray(coefficients.get(CONST, 0.0), dtype=float)
         for term in self.terms:
-            if term.coef not in coefficients:
-                raise LawError(
-                    f"form {self.name} needs coefficient {term.coef!r}; "
-                    f"got {', '.join(coefficients) or 'none'}"
-                )
-            eta = eta + float(coefficients[term.coef]) * np.asarray(term.fn(data), dtype=float)
+            eta = eta + np.asarray(coefficients[term.coef]) * np.asarray(term.fn(data), float)
         return self.link_inverse(eta)
 
-    def formula(self, coefficients: Mapping[str, float]) -> str:
-        """The law written out with numbers, e.g. ``L = L0^0.98 (1+r)^-1.18 (1+1/(D+1))^-0.14``."""
-        c = coefficients
-        if self.name == "additive":
-            return f"L = {c['alpha']:.3g} L0 {c['beta']:+.3g} r {c['gamma']:+.3g}/(D+1)" + (
-                f" {c[CONST]:+.3g}" if CONST in c else ""
-            )
-        parts = []
-        if CONST in c:
-            parts.append(f"{np.exp(c[CONST]):.3g}")
-        symbols = {"alpha": "L0", "beta": "(1+r)", "gamma": "(1+1/(D+1))"}
-        if self.offset is not None:
-            parts.append("S0")
-        for term in self.terms:
-            parts.append(f"{symbols[term.coef]}^{c[term.coef]:.3g}")
-        lhs = "S" if self.name == "runtime" else "L"
-        return f"{lhs} = " + " ".join(parts)
+
+# ---------------------------------------------------------------- nonlinear forms
 
 
-def _log_l0(d: Inputs) -> np.ndarray:
-    return np.log(np.asarray(d["L0"], dtype=float))
+@dataclass(frozen=True)
+class CurveForm(Form):
+    """A form with any prediction function, fitted by robust least squares on log residuals
+    (``loss``: scipy's ``soft_l1`` or ``huber``, with scale ``f_scale`` on log L)."""
+
+    parameters: tuple[Coef, ...] = ()
+    fn: Callable[[Params, Inputs], np.ndarray] = field(default=lambda p, d: d["L0"])
+    loss: str = "soft_l1"
+    f_scale: float = 0.1
+
+    @property
+    def coefs(self) -> tuple[Coef, ...]:
+        return self.parameters
+
+    def predict(self, coefficients: Params, data: Inputs) -> np.ndarray:
+        self.check(coefficients, "the law")
+        return np.asarray(self.fn(coefficients, data), dtype=float)
+
+    def starts(self, limit: int = 64, seed: int = 0) -> np.ndarray:
+        """Starting points (rows): every combination of the coefficients' starting values, or
+        ``limit`` seeded picks of them when there are more."""
+        grids = [np.asarray(c.starts, dtype=float) for c in self.coefs]
+        total = math.prod(len(g) for g in grids)
+        if total <= limit:
+            mesh = np.meshgrid(*grids, indexing="ij")
+            return np.column_stack([m.ravel() for m in mesh])
+        rng = np.random.default_rng(seed)
+        return np.column_stack([rng.choice(g, size=limit) for g in grids])
 
 
-def _log_r(d: Inputs) -> np.ndarray:
-    return np.log1p(np.asarray(d["r"], dtype=float))
-
-
-def _log_d(d: Inputs) -> np.ndarray:
-    return np.log1p(1.0 / (np.asarray(d["D"], dtype=float) + 1.0))
-
-
-ALPHA = Term("alpha", "log L0", _log_l0)
-BETA = Term("beta", "log(1+r)", _log_r)
-GAMMA = Term("gamma", "log(1+1/(D+1))", _log_d)
+# ---------------------------------------------------------------- the registry
 
 FORMS: Registry[Form] = Registry("law form", LawError)
-
-FORMS.add(
-    "eq1",
-    Form(
-        "eq1",
-        "L = L0^alpha (1+r)^beta (1+1/(D+1))^gamma",
-        (ALPHA, BETA, GAMMA),
-        "the paper's compression law (Eq. 1)",
-    ),
-)
-FORMS.add(
-    "eq2",
-    Form("eq2", "L = L0^alpha (1+r)^beta", (ALPHA, BETA), "ablation without D (Eq. 2)"),
-)
-FORMS.add(
-    "eq3",
-    Form(
-        "eq3",
-        "L = L0^alpha (1+1/(D+1))^gamma",
-        (ALPHA, GAMMA),
-        "ablation without r (Eq. 3)",
-    ),
-)
-FORMS.add(
-    "runtime",
-    Form(
-        "runtime",
-        "S = C (1+r)^beta, C = S0 e^const",
-        (BETA,),
-        "runtime law (Table 4), relative to the uncompressed runtime S0 = L0",
-        offset=_log_l0,
-        intercept=True,
-        metrics=("runtime",),
-    ),
-)
-FORMS.add(
-    "additive",
-    Form(
-        "additive",
-        "L = alpha L0 + beta r + gamma/(D+1)",
-        (
-            Term("alpha", "L0", lambda d: np.asarray(d["L0"], dtype=float)),
-            Term("beta", "r", lambda d: np.asarray(d["r"], dtype=float)),
-            Term("gamma", "1/(D+1)", lambda d: 1.0 / (np.asarray(d["D"], dtype=float) + 1.0)),
-        ),
-        "additive alternative, fitted on L itself (for AIC/BIC comparison)",
-        log_response=False,
-    ),
-)
 
 
 def get_form(name: str | Form) -> Form:
     """The registered form called ``name`` (a `Form` is returned as is)."""
     return name if isinstance(name, Form) else FORMS.get(name)
+
+
+def forms_for(metric: str) -> list[Form]:
+    """Every registered form that models ``metric``, in registration order."""
+    return [f for _, f in FORMS.items() if metric in f.metrics]
+
+
+DEFAULTS = {"loss": "eq1", "accuracy": "eq1", "runtime": "runtime"}
+"""The form each metric is fitted with when none is named: the paper's."""
+
+
+def default_form(metric: str) -> Form:
+    """The form ``metric`` is fitted with when none is named (`DEFAULTS`)."""
+    if metric not in DEFAULTS:
+        raise LawError(f"no default law form for metric {metric!r}; name one with --form")
+    return get_form(DEFAULTS[metric])
+
+
+def _x(d: Inputs, key: str) -> np.ndarray:
+    return np.asarray(d[key], dtype=float)
+
+
+def _log_l0(d: Inputs) -> np.ndarray:
+    return np.log(_x(d, "L0"))
+
+
+def _log_r(d: Inputs) -> np.ndarray:
+    return np.log1p(_x(d, "r"))
+
+
+def _log_d(d: Inputs) -> np.ndarray:
+    return np.log1p(1.0 / (_x(d, "D") + 1.0))
+
+
+ALPHA = Term("alpha", "log L0", _log_l0, "α")
+BETA = Term("beta", "log(1+r)", _log_r, "β")
+GAMMA = Term("gamma", "log(1+1/(D+1))", _log_d, "γ")
+PAPER = "Sengupta et al., Compression Laws for Large Language Models (2025)"
+
+FORMS.add("eq1", LinearForm(
+    "eq1", "L = L0^alpha (1+r)^beta (1+1/(D+1))^gamma", "the paper's compression law (Eq. 1)",
+    "L = L0^{alpha} (1+r)^{beta} (1+1/(D+1))^{gamma}", PAPER + ", Eq. 1",
+    terms=(ALPHA, BETA, GAMMA),
+))
+FORMS.add("eq2", LinearForm(
+    "eq2", "L = L0^alpha (1+r)^beta", "ablation without D (Eq. 2)",
+    "L = L0^{alpha} (1+r)^{beta}", PAPER + ", Eq. 2", terms=(ALPHA, BETA),
+))
+FORMS.add("eq3", LinearForm(
+    "eq3", "L = L0^alpha (1+1/(D+1))^gamma", "ablation without r (Eq. 3)",
+    "L = L0^{alpha} (1+1/(D+1))^{gamma}", PAPER + ", Eq. 3", terms=(ALPHA, GAMMA),
+))
+FORMS.add("runtime", LinearForm(
+    "runtime", "S = C (1+r)^beta, C = S0 e^const",
+    "runtime law (Table 4), relative to the uncompressed runtime S0 = L0",
+    "S = S0 (1+r)^{beta}", PAPER + ", Table 4", metrics=("runtime",),
+    terms=(BETA,), offset=_log_l0, intercept=True,
+))
+FORMS.add("additive", LinearForm(
+    "additive", "L = alpha L0 + beta r + gamma/(D+1)",
+    "additive alternative, fitted on L itself (for AIC/BIC comparison)",
+    "L = {alpha} L0 + {beta} r + {gamma}/(D+1)", "complaw baseline", log_response=False,
+    terms=(
+        Term("alpha", "L0", lambda d: _x(d, "L0"), "α"),
+        Term("beta", "r", lambda d: _x(d, "r"), "β"),
+        Term("gamma", "1/(D+1)", lambda d: 1.0 / (_x(d, "D") + 1.0), "γ"),
+    ),
+))
+
+
+def _recovery(p: Params, d: Inputs) -> np.ndarray:
+    """The share of the degradation left after D tokens of RFT, (1 + D/Dl)^-c: 1 at D = 0,
+    smooth in D and saturating (Dl: the data the model "already has", as in the Rectified
+    Scaling Law)."""
+    return (1.0 + _x(d, "D") / np.asarray(p["Dl"])) ** (-np.asarray(p["c"]))
+
+
+RECOVERY = (
+    Coef("Dl", "D_l", (1.0, 1e9), (100.0, 3000.0)),
+    Coef("c", "c", (0.0, 5.0), (0.1, 0.5)),
+)
+
+FORMS.add("degradation", CurveForm(
+    "degradation", "L = L0 (1 + A r^b (1 + D/Dl)^-c)",
+    "feasible: a relative degradation A r^b on top of L0, shrunk by RFT as a power law in "
+    "(D + Dl)",
+    "L = L0 (1 + {A} r^{b} (1 + D/{Dl})^-{c})",
+    "P² law (Chen et al. 2025, arXiv 2411.10272): post-training loss as L0 plus a pruning "
+    "term; Rectified Scaling Law (Lin et al. 2024, arXiv 2402.02314): power law in D + D_l",
+    metrics=("loss",), feasible=True,
+    parameters=(Coef("A", "A", (1e-6, 1e3), (0.3, 1.0, 3.0)), Coef("b", "b", (0.05, 10.0),
+                (1.0, 2.0)), *RECOVERY),
+    fn=lambda p, d: _x(d, "L0") * (1.0 + np.asarray(p["A"]) * _x(d, "r") ** np.asarray(p["b"])
+                                   * _recovery(p, d)),
+))
+FORMS.add("saturating", CurveForm(
+    "saturating", "L = L0 (1 + A (r/(1-r))^b (1 + D/Dl)^-c)",
+    "feasible: the relative degradation grows with the odds r/(1-r) of the removed share, "
+    "so it steepens as r nears 1; shrunk by RFT as a power law in (D + Dl)",
+    "L = L0 (1 + {A} (r/(1-r))^{b} (1 + D/{Dl})^-{c})",
+    "post-training quantisation term of Scaling Laws for Precision (Kumar et al. 2025, "
+    "arXiv 2411.04330): a degradation added to the loss that vanishes without compression; "
+    "Rectified Scaling Law (Lin et al. 2024) for D",
+    metrics=("loss",), feasible=True,
+    parameters=(Coef("A", "A", (1e-6, 1e3), (0.1, 0.5, 2.0)), Coef("b", "b", (0.05, 10.0),
+                (0.5, 1.0)), *RECOVERY),
+    fn=lambda p, d: _x(d, "L0") * (
+        1.0 + np.asarray(p["A"]) * (_x(d, "r") / (1.0 - _x(d, "r"))) ** np.asarray(p["b"])
+        * _recovery(p, d)),
+))
+FORMS.add("retention", CurveForm(
+    "retention", "L = m + (L0 - m) (1 - (1 - (1-r)^b) (1 + D/Dl)^-c), m = min(floor, L0)",
+    "feasible accuracy mirror: L0 at r = 0, falling towards the floor m (the chance level, "
+    "fitted) as r nears 1, recovered by RFT as a power law in (D + Dl); always between the "
+    "floor and L0",
+    "L = m + (L0 - m) (1 - (1 - (1-r)^{b}) (1 + D/{Dl})^-{c}), m = min({floor}, L0)",
+    "mirror of the degradation form (P² law, Chen et al. 2025; Rectified Scaling Law, Lin "
+    "et al. 2024) for a metric that falls to chance",
+    metrics=("accuracy",), feasible=True,
+    parameters=(Coef("floor", "m", (0.0, 1.0), (0.25, 0.5)), Coef("b", "b", (0.05, 20.0),
+                (1.0, 3.0)), *RECOVERY),
+    fn=lambda p, d: _retained(p, d),
+))
+
+
+def _retained(p: Params, d: Inputs) -> np.ndarray:
+    L0 = _x(d, "L0")
+    floor = np.minimum(np.asarray(p["floor"]), L0)
+    lost = (1.0 - (1.0 - _x(d, "r")) ** np.asarray(p["b"])) * _recovery(p, d)
+    return floor + (L0 - floor) * (1.0 - lost)

@@ -38,22 +38,36 @@ def law_inputs(L0: Any, r: Any, D: Any = 0.0) -> dict[str, np.ndarray]:
 
 @dataclass
 class Prediction:
-    """Predicted L with an optional confidence interval for the mean (None when unknown)."""
+    """Predicted L with, when the law knows its uncertainty, a ``level`` confidence interval
+    for the mean (``low``, ``high``) and a prediction interval for a new measurement
+    (``pi_low``, ``pi_high``); None when unknown (published laws)."""
 
     L: np.ndarray
     low: np.ndarray | None = None
     high: np.ndarray | None = None
     level: float = 0.95
+    pi_low: np.ndarray | None = None
+    pi_high: np.ndarray | None = None
+
+
+def _scale(form: Form, L: np.ndarray) -> np.ndarray:
+    """L on the scale the form's residuals live on (log L, or L)."""
+    return np.log(np.maximum(L, 1e-300)) if form.log_response else L
+
+
+def _unscale(form: Form, z: np.ndarray) -> np.ndarray:
+    return np.exp(z) if form.log_response else z
 
 
 @dataclass
 class Law:
-    """A compression law: a form, its coefficients and what is known of their uncertainty.
+    """A compression law: a form with coefficients, and what is known of their uncertainty.
 
-    ``coefficients`` holds ``alpha``/``beta``/``gamma`` as the form needs, plus ``const`` when
-    the law has an intercept. ``cov`` (in `coef_names` order) and ``df_resid`` come from a fit
-    and give confidence intervals; ``draws`` are bootstrap coefficient draws. Published laws
-    carry neither.
+    ``coefficients`` holds the form's coefficients (plus ``const`` for a linear form with an
+    intercept). ``cov`` (in `coef_names` order), ``df_resid`` and ``resid_std`` (the residual
+    standard deviation on the fit's scale: log L for most forms) come from a fit and give
+    confidence and prediction intervals; ``draws`` are bootstrap coefficient draws. Published
+    laws carry none of them.
     """
 
     name: str
@@ -66,6 +80,7 @@ class Law:
     df_resid: float | None = None
     draws: np.ndarray | None = None
     note: str = ""
+    resid_std: float | None = None
 
     def __post_init__(self) -> None:
         form = get_form(self.form)
@@ -73,9 +88,7 @@ class Law:
             raise LawError(
                 f"law {self.name!r}: metric {self.metric!r} is not one of {', '.join(METRICS)}"
             )
-        missing = [t.coef for t in form.terms if t.coef not in self.coefficients]
-        if missing:
-            raise LawError(f"law {self.name!r} lacks coefficient(s) {', '.join(missing)}")
+        form.check(self.coefficients, f"law {self.name!r}")
         self.coefficients = {k: float(v) for k, v in self.coefficients.items()}
 
     @property
@@ -101,21 +114,41 @@ class Law:
         """The law written out with its numbers."""
         return self.form_obj.formula(self.coefficients)
 
+    def gradient(self, data: dict[str, np.ndarray]) -> np.ndarray:
+        """d(scaled L)/d(coefficients) at ``data`` (rows x `coef_names`), by central
+        differences (exact for the linear forms up to rounding)."""
+        form = self.form_obj
+        names = self.coef_names
+        theta = self.vector()
+        out = np.empty((len(data["r"]), len(names)))
+        for j, name in enumerate(names):
+            h = 1e-6 * max(1.0, abs(theta[j]))
+            up, down = dict(self.coefficients), dict(self.coefficients)
+            up[name] += h
+            down[name] -= h
+            out[:, j] = (_scale(form, form.predict(up, data))
+                         - _scale(form, form.predict(down, data))) / (2 * h)
+        return out
+
     def predict(self, L0: Any, r: Any, D: Any = 0.0, level: float = 0.95) -> Prediction:
-        """Predict L at (L0, r, D); with a covariance, also a ``level`` CI for the mean."""
+        """Predict L at (L0, r, D); with a covariance, also the ``level`` confidence interval
+        of the mean and, with ``resid_std``, the prediction interval of a new measurement."""
         data = law_inputs(L0, r, D)
         form = self.form_obj
         L = form.predict(self.coefficients, data)
         if self.cov is None:
             return Prediction(L, level=level)
-        X = form.design(data, self.has_intercept)
-        eta = X @ self.vector() + form.offset_of(data)
-        se = np.sqrt(np.einsum("ij,jk,ik->i", X, np.asarray(self.cov), X))
+        z = _scale(form, L)
+        G = self.gradient(data)
+        var = np.maximum(np.einsum("ij,jk,ik->i", G, np.asarray(self.cov), G), 0.0)
         dof = self.df_resid if self.df_resid and self.df_resid > 0 else np.inf
         q = stdtrit(dof, 0.5 + level / 2.0)
-        return Prediction(
-            L, form.link_inverse(eta - q * se), form.link_inverse(eta + q * se), level
-        )
+        se = np.sqrt(var)
+        out = Prediction(L, _unscale(form, z - q * se), _unscale(form, z + q * se), level)
+        if self.resid_std is not None and np.isfinite(self.resid_std):
+            wide = np.sqrt(var + self.resid_std**2)
+            out.pi_low, out.pi_high = _unscale(form, z - q * wide), _unscale(form, z + q * wide)
+        return out
 
     def coefficient_draws(self, n: int = 2000, seed: int = 0) -> np.ndarray | None:
         """Coefficient draws (rows, `coef_names` columns): the bootstrap draws when the law has
@@ -140,6 +173,8 @@ class Law:
         if self.cov is not None:
             out["cov"] = np.asarray(self.cov).tolist()
             out["df_resid"] = self.df_resid
+        if self.resid_std is not None:
+            out["resid_std"] = self.resid_std
         if self.note:
             out["note"] = self.note
         return out
@@ -158,6 +193,7 @@ class Law:
                 cov=None if d.get("cov") is None else np.asarray(d["cov"], dtype=float),
                 df_resid=d.get("df_resid"),
                 note=str(d.get("note", "")),
+                resid_std=d.get("resid_std"),
             )
         except KeyError as exc:
             raise LawError(f"law description lacks field {exc.args[0]!r}: {d!r:.200}") from None

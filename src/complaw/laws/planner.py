@@ -1,10 +1,16 @@
 """The planner (the paper's RQ4): which model to compress, at which ratio, with how much RFT.
 
-Given candidate models (size, L0 per metric, a law), a target (a retention or an absolute L)
-and a budget (max parameters after compression, a minimum speedup through the runtime law, an
-RFT size), it scans a grid of ratios r per model, finds the least D that meets the target
-(Theorem 3.1, solved exactly), and returns the feasible (model, r, D) choices ranked, with the
-predicted L and its CI, and for every model without a feasible choice the reasons.
+Given candidate models (size, L0 per metric, a law), a target (by default relative to L0:
+loss <= L0 / sigma, accuracy >= sigma L0) and a budget (max parameters after compression, a
+minimum speedup through the runtime law, an RFT size), it scans a grid of ratios r per model,
+finds the least D that meets the target (`complaw.laws.theory.least_rft`, for any form), and
+returns the feasible (model, r, D) choices ranked, with the predicted L and its confidence and
+prediction intervals, and for every model without a feasible choice the reasons.
+
+A candidate's law is a published or saved law (``law``), or, when the plan names ``records``,
+fitted on the candidate's rows there: the form with the lowest held-out MAPE on ``holdout``
+unless ``form`` names one. No choice may predict that a compressed model beats its L0: such a
+choice (only an infeasible form can give it) is refused, with the reason.
 
 Parameters after compression are estimated as ``params * (1 - prunable_fraction * r)``
 (``prunable_fraction``: the share of parameters the method's ratio applies to, 1 by default).
@@ -25,28 +31,47 @@ from complaw.errors import LawError
 from complaw.laws.forms import CONST
 from complaw.laws.law import Law
 from complaw.laws.published import get_law, published_laws
-from complaw.laws.theory import min_rft_for_value
+from complaw.laws.theory import least_rft
 
 DEFAULT_RATIOS = [round(0.05 * i, 2) for i in range(20)]
 
 
 class Target(BaseModel):
-    """What the compressed model must reach: ``retention`` x base, or an absolute ``value``.
+    """What the compressed model must reach: ``sigma`` (loss <= base / sigma, accuracy >=
+    sigma x base), ``retention`` x base, or an absolute ``value``.
 
-    Accuracy: L >= target; loss: L <= target. The base is L0 (default) or the paper's L0^alpha.
+    Accuracy: L >= target; loss: L <= target. The base is L0 (default) or the paper's L0^alpha
+    (``relative_to: L0^alpha``, for laws with an alpha).
     """
 
     model_config = ConfigDict(extra="forbid")
     metric: Literal["loss", "accuracy"]
+    sigma: float | None = Field(default=None, gt=0, le=1)
     retention: float | None = Field(default=None, gt=0)
     value: float | None = Field(default=None, gt=0)
     relative_to: Literal["L0", "L0^alpha"] = "L0"
 
     @model_validator(mode="after")
     def _one_of(self) -> Target:
-        if (self.retention is None) == (self.value is None):
-            raise ValueError("give exactly one of target.retention and target.value")
+        if sum(v is not None for v in (self.sigma, self.retention, self.value)) != 1:
+            raise ValueError("give exactly one of target.sigma, target.retention and "
+                             "target.value")
         return self
+
+    def factor(self) -> float | None:
+        """The multiple of the base the target is (None for an absolute value)."""
+        if self.sigma is not None:
+            return self.sigma if self.metric == "accuracy" else 1.0 / self.sigma
+        return self.retention
+
+    def describe(self) -> str:
+        better = ">=" if self.metric == "accuracy" else "<="
+        if self.value is not None:
+            return f"{self.metric} {better} {self.value:g}"
+        if self.sigma is not None:
+            op = "x" if self.metric == "accuracy" else "/"
+            return f"{self.metric} {better} {self.relative_to} {op} {self.sigma:g}"
+        return f"{self.metric} {better} {self.retention:g} x {self.relative_to}"
 
 
 class Budget(BaseModel):
@@ -59,14 +84,20 @@ class Budget(BaseModel):
 
 
 class Candidate(BaseModel):
-    """A model that may be compressed. ``law``/``runtime_law`` default to its published laws
-    (``paper:NAME:extrinsic|intrinsic``, ``paper:runtime:NAME``) or the all-model ones."""
+    """A model that may be compressed. Its law: ``law`` (a published name or FILE.json#NAME);
+    else, with the plan's ``records``, fitted on its rows there (``model`` = its name and every
+    ``where`` column = value): ``form``, or the form with the lowest held-out MAPE; else its
+    published law (``paper:NAME:extrinsic|intrinsic``) or the all-model one. ``L0`` defaults
+    to the value in its rows. ``runtime_law`` defaults to ``paper:runtime:NAME`` or
+    ``paper:runtime:all``."""
 
     model_config = ConfigDict(extra="forbid")
     name: str
-    params: float = Field(gt=0)
-    L0: dict[str, float]
+    params: float | None = Field(default=None, gt=0)
+    L0: dict[str, float] = {}
     law: str | None = None
+    form: str | None = None
+    where: dict[str, str] = {}
     runtime_law: str | None = None
     prunable_fraction: float = Field(default=1.0, gt=0, le=1)
 
@@ -81,6 +112,10 @@ class PlanSpec(BaseModel):
     ratios: list[float] = Field(default_factory=lambda: list(DEFAULT_RATIOS), min_length=1)
     objective: Literal["best", "smallest", "fastest"] = "best"
     level: float = Field(default=0.95, gt=0, lt=1)
+    records: str | None = None
+    """A study folder or CSV whose rows the candidates' laws are fitted on."""
+    holdout: str = "r:0.5"
+    """The held-out split that picks each candidate's best form (with ``records``)."""
 
     @model_validator(mode="after")
     def _check(self) -> PlanSpec:
@@ -88,34 +123,42 @@ class PlanSpec(BaseModel):
         if bad:
             raise ValueError(f"ratios must be in [0, 1); got {bad}")
         for c in self.candidates:
-            if self.target.metric not in c.L0:
+            if self.target.metric not in c.L0 and self.records is None:
                 raise ValueError(
                     f"candidate {c.name!r} has no L0 for metric {self.target.metric!r} "
-                    f"(it has {', '.join(c.L0) or 'none'})"
+                    f"(it has {', '.join(c.L0) or 'none'}); give it, or the plan's records"
                 )
+            if self.budget.max_params is not None and c.params is None:
+                raise ValueError(f"candidate {c.name!r} needs params for budget.max_params")
         return self
 
 
 @dataclass
 class Choice:
-    """One feasible (model, r, D): D is the RFT budget, at which L (and its CI) is predicted;
-    D_needed is the least RFT that already meets the target."""
+    """One feasible (model, r, D): D is the RFT budget, at which L (its CI and prediction
+    interval) is predicted; D_needed is the least RFT that already meets the target."""
 
     model: str
     r: float
     D: float
     D_needed: float
-    params_after: float
+    params_after: float | None
     speedup: float | None
     L: float
     L_low: float | None
     L_high: float | None
     target: float
     law: str
+    L0: float = math.nan
+    form: str = ""
+    pi_low: float | None = None
+    pi_high: float | None = None
+    heldout: dict[str, Any] | None = None
+    """The held-out error of the law's form on the plan's split (laws fitted on records)."""
 
 
 @dataclass
-class Plan:
+class PlanResult:
     """Ranked feasible choices, and why each model without one has none."""
 
     objective: str
@@ -123,6 +166,8 @@ class Plan:
     level: float = 0.95
     choices: list[Choice] = field(default_factory=list)
     infeasible: dict[str, str] = field(default_factory=dict)
+    laws: dict[str, Law] = field(default_factory=dict)
+    """Each candidate's law, by model name."""
 
     def to_dict(self) -> dict[str, Any]:
         def clean(d: dict[str, Any]) -> dict[str, Any]:
@@ -199,73 +244,104 @@ def _ranges(rs: list[float], grid: list[float]) -> str:
     return "r = " + ", ".join(parts)
 
 
-def plan(spec: PlanSpec) -> Plan:
+def _candidate_law(spec: PlanSpec, c: Candidate, metric: str,
+                   table: Any) -> tuple[Law, float | None, dict[str, Any] | None]:
+    """The candidate's law, its L0 from the records (None when not read there) and the
+    held-out error of the law's form (None unless fitted on the records here)."""
+    if c.law or table is None:
+        return get_law(c.law or _default_law(c.name, metric)), None, None
+    from complaw.laws.fit import best_form, fit
+
+    rows = table[(table["model"].astype(str) == c.name) & (table["metric"] == metric)]
+    for key, value in c.where.items():
+        if key not in rows.columns:
+            raise LawError(f"candidate {c.name!r}: where {key}: no such column in the records")
+        rows = rows[rows[key].astype(str) == str(value)]
+    if rows.empty:
+        raise LawError(f"candidate {c.name!r}: no {metric} rows in {spec.records} with model = "
+                       f"{c.name} and {c.where or 'no other filter'}")
+    L0s = sorted(set(rows["L0"].round(12)))
+    if len(L0s) > 1 and metric not in c.L0:
+        raise LawError(
+            f"candidate {c.name!r}: its rows hold {len(L0s)} values of L0 (datasets "
+            f"{', '.join(sorted(set(rows['dataset'])))}); pin one with where: {{dataset: ...}}"
+        )
+    found = (fit(rows, c.form, holdout=[spec.holdout]).only() if c.form
+             else best_form(rows, spec.holdout, spec.level))
+    return found.law(), L0s[0], found.heldout.get(spec.holdout)
+
+
+def plan(spec: PlanSpec) -> PlanResult:
     """Solve a planning problem: feasible choices ranked by ``spec.objective``.
 
     ``best``: best predicted L with the full RFT budget; ``smallest``: fewest parameters;
-    ``fastest``: largest speedup. ``L`` and its CI are predicted at D = the RFT budget;
+    ``fastest``: largest speedup. ``L`` and its intervals are predicted at D = the RFT budget;
     ``D_needed`` is the least RFT that meets the target (rounded up).
     """
     t = spec.target
     acc = t.metric == "accuracy"
-    better = ">=" if acc else "<="
-    target_desc = (
-        f"{t.metric} {better} {t.retention:g} x {t.relative_to}"
-        if t.retention is not None
-        else f"{t.metric} {better} {t.value:g}"
-    )
-    out = Plan(spec.objective, target_desc, spec.level)
+    out = PlanResult(spec.objective, t.describe(), spec.level)
     budget = spec.budget
+    table = None
+    if spec.records is not None:
+        from complaw.laws.table import load_records
+
+        table = load_records(spec.records)
     for c in spec.candidates:
-        law = get_law(c.law or _default_law(c.name, t.metric))
+        law, rows_L0, heldout = _candidate_law(spec, c, t.metric, table)
+        out.laws[c.name] = law
         if law.metric != t.metric:
             raise LawError(
                 f"law {law.name!r} of candidate {c.name!r} is a {law.metric} law; "
                 f"the target is {t.metric}"
             )
-        if not law.form_obj.power_law:
-            raise LawError(
-                f"law {law.name!r} has form {law.form}; the planner needs eq1, eq2 or eq3"
-            )
-        L0 = float(c.L0[t.metric])
-        base = L0 if t.relative_to == "L0" else L0 ** law.coefficients["alpha"]
-        target = t.value if t.value is not None else t.retention * base
+        L0 = float(c.L0[t.metric]) if t.metric in c.L0 else float(rows_L0)
+        if t.value is not None:
+            target = t.value
+        else:
+            if t.relative_to == "L0^alpha" and "alpha" not in law.coefficients:
+                raise LawError(f"relative_to L0^alpha needs a law with an alpha; {law.name!r} "
+                               f"({law.form}) has none: use relative_to: L0")
+            base = L0 if t.relative_to == "L0" else L0 ** law.coefficients["alpha"]
+            target = t.factor() * base
         runtime = None
         if budget.min_speedup is not None or c.runtime_law:
             runtime = _runtime_law(c)
         reasons: dict[str, list[float]] = {}
         grid = list(spec.ratios)
         for r in grid:
-            params_after = c.params * (1.0 - c.prunable_fraction * r)
+            params_after = None if c.params is None else c.params * (1.0 - c.prunable_fraction * r)
             speedup = _speedup(runtime, r) if runtime is not None else None
             why = []
             if budget.max_params is not None and params_after > budget.max_params:
                 why.append(f"parameters after compression > max_params {budget.max_params:.3g}")
             if budget.min_speedup is not None and speedup < budget.min_speedup:
                 why.append(f"speedup < min_speedup {budget.min_speedup:g}")
-            d_min = min_rft_for_value(law, L0, r, target)
-            if not math.isfinite(d_min):
-                why.append(f"{t.metric} target {target:.4g} unreachable with any RFT")
-            elif d_min > budget.rft_tokens:
-                why.append(f"needs more RFT than rft_tokens {budget.rft_tokens:g}")
+            pred = law.predict(L0, r, budget.rft_tokens, level=spec.level)
+            L = float(pred.L[0])
+            if r > 0 and (L > L0 if acc else L < L0):
+                why.append(f"the law ({law.form}) predicts a compressed model better than L0; "
+                           "use a feasible form")
+            d_min = least_rft(law, L0, r, target, budget.rft_tokens)
+            if not why and not math.isfinite(d_min):
+                why.append(f"{t.metric} target {target:.4g} not reached with rft_tokens "
+                           f"{budget.rft_tokens:g}")
             for reason in why:
                 reasons.setdefault(reason, []).append(r)
             if why:
                 continue
-            pred = law.predict(L0, r, budget.rft_tokens, level=spec.level)
+
+            def first(x):
+                return None if x is None else float(x[0])
+
             out.choices.append(
                 Choice(
-                    model=c.name,
-                    r=float(r),
-                    D=float(budget.rft_tokens),
+                    model=c.name, r=float(r), D=float(budget.rft_tokens),
                     D_needed=float(math.ceil(d_min)),
-                    params_after=float(params_after),
-                    speedup=speedup,
-                    L=float(pred.L[0]),
-                    L_low=None if pred.low is None else float(pred.low[0]),
-                    L_high=None if pred.high is None else float(pred.high[0]),
-                    target=float(target),
-                    law=law.name,
+                    params_after=None if params_after is None else float(params_after),
+                    speedup=speedup, L=L, L_low=first(pred.low), L_high=first(pred.high),
+                    target=float(target), law=law.name, L0=L0, form=law.form,
+                    pi_low=first(pred.pi_low), pi_high=first(pred.pi_high), heldout=heldout,
                 )
             )
         if not any(ch.model == c.name for ch in out.choices):
@@ -274,8 +350,9 @@ def plan(spec: PlanSpec) -> Plan:
             )
     sign = -1.0 if acc else 1.0
     keys = {
-        "best": lambda ch: (sign * ch.L, ch.params_after),
-        "smallest": lambda ch: (ch.params_after, sign * ch.L),
+        "best": lambda ch: (sign * ch.L, ch.params_after or 0.0),
+        "smallest": lambda ch: (ch.params_after if ch.params_after is not None else -ch.r,
+                                sign * ch.L),
         "fastest": lambda ch: (-(ch.speedup or 1.0), sign * ch.L),
     }
     out.choices.sort(key=keys[spec.objective])

@@ -84,6 +84,7 @@ def _law_from_fit(d: dict[str, Any]) -> Law:
         stats={k: d[k] for k in ("adj_r2", "r2_kind", "f", "n") if k in d},
         cov=None if d.get("cov") is None else np.asarray(d["cov"], dtype=float),
         df_resid=d.get("df_resid"),
+        resid_std=d.get("resid_std"),
     )
 
 

@@ -19,6 +19,7 @@ left out of the percentile interval.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -271,13 +272,25 @@ def min_rft(
     return _bound(law, sigma, r, D, sign, np.array([sigma]), level, n_draws, seed)
 
 
-def min_rft_for_value(law: Law, L0: float, r: float, target: float) -> float:
-    """The minimum D at which the law predicts L >= target (accuracy) or <= target (loss) at
-    (L0, r); inf when none does. Used by the planner."""
+def least_rft(law: Law, L0: float, r: float, target: float, D_max: float) -> float:
+    """The least D in [0, D_max] at which ``law`` predicts L >= target (accuracy) or
+    <= target (loss) at (L0, r); inf when even D_max misses it. For any form: bisection on
+    log(1 + D) to a relative 1e-9, assuming L improves with D (every registered form does
+    with the signs it is fitted with; a law where RFT hurts gets D = 0 or inf)."""
     sign = _sign(law.metric)
-    data = law_inputs(L0, r, 0.0)
-    s = np.array([target / data["L0"][0] ** law.coefficients["alpha"]])
-    return float(_d_min(_params(law, None), s, data["r"], sign)[0])
+
+    def meets(D: float) -> bool:
+        return bool(sign * (float(law.predict(L0, r, D).L[0]) - target) <= 0)
+
+    if meets(0.0):
+        return 0.0
+    if D_max <= 0 or not meets(D_max):
+        return math.inf
+    lo, hi = 0.0, math.log1p(D_max)
+    while hi - lo > 1e-9 * max(1.0, hi):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if meets(math.expm1(mid)) else (mid, hi)
+    return math.expm1(hi)
 
 
 def _bound(

@@ -83,9 +83,10 @@ def _resolve(grid: Grid, stage: str, step: StageConfig, path: str) -> StageConfi
     return step
 
 
-def _evaluations(grid: Grid, spec: Spec) -> list[tuple[Evaluation, bool]]:
-    """Each evaluation of the spec, and whether it also runs on recovered models."""
-    out: list[tuple[Evaluation, bool]] = []
+def _evaluations(grid: Grid, spec: Spec) -> list[tuple[Evaluation, bool | list[int]]]:
+    """Each evaluation of the spec, and whether it also runs on recovered models (True, False
+    or the recovery sizes in samples it runs on)."""
+    out: list[tuple[Evaluation, bool | list[int]]] = []
     for kind, opts in spec.evaluation_options().items():
         recovered = opts.pop("recovered", True)
         if kind == "intrinsic":
@@ -97,7 +98,7 @@ def _evaluations(grid: Grid, spec: Spec) -> list[tuple[Evaluation, bool]]:
         else:
             step = Custom(kind=kind, options=opts.get("options", opts))
         step = _resolve(grid, kind, step, f"evaluations.{kind}")
-        out.append((step, recovered and "recover" in require(kind, kind).inputs))
+        out.append((step, recovered if "recover" in require(kind, kind).inputs else False))
     if not out:
         raise ConfigError("evaluations: give at least one (intrinsic, extrinsic, speed)")
     return out
@@ -171,7 +172,9 @@ def expand(spec: Spec) -> Grid:
                                 chain_id(model, dtype, comp, rec), "recover", "checkpoint", rec,
                                 chain(model, dtype, comp, rec), comp_id, model, dtype))
                         for evaluation, on_recovered in evaluations:
-                            if rec is None or on_recovered:
+                            if rec is None or on_recovered is True or (
+                                isinstance(on_recovered, list) and rec.samples in on_recovered
+                            ):
                                 _experiment(grid, model, dtype, comp, rec, evaluation, parent)
     if not spec.methods and spec.ratios:
         raise ConfigError("ratios are given but no methods; add methods (e.g. prunenet)")

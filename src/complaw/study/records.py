@@ -141,7 +141,8 @@ def _variant_key(record: dict[str, Any], dataset: str) -> str:
 
 
 def law_table(folder: str | Path) -> pd.DataFrame:
-    """Rows for fitting laws (columns LAW_COLUMNS): one per metric of each compressed or
+    """Rows for fitting laws (columns LAW_COLUMNS and the experiment's ``seed``, which the
+    laws' noise floor reads): one per metric of each compressed or
     recovered model, with L0 taken from the matching base record (same config but for
     compression and recovery, and the same data variant). Metrics without a base are skipped
     and counted in `.attrs["unmatched"]`. Where one dataset was measured on several data
@@ -182,7 +183,8 @@ def law_table(folder: str | Path) -> pd.DataFrame:
                 "L0": base[key],
                 "r": comp.get("ratio", 0.0),
                 "D": rec.get("tokens", 0),
+                "seed": comp.get("seed", rec.get("seed", 0)),
             })
-    df = pd.DataFrame(rows, columns=LAW_COLUMNS)
+    df = pd.DataFrame(rows, columns=[*LAW_COLUMNS, "seed"])
     df.attrs["unmatched"] = unmatched
     return df

@@ -82,9 +82,18 @@ class RecoverySpec(_Model):
 
 class EvaluationSpec(_Model):
     """Settings every built-in evaluation has: `recovered: false` evaluates the base and the
-    compressed models only, not the recovered ones (e.g. a costly zero-shot run on a CPU)."""
+    compressed models only, not the recovered ones (e.g. a costly zero-shot run on a CPU);
+    a list of recovery sizes (in samples, as `recovery.samples`) evaluates the recovered models
+    of those sizes only (e.g. `[16]`: zero-shot at D = 0 and the largest D)."""
 
-    recovered: bool = True
+    recovered: bool | list[int] = True
+
+    @field_validator("recovered")
+    @classmethod
+    def _sizes(cls, value: bool | list[int]) -> bool | list[int]:
+        if isinstance(value, list) and any(n < 1 for n in value):
+            raise ValueError("recovered: recovery sizes must be >= 1 sample (0 = no recovery)")
+        return value
 
 
 class IntrinsicSpec(EvaluationSpec):

@@ -30,27 +30,42 @@ def csv(tmp_path, acc_table, loss_table) -> str:
 
 def test_fit_json(csv):
     out = json.loads(run("fit", csv, "--form", "eq1", "--json", "--bootstrap", "50").stdout)
-    assert out["form"] == "eq1"
-    assert [f["metric"] for f in out["fits"]] == ["accuracy", "loss"]
-    acc = out["fits"][0]
+    assert [f["metric"] for f in out] == ["accuracy", "loss"]
+    acc = out[0]
+    assert {"form", "group", "feasible", "n", "coefficients", "heldout"} <= set(acc)
+    assert acc["form"] == "eq1" and acc["feasible"] is False and acc["heldout"] is None
     for name in ("alpha", "beta", "gamma"):
-        c = acc["coefficients"][name]
+        c = acc["coefficient_stats"][name]
         assert {"estimate", "stderr", "ci", "bootstrap_ci"} <= set(c)
-        assert c["ci"][0] < c["estimate"] < c["ci"][1]
+        assert c["ci"][0] < c["estimate"] < c["ci"][1] and acc["coefficients"][name] == c["estimate"]
     assert acc["r2_kind"] == "uncentered" and acc["intercept"] is False
     assert acc["adj_r2"] == acc["adj_r2_uncentered"]
 
 
+def test_fit_heldout_json_schema(csv):
+    out = json.loads(run("fit", csv, "--form", "eq1", "--holdout", "r:0.5", "--json").stdout)
+    h = out[0]["heldout"]
+    assert set(h) == {"split", "n", "mape_pct", "degradation_mape_pct", "coverage"}
+    assert h["split"] == "r:0.5" and h["n"] == 64 and 0 < h["mape_pct"] < 10
+    assert 0.5 <= h["coverage"] <= 1
+
+
 def test_fit_by_model_table_and_compare(csv):
-    out = run("fit", csv, "--by", "model", "--logo", "none").stdout
+    out = run("fit", csv, "--by", "model").stdout
     assert "metric=" not in out and "model=m0" in out and "model=m7" in out
     assert "goodness of fit" in out
     out = json.loads(run("fit", csv, "--by", "model", "--json").stdout)
-    assert len(out["fits"]) == 16 and out["by"] == ["metric", "model"]
-    both = json.loads(run("fit", csv, "--compare", "--json").stdout)
-    assert {row["form"] for row in both["compare"]} == {"eq1", "eq2", "eq3", "additive"}
-    text = run("fit", csv, "--compare", "--intercept").stdout
-    assert "form comparison" in text and "const" in text
+    assert len(out) == 16 and {f["group"]["model"] for f in out} == {f"m{i}" for i in range(8)}
+    both = json.loads(run("fit", csv, "--compare", "--holdout", "D", "--json").stdout)
+    assert {"eq1", "eq2", "eq3", "additive", "degradation", "retention"} <= {
+        f["form"] for f in both}
+    for metric in ("accuracy", "loss"):
+        mine = [f for f in both if f["group"]["metric"] == metric]
+        assert [f["rank"] for f in mine] == list(range(1, len(mine) + 1))
+        mapes = [f["heldout"]["mape_pct"] for f in mine if f["heldout"]["mape_pct"] is not None]
+        assert mapes == sorted(mapes) and mine[0]["form"] == "eq1"  # the true form wins
+    text = run("fit", csv, "--compare").stdout
+    assert "ranked by held-out MAPE (r:0.5)" in text and "degradation" in text
 
 
 def test_fit_then_predict_from_the_json(csv, tmp_path):
@@ -63,6 +78,16 @@ def test_fit_then_predict_from_the_json(csv, tmp_path):
     )
     p = out["predictions"][0]
     assert p["ci"][0] < p["L"] < p["ci"][1]
+    assert p["pi"][0] < p["ci"][0] and p["ci"][1] < p["pi"][1]
+
+
+def test_predict_from_records_uses_the_best_heldout_form(csv):
+    out = json.loads(run("predict", "--records", csv, "--where", "metric=loss", "--L0", "2.5",
+                         "--r", "0.3", "--D", "1000", "--json").stdout)
+    assert out["form"] == "eq1" and out["heldout"]["split"] == "r:0.5"
+    named = json.loads(run("predict", "--records", csv, "--where", "metric=loss", "--form",
+                           "degradation", "--L0", "2.5", "--r", "0.3", "--json").stdout)
+    assert named["form"] == "degradation" and named["predictions"][0]["pi"] is not None
 
 
 def test_predict_published():
@@ -173,7 +198,7 @@ def test_fit_reads_a_record_directory(tmp_path, acc_table, monkeypatch):
 
     monkeypatch.setattr(records, "law_table", lambda path: acc_table.copy())
     out = json.loads(run("fit", str(tmp_path), "--json").stdout)
-    assert out["fits"][0]["n"] == len(acc_table)
+    assert out[0]["n"] == len(acc_table)
     empty = acc_table.iloc[:0].copy()
     monkeypatch.setattr(records, "law_table", lambda path: empty)
     result = runner.invoke(app, ["fit", str(tmp_path)])

@@ -13,7 +13,6 @@ from complaw.laws.fit import (
     NotIdentifiableError,
     bootstrap_coefficients,
     inputs_of,
-    leave_one_group_out,
     lstsq_fit,
 )
 
@@ -40,7 +39,7 @@ def numpy_stats(X: np.ndarray, y: np.ndarray, centered_is_reported: bool) -> dic
 
 @pytest.mark.parametrize("intercept", [False, True])
 def test_statistics_agree_with_numpy(acc_table, intercept):
-    res = fit(acc_table, "eq1", intercept=intercept, logo=None).only()
+    res = fit(acc_table, "eq1", intercept=intercept).only()
     form = get_form("eq1")
     data = inputs_of(acc_table)
     X = form.design(data, intercept)
@@ -69,12 +68,12 @@ def test_statistics_agree_with_numpy(acc_table, intercept):
 def test_ci_is_t_interval(acc_table):
     from scipy import stats
 
-    res = fit(acc_table, "eq1", logo=None).only()
+    res = fit(acc_table, "eq1").only()
     q = stats.t.ppf(0.975, res.df_resid)
     for c in res.coefficients.values():
         assert c.ci_low == pytest.approx(c.estimate - q * c.stderr, rel=1e-9)
         assert c.ci_high == pytest.approx(c.estimate + q * c.stderr, rel=1e-9)
-    wide = fit(acc_table, "eq1", logo=None, level=0.99).only()
+    wide = fit(acc_table, "eq1", level=0.99).only()
     assert wide.coefficients["beta"].ci_low < res.coefficients["beta"].ci_low
 
 
@@ -82,7 +81,7 @@ def test_implicit_constant_is_reported_centered():
     """One model with a single L0: log L0 acts as a constant column, as in the paper's Table 2."""
     df = make_table(TRUE_ACC, seed=3)
     one = df[df["model"] == "m2"]
-    res = fit(one, "eq1", logo=None).only()
+    res = fit(one, "eq1").only()
     assert res.r2_kind == "centered"
     assert res.adj_r2 == pytest.approx(res.adj_r2_centered, abs=1e-10)
     with pytest.raises(NotIdentifiableError, match="alpha is constant"):
@@ -90,7 +89,7 @@ def test_implicit_constant_is_reported_centered():
 
 
 def test_group_wise_fits_by_model_calibration_dataset(acc_table):
-    by_model = fit(acc_table, "eq1", by=["model"], logo=None)
+    by_model = fit(acc_table, "eq1", by=["model"])
     assert len(by_model) == 8
     assert {f.group["model"] for f in by_model} == {f"m{i}" for i in range(8)}
     assert all(f.group["metric"] == "accuracy" and f.n == 20 for f in by_model)
@@ -105,7 +104,7 @@ def test_group_wise_fits_by_model_calibration_dataset(acc_table):
             ),
         ]
     )
-    by_cal = fit(two, "eq1", by="calibration", logo=None)
+    by_cal = fit(two, "eq1", by="calibration")
     assert [f.group["calibration"] for f in by_cal] == ["none", "wikitext2"]
     assert by_cal.get(calibration="wikitext2").coefficients["beta"].estimate == pytest.approx(
         -0.8, abs=0.05
@@ -118,7 +117,7 @@ def test_group_wise_fits_by_model_calibration_dataset(acc_table):
 
 def test_metrics_are_always_separate(acc_table, loss_table):
     both = pd.concat([acc_table, loss_table])
-    fits = fit(both, "eq1", logo=None)
+    fits = fit(both, "eq1")
     assert [f.metric for f in fits] == ["accuracy", "loss"]
     loss = fits.get(metric="loss").estimates()
     assert loss["beta"] == pytest.approx(TRUE_LOSS["beta"], abs=0.1)
@@ -169,7 +168,7 @@ def test_bootstrap_is_seeded_and_matches_explicit_resampling(acc_table):
 
 
 def test_bootstrap_ci_agrees_with_t_ci_under_the_model(acc_table):
-    res = fit(acc_table, "eq1", bootstrap=400, seed=0, logo=None).only()
+    res = fit(acc_table, "eq1", bootstrap=400, seed=0).only()
     for c in res.coefficients.values():
         t_width = c.ci_high - c.ci_low
         b_width = c.boot_high - c.boot_low
@@ -177,40 +176,41 @@ def test_bootstrap_ci_agrees_with_t_ci_under_the_model(acc_table):
         assert c.boot_low < c.estimate < c.boot_high
     assert res.bootstrap == {"resamples": 400, "seed": 0, "by": "row", "failed": 0}
     assert res.law().draws.shape == (400, 3)
-    clustered = fit(acc_table, "eq1", bootstrap=100, bootstrap_by="model", logo=None).only()
+    clustered = fit(acc_table, "eq1", bootstrap=100, bootstrap_by="model").only()
     assert clustered.bootstrap["by"] == "model"
 
 
 def test_leave_one_model_out_equals_manual_refit(acc_table):
-    out = leave_one_group_out(acc_table, "eq1", "model")
-    assert set(out["groups"]) == {f"m{i}" for i in range(8)}
-    held = acc_table["model"] == "m5"
+    from complaw.laws import heldout_error
+
+    out = heldout_error(acc_table, "eq1", "model")
+    assert set(out.predictions["fold"]) == set(range(8))
+    held = (acc_table["model"] == "m5").to_numpy()
     form = get_form("eq1")
     rest = acc_table[~held]
     beta, *_ = np.linalg.lstsq(form.design(inputs_of(rest)), np.log(rest["L"]), rcond=None)
     pred = np.exp(form.design(inputs_of(acc_table[held])) @ beta)
-    mape = np.mean(np.abs(pred - acc_table.loc[held, "L"]) / acc_table.loc[held, "L"])
-    assert out["groups"]["m5"]["mape"] == pytest.approx(mape, rel=1e-10)
-    assert 0 < out["mape"] < 0.1
-    auto = fit(acc_table, "eq1").only()
-    assert auto.logo["by"] == "model"
-    assert fit(acc_table, "eq1", by="model").results[0].logo is None
+    mine = out.predictions[out.predictions["index"].isin(np.flatnonzero(held))]
+    np.testing.assert_allclose(mine["L_hat"], pred, rtol=1e-10)
+    assert 0 < out.summary()["mape_pct"] < 10
+    assert fit(acc_table, "eq1", holdout="model").only().heldout["model"]["n"] == len(acc_table)
+    assert fit(acc_table, "eq1").only().heldout == {}
 
 
 def test_aic_prefers_the_true_form(acc_table):
-    table = compare(acc_table)
-    assert set(table["form"]) == {"eq1", "eq2", "eq3", "additive"}
+    table = compare(acc_table, holdout=None).frame()
+    assert {"eq1", "eq2", "eq3", "additive", "retention"} == set(table["form"])
     best = table.sort_values("aic").iloc[0]
     assert best["form"] == "eq1" and best["delta_aic"] == 0
     assert (table[table["form"] != "eq1"]["delta_aic"] > 10).all()
     # data from Eq. 2 (no D effect): eq2 is preferred by BIC over eq1
     no_d = make_table({"alpha": 0.98, "beta": -1.18}, seed=5)
-    t2 = compare(no_d, forms=("eq1", "eq2"), logo=None)
+    t2 = compare(no_d, forms=("eq1", "eq2"), holdout=None).frame()
     assert t2.set_index("form").loc["eq2", "delta_bic"] == 0
 
 
 def test_lstsq_fit_matches_statsmodels(acc_table):
-    res = fit(acc_table, "eq1", logo=None).only()
+    res = fit(acc_table, "eq1").only()
     form = get_form("eq1")
     data = inputs_of(acc_table)
     beta, se, dof = lstsq_fit(form.design(data), form.response(acc_table["L"], data))
@@ -226,5 +226,7 @@ def test_fit_to_dict_is_json_ready(acc_table):
     text = json.dumps(d, allow_nan=False)
     back = json.loads(text)
     assert set(back["coefficients"]) == {"alpha", "beta", "gamma"}
-    assert {"estimate", "stderr", "ci", "bootstrap_ci"} <= set(back["coefficients"]["beta"])
+    assert {"estimate", "stderr", "ci", "bootstrap_ci"} <= set(back["coefficient_stats"]["beta"])
+    assert back["coefficients"]["beta"] == back["coefficient_stats"]["beta"]["estimate"]
+    assert back["feasible"] is False and back["heldout"] is None
     assert back["r2_kind"] == "uncentered"

@@ -39,7 +39,7 @@ def test_ci_coverage_over_200_seeded_repetitions():
         if q is None:
             q = stats.t.ppf(0.975, dof)
         if rep == 0:  # the fast path agrees with the statsmodels fit
-            sm = fit(base.assign(L=np.exp(y)), "eq1", logo=None).only()
+            sm = fit(base.assign(L=np.exp(y)), "eq1").only()
             np.testing.assert_allclose(beta, list(sm.estimates().values()), atol=1e-10)
             np.testing.assert_allclose(se, [c.stderr for c in sm.coefficients.values()], rtol=1e-8)
         hits += np.abs(beta - truth) <= q * se

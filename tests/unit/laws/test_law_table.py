@@ -58,7 +58,7 @@ def test_too_few_rows(good):
     with pytest.raises(T.TooFewRowsError, match="3 row"):
         fit(good.head(3), "eq1")
     # 4 rows for 3 coefficients is the minimum that fits
-    assert fit(good.iloc[[0, 5, 10, 27]], "eq1", logo=None).only().n == 4
+    assert fit(good.iloc[[0, 5, 10, 27]], "eq1").only().n == 4
 
 
 def test_too_few_rows_in_one_group(good):

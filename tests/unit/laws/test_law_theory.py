@@ -128,17 +128,26 @@ def test_uncertainty_propagates_from_covariance():
     assert bound.ci[0] <= bound.D <= bound.ci[1]
 
 
-def test_min_d_for_a_value_when_rft_does_not_help():
+def test_least_rft_when_rft_does_not_help():
     """The planner's solver: with gamma of the wrong sign, or no D term, D = 0 or nothing."""
-    from complaw.laws.theory import min_rft_for_value
+    from complaw.laws.theory import least_rft
 
     for law in (
         Law("hurts", "eq1", "accuracy", {"alpha": 1.0, "beta": -1.0, "gamma": 0.1}),
         Law("no-d", "eq2", "accuracy", {"alpha": 1.0, "beta": -1.0}),
     ):
         at0 = law.predict(0.5, 0.1, 0).L[0]
-        assert min_rft_for_value(law, 0.5, 0.1, at0 * 0.99) == 0
-        assert math.isinf(min_rft_for_value(law, 0.5, 0.1, at0 * 1.01))
-    # and it agrees with Theorem 3.1 for a feasible law
-    d = min_rft_for_value(WORKED, 0.5, 0.15, 0.8 * 0.5**0.98)
-    assert d == pytest.approx(min_rft(WORKED, 0.8, 0.15).D, rel=1e-12)
+        assert least_rft(law, 0.5, 0.1, at0 * 0.99, 1e6) == 0
+        assert math.isinf(least_rft(law, 0.5, 0.1, at0 * 1.01, 1e6))
+
+
+@pytest.mark.parametrize("law,sigma,r", [(WORKED, 0.8, 0.15), (LOSS, 1.5, 0.2)])
+def test_least_rft_agrees_with_theorem_3_1(law, sigma, r):
+    """The generic bisection against the paper's closed form (Eq. 6), and a budget below it."""
+    from complaw.laws.theory import least_rft
+
+    L0 = 0.5 if law.metric == "accuracy" else 2.0
+    exact = min_rft(law, sigma, r).D
+    target = sigma * L0 ** law.coefficients["alpha"]
+    assert least_rft(law, L0, r, target, 1e9) == pytest.approx(exact, rel=1e-6)
+    assert math.isinf(least_rft(law, L0, r, target, exact * 0.5))

@@ -1,0 +1,113 @@
+"""Checking a plan by running it: `verify_plan` compresses the top choice at its planned r,
+recovers it with its planned D and evaluates it, as a one-model study with the settings of the
+study the plan's laws were fitted on; then it compares the measured value with the prediction
+and its interval, and with the target.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from complaw.errors import LawError
+from complaw.io import write_json_atomic
+from complaw.laws.planner import Choice, PlanResult, PlanSpec
+from complaw.study.records import law_table
+from complaw.study.runner import SPEC_FILE, RunSummary, run_study
+from complaw.study.spec import Spec, load_spec, parse_spec
+
+VERIFY_FILE = "verify.json"
+EVALUATION_OF = {"loss": "intrinsic", "accuracy": "extrinsic"}
+
+
+def _source_spec(spec: PlanSpec) -> Spec:
+    folder = Path(spec.records or "")
+    file = folder / SPEC_FILE
+    if not spec.records or not file.is_file():
+        raise LawError(
+            "--verify runs the top choice with the settings of the study its laws were fitted "
+            f"on: give the plan `records:` a study folder with {SPEC_FILE} (got "
+            f"{spec.records!r})"
+        )
+    return load_spec(file)
+
+
+def verification_spec(spec: PlanSpec, choice: Choice) -> dict[str, Any]:
+    """The one-model study that checks ``choice``: the source study's settings with its model,
+    its method (``where: {method: ...}`` when the study has several), ratio r, recovery size D
+    (rounded up to whole samples) and the evaluation of the target's dataset."""
+    source = _source_spec(spec).model_dump(mode="json")
+    candidate = next(c for c in spec.candidates if c.name == choice.model)
+    where = candidate.where
+    methods = [m for m in source["methods"] if m["name"] == where.get("method", m["name"])]
+    if len(methods) != 1:
+        raise LawError(
+            f"the study has methods {', '.join(m['name'] for m in source['methods'])}; pin one "
+            "in the candidate's where: {method: ...}"
+        )
+    kind = EVALUATION_OF[spec.target.metric]
+    evaluation = dict(source["evaluations"][kind] or {})
+    if kind == "intrinsic" and "dataset" in where:
+        evaluation["data"] = [where["dataset"]]
+    recovery = source.get("recovery")
+    if recovery is not None:
+        samples = math.ceil(choice.D_needed / recovery["seq_len"])
+        recovery = dict(recovery, datasets=recovery["datasets"][:1],
+                        samples=[samples] if samples else [0])
+    elif choice.D_needed > 0:
+        raise LawError("the plan needs RFT but the source study has no recovery settings")
+    methods[0] = dict(methods[0], ratios=None, models=None)
+    return dict(source, name=f"verify-{choice.model}", models=[choice.model],
+                seeds=source["seeds"][:1], ratios=[choice.r], methods=methods,
+                recovery=recovery, evaluations={kind: evaluation}, resources={})
+
+
+def verify_plan(spec: PlanSpec, result: PlanResult, out: str | Path,
+                data_dir: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
+    """Run the top choice of ``result`` into the study folder ``out`` and write
+    ``out/verify.json``: predicted against measured, whether the target was met, and whether
+    the measured value lies in the prediction interval. Returns that record."""
+    if not result.choices:
+        raise LawError("the plan has no feasible choice to verify")
+    choice = result.choices[0]
+    candidate = next(c for c in spec.candidates if c.name == choice.model)
+    study = parse_spec(verification_spec(spec, choice), "the verification study")
+    D = float((study.recovery.samples[0] * study.recovery.seq_len) if study.recovery else 0)
+    summary: RunSummary = run_study(study, out, data_dir=data_dir, progress=progress)
+    if summary.failed:
+        raise LawError(f"the verification study failed: {summary.failures[0][1][:300]}")
+    rows = law_table(out)
+    metric = spec.target.metric
+    rows = rows[(rows["metric"] == metric) & (rows["r"] == choice.r) & (rows["D"] == D)]
+    for key, value in candidate.where.items():
+        if key in rows.columns:
+            rows = rows[rows[key].astype(str) == str(value)]
+    if len(rows) != 1:
+        raise LawError(f"the verification study gave {len(rows)} {metric} rows at r = "
+                       f"{choice.r:g}, D = {D:g}; pin the dataset in the candidate's where")
+    row = rows.iloc[0]
+    law = result.laws[choice.model]
+    pred = law.predict(choice.L0, choice.r, D, level=spec.level)
+    measured, L0 = float(row["L"]), float(row["L0"])
+    t = spec.target
+    target = t.value if t.value is not None else t.factor() * (
+        L0 if t.relative_to == "L0" else L0 ** law.coefficients["alpha"])
+    met = measured >= target if metric == "accuracy" else measured <= target
+    interval = (None if pred.pi_low is None
+                else [float(pred.pi_low[0]), float(pred.pi_high[0])])
+    record = {
+        "plan": {"target": result.target, "objective": result.objective,
+                 "choice": {k: v for k, v in vars(choice).items()}, "law": law.to_dict()},
+        "run": {"model": choice.model, "dataset": str(row["dataset"]), "method":
+                str(row["method"]), "r": choice.r, "D": D, "study": str(out)},
+        "predicted": {"L": float(pred.L[0]), "interval": interval, "level": spec.level},
+        "measured": {"L": measured, "L0": L0},
+        "target": target,
+        "target_met": bool(met),
+        "in_interval": None if interval is None else bool(interval[0] <= measured
+                                                           <= interval[1]),
+        "error_pct": 100.0 * abs(float(pred.L[0]) - measured) / measured,
+    }
+    write_json_atomic(Path(out) / VERIFY_FILE, record)
+    return record
