@@ -16,14 +16,16 @@ import pandas as pd
 
 from complaw.errors import LawError
 from complaw.io import write_json_atomic
-from complaw.laws.fit import FitResult, fit
+from complaw.laws.fit import Comparison, FitResult, compare, fit
 from complaw.laws.forms import get_form
-from complaw.report.study import Skip, Study, extrinsic, intrinsic, main_subset
+from complaw.report.study import Study, extrinsic, intrinsic, main_subset
 
 KINDS = ("intrinsic", "extrinsic", "runtime")
 POWER_FORMS = ("eq1", "eq2", "eq3")
 """The paper's power laws, in the order a report falls back on them when Eq. 1 cannot be
 fitted (e.g. D never varies and the study has one L0)."""
+RANK_SPLIT = "r:0.5"
+"""The held-out split that ranks forms in a report (extrapolation in compression)."""
 METRIC_OF = {"intrinsic": "loss", "extrinsic": "accuracy", "runtime": "runtime"}
 KIND_COLUMN = "compression"
 """Derived column: ``calibration-free`` or ``calibrated`` (the paper's Table 3 groups)."""
@@ -59,6 +61,9 @@ class Analysis:
         )
         self.laws = laws
         self._cache: dict[tuple, FitSet] = {}
+        self._compared: dict[tuple, Comparison | None] = {}
+        self.splits = [RANK_SPLIT, "D"] + (["model"] if laws["model"].nunique() > 1 else [])
+        """The held-out splits every fit of the report carries."""
         self.laws_file: Path | None = None
         """Where the fitted laws were written (set by the report builder; the planner reads
         laws by name from it)."""
@@ -96,24 +101,11 @@ class Analysis:
         parts = df.groupby(list(by), sort=True) if by else [((), df)] if len(df) else []
         for group, part in parts:
             try:
-                out.results.extend(fit(part, get_form(form), list(by)))
+                out.results.extend(fit(part, get_form(form), list(by), holdout=self.splits))
             except LawError as exc:
                 out.skipped.append((_label(by, group), str(exc)))
         self._cache[key] = out
         return out
-
-    def one(self, kind: str, forms: Sequence[str] = POWER_FORMS, subset: str = "main",
-            need: str | None = None) -> FitResult:
-        """The pooled fit on ``kind`` rows of the first of ``forms`` that can be fitted (and
-        has coefficient ``need``), or `Skip` saying why none can."""
-        reasons = []
-        for form in forms:
-            fs = self.fits(kind, form, (), subset)
-            found = [f for f in fs.results if need is None or need in f.coefficients]
-            if found:
-                return found[0]
-            reasons.append(f"{form}: {fs.skipped[0][1] if fs.skipped else 'no ' + need}")
-        raise Skip(f"no law for {kind} rows ({'; '.join(reasons)})")
 
     def per_model(self, kind: str, forms: Sequence[str] = POWER_FORMS) -> list[FitResult]:
         """One law per model: its fit of the first of ``forms`` that can be fitted (Eq. 1, as
@@ -124,8 +116,30 @@ class Analysis:
                 chosen.setdefault(str(f.group["model"]), f)
         return [chosen[m] for m in sorted(chosen)]
 
+    def compared(self, kind: str, by: Sequence[str] = ("method",)) -> Comparison | None:
+        """Every form fitted on ``kind`` rows per group of ``by``, ranked by held-out MAPE on
+        `RANK_SPLIT` (cached; None when no form can be fitted)."""
+        key = (kind, tuple(by))
+        if key not in self._compared:
+            df, _ = self.rows(kind, "all")
+            try:
+                self._compared[key] = compare(df, None, list(by), holdout=RANK_SPLIT) \
+                    if len(df) else None
+            except LawError:
+                self._compared[key] = None
+        return self._compared[key]
+
+    def best(self, kind: str, by: Sequence[str] = ("method",)) -> list[FitResult]:
+        """The form with the lowest held-out MAPE per group of ``by`` on ``kind`` rows."""
+        found = self.compared(kind, by)
+        return found.best() if found else []
+
     def write_laws(self, path: Path, sets: Sequence[FitSet]) -> Path:
-        """Write the laws of ``sets`` as ``complaw fit --json`` does (readable by
-        ``complaw predict --law FILE.json#NAME``)."""
+        """Write the laws of ``sets`` and of the form comparisons as ``complaw fit --json``
+        does (readable by ``complaw predict --law FILE.json#NAME``)."""
         fits = {f.name: f.to_dict() for s in sets for f in s.results}
-        return write_json_atomic(path, {"fits": list(fits.values())})
+        for kind in ("intrinsic", "extrinsic"):
+            self.compared(kind)
+        for c in self._compared.values():
+            fits.update({f.name: f.to_dict() for f in (c.fits if c else [])})
+        return write_json_atomic(path, list(fits.values()))

@@ -14,16 +14,17 @@ from complaw.report.analysis import Analysis
 from complaw.report.figures import FIGURES, FigureSpec
 from complaw.report.render import Section, page_html, page_markdown, to_latex
 from complaw.report.study import Skip, load_study
-from complaw.report.tables import SECTIONS, TABLES, TableSpec, fit_sets
+from complaw.report.tables import TABLES, TableSpec, fit_sets
 
 REPORT_DIR = "report"
 MARKER = "index.html"
 SECTION_TITLES = {
-    "study": "Study",
+    "answer": "The answer",
     "laws": "Fitted laws",
     "paper": "Compared with the paper",
     "plan": "Planner",
     "figures": "Figures",
+    "study": "Study",
 }
 FIGURE_DPI = 100
 
@@ -89,16 +90,14 @@ def build_report(study: str | Path, out: str | Path | None = None) -> Report:
     data = load_study(study)
     analysis = Analysis(data)
     report = Report(out / MARKER)
-    sections = {key: Section(SECTION_TITLES[key]) for key in (*SECTIONS, "figures")}
-    if data.spec is not None:
-        sections["study"].blocks.append(("pre", ("Spec", data.spec)))
+    sections = {key: Section(title) for key, title in SECTION_TITLES.items()}
     with atomic_folder(out, overwrite=True) as folder:
         analysis.laws_file = analysis.write_laws(folder / "laws.json", fit_sets(analysis))
         items: list[TableSpec | FigureSpec] = [s for _, s in TABLES.items()]
         items += [s for _, s in FIGURES.items()]
         for item in track(items, "report"):
             is_table = isinstance(item, TableSpec)
-            section = sections[item.section if is_table else "figures"]
+            section = sections[item.section]
             try:
                 if is_table:
                     section.blocks.append(("table", _write_table(item, analysis, folder)))
@@ -116,14 +115,19 @@ def build_report(study: str | Path, out: str | Path | None = None) -> Report:
                 section.blocks.append(("error", (item.title, msg)))
                 print(f"report: {item.name} failed: {msg}", file=sys.stderr)
         title = f"complaw report: {study.resolve().name}"
-        intro = [
+        intro = ["The findings come first: each method's best law by held-out error, the "
+                 "planner's recommendation and Figure 3; the study's spec and counts are at "
+                 "the end."]
+        sections["study"].blocks.append(("pre", ("Study", "\n".join([
             f"Study: {study.resolve()} (records in {data.records_dir.resolve()}).",
-            f"Records: {data.n_ok} ok, {data.n_failed} failed, {len(data.problems)} unreadable; "
-            f"{len(data.laws)} law-table rows.",
+            f"Records: {data.n_ok} ok, {data.n_failed} failed, {len(data.problems)} "
+            f"unreadable; {len(data.laws)} law-table rows.",
             f"Written {datetime.now(UTC).isoformat(timespec='seconds')}; fitted laws in "
             "laws.json (complaw predict --law laws.json#NAME).",
-        ]
-        order = [sections[k] for k in (*SECTIONS, "figures")]
+        ]))))
+        if data.spec is not None:
+            sections["study"].blocks.append(("pre", ("Spec", data.spec)))
+        order = list(sections.values())
         write_text_atomic(folder / "index.html", page_html(title, intro, order))
         write_text_atomic(folder / "index.md", page_markdown(title, intro, order))
     analysis.laws_file = out / "laws.json"

@@ -30,6 +30,7 @@ LAW = "law"
 IDEAL = "ideal"
 LEGEND_MAX = 12
 YLABEL = {"loss": "test loss (nats)", "accuracy": "zero-shot accuracy", "runtime": "runtime (s)"}
+METRIC = {"intrinsic": "loss", "extrinsic": "accuracy"}
 SIGMA_GRID = {"extrinsic": np.linspace(0.30, 0.99, 70), "intrinsic": np.linspace(1.01, 3.0, 70)}
 SIGMAS = {"extrinsic": (0.8, 0.9), "intrinsic": (1 / 0.8, 1 / 0.9)}
 
@@ -42,6 +43,8 @@ class FigureSpec:
     title: str
     caption: str
     draw: Callable[[Analysis], Figure]
+    section: str = "figures"
+    """The report section the figure is shown in."""
 
 
 FIGURES: Registry[FigureSpec] = Registry("report figure", LawError)
@@ -181,8 +184,7 @@ def speedup(a: Analysis) -> Figure:
 def law_panel(ax: Axes, rows: pd.DataFrame, law: Law, x: str, normalize: bool = False) -> None:
     """Observations of ``rows`` against ``x`` (r or D), each with the law's curve.
 
-    One colour per (L0, other variable); with ``normalize``, L / L0^α is drawn instead of L,
-    so that every L0 falls on one curve per value of the other variable.
+    One colour per (L0, other variable); with ``normalize``, L / L0 is drawn instead of L.
     """
     other = "D" if x == "r" else "r"
     if x == "r":
@@ -190,36 +192,80 @@ def law_panel(ax: Axes, rows: pd.DataFrame, law: Law, x: str, normalize: bool = 
     else:
         grid = np.r_[0.0, np.geomspace(1.0, max(float(rows["D"].max()), 10.0) * 1.5, 60)]
     rows = rows.copy()
-    alpha = law.coefficients.get("alpha", 0.0) if normalize else 0.0
-    rows["y"] = rows["L"] / rows["L0"] ** alpha if normalize else rows["L"]
-    keys = [other] if normalize else ["L0", other]
-    for k, (key, g) in enumerate(rows.groupby(keys, sort=True)):
-        L0, o = (1.0, key[0]) if normalize else key
+    rows["y"] = rows["L"] / rows["L0"] if normalize else rows["L"]
+    for k, ((L0, o), g) in enumerate(rows.groupby(["L0", other], sort=True)):
         g = g.sort_values(x)
-        label = f"{other}={o:g}" if normalize else f"L0={L0:.3g}, {other}={o:g}"
-        observed(ax, g[x], g["y"], label, color(k), line=False)
+        observed(ax, g[x], g["y"], f"L0={L0:.3g}, {other}={o:g}", color(k), line=False)
         r, D = (grid, o) if x == "r" else (o, grid)
-        curve(ax, grid, law.predict(L0, r, D).L, color(k))
+        pred = law.predict(L0, r, D).L
+        curve(ax, grid, pred / L0 if normalize else pred, color(k))
     ax.set_xlabel("compression ratio r" if x == "r" else "RFT size D (tokens)")
     if x == "D":
         ax.set_xscale("symlog", linthresh=1.0)
-    ax.set_ylabel(f"{YLABEL[law.metric]} / L0^α" if normalize else YLABEL[law.metric])
+    ax.set_ylabel(f"{YLABEL[law.metric]} / L0" if normalize else YLABEL[law.metric])
     ax.set_title(law.formula(), fontsize=8)
     legend(ax)
 
 
-def law_vs_obs(a: Analysis, kind: str, x: str) -> Figure:
-    """Table 1's Eq. 1 law (Eq. 2 or 3 when Eq. 1 cannot be fitted) against the observations:
-    per L0 frontier against r at the smallest D (Figure 4a-b), or L / L0^α against D per r
-    (Figure 4c-d)."""
+def _main_best(a: Analysis, kind: str) -> tuple[pd.DataFrame, Law]:
+    """The rows of the report's main method (calibration-free when there is one) and its
+    best law by held-out error."""
     rows, _ = a.rows(kind)
-    law = a.one(kind, need="beta" if x == "r" else "gamma").law()
+    best = [f for f in a.best(kind) if f.group.get("method") in set(rows["method"])]
+    if not best:
+        raise Skip(f"no law could be fitted on the {kind} rows")
+    f = best[0]
+    return rows[rows["method"] == f.group["method"]], f.law()
+
+
+def law_vs_obs(a: Analysis, kind: str, x: str) -> Figure:
+    """The main method's best law by held-out error against the observations: per L0
+    frontier against r at the smallest D (Figure 4a-b), or L / L0 against D per r
+    (Figure 4c-d)."""
+    rows, law = _main_best(a, kind)
     if x == "r":
         rows = rows[rows["D"] == rows["D"].min()]
     elif rows["D"].nunique() < 2:
         raise Skip(f"the {kind} rows have a single RFT size D; nothing to show against D")
     fig, axes = panels(1, 1, 6.4, 4.4)
     law_panel(axes[0, 0], rows, law, x, normalize=x == "D")
+    return fig
+
+
+def heldout_panels(a: Analysis) -> Figure:
+    """Predicted against measured for the rows each method's law did not see (fit r ≤ 0.5,
+    predict r > 0.5): its best form and the paper's Eq. 1, with 95% prediction intervals."""
+    from complaw.laws.holdout import heldout_error
+    from complaw.report.analysis import RANK_SPLIT
+
+    found = [(kind, f) for kind in ("intrinsic", "extrinsic") for f in a.best(kind)]
+    if not found:
+        raise Skip("no law could be fitted")
+    fig, axes = panels(1, len(found), 4.4, 4.2)
+    drawn = 0
+    for ax, (kind, best) in zip(axes[0], found, strict=True):
+        rows, _ = a.rows(kind, "all")
+        rows = rows[rows["method"] == best.group["method"]]
+        forms = list(dict.fromkeys([best.form, "eq1"]))
+        for k, form in enumerate(forms):
+            p = heldout_error(rows, form, RANK_SPLIT).predictions
+            if p.empty:
+                continue
+            err = None
+            if p["pi_low"].notna().all():
+                err = np.vstack([p["L_hat"] - p["pi_low"], p["pi_high"] - p["L_hat"]])
+            ax.errorbar(p["L"], p["L_hat"], yerr=err, fmt="none", ecolor=color(k), alpha=0.35,
+                        linewidth=0.8)
+            observed(ax, p["L"], p["L_hat"], f"{form}", color(k), line=False)
+            drawn += 1
+        lims = [float(rows["L"].min()) * 0.9, float(rows["L"].max()) * 1.1]
+        curve(ax, lims, lims, "0.5", gid=IDEAL, style=":")
+        ax.set_xlabel(f"measured {YLABEL[METRIC[kind]]}")
+        ax.set_ylabel("predicted (95% prediction interval)")
+        ax.set_title(f"{kind}, {best.group['method']}: held out r > 0.5", fontsize=8)
+        legend(ax)
+    if not drawn:
+        raise Skip("no split held out any row (the study needs ratios on both sides of 0.5)")
     return fig
 
 
@@ -262,10 +308,9 @@ def runtime_laws(a: Analysis) -> Figure:
 def critical(a: Analysis) -> Figure:
     """r_crit(σ) of each model's Eq. 1 law (Table 2; Eq. 2 where Eq. 1 cannot be fitted), with
     its 95% band from the fit."""
-    fits = {kind: [f for f in a.per_model(kind) if "beta" in f.coefficients]
-            for kind in ("intrinsic", "extrinsic")}
+    fits = {kind: a.per_model(kind) for kind in ("intrinsic", "extrinsic")}
     if not any(fits.values()):
-        raise Skip("no per-model law with a β (Eq. 1 or 2) could be fitted")
+        raise Skip("no per-model law (Eq. 1 or 2) could be fitted")
     fig, axes = panels(1, 2)
     drawn = 0
     for ax, kind in zip(axes[0], ("intrinsic", "extrinsic"), strict=True):
@@ -307,18 +352,24 @@ for _spec in (
                "FLOP-proportional ideal.", speedup),
     FigureSpec("fig03", "Figure 3: test loss against r (calibration-free)",
                "Test loss per test dataset, without and with RFT.",
-               partial(metric_vs_r, metric="loss", calibrated=False)),
+               partial(metric_vs_r, metric="loss", calibrated=False), section="answer"),
+    FigureSpec("heldout", "Held-out predictions",
+               "Predicted against measured test loss and accuracy for the rows with r > 0.5, "
+               "by laws fitted on r ≤ 0.5: each method's best form and the paper's Eq. 1; "
+               "bars: 95% prediction intervals; dotted: predicted = measured.",
+               heldout_panels, section="answer"),
     FigureSpec("fig04a", "Figure 4a: intrinsic law per L0 frontier",
                "Test loss against r at the smallest D; dashed: Table 1's Eq. 1 law.",
                partial(law_vs_obs, kind="intrinsic", x="r")),
     FigureSpec("fig04b", "Figure 4b: extrinsic law per L0 frontier",
-               "Mean accuracy against r at the smallest D; dashed: Table 1's Eq. 1 law.",
+               "Mean accuracy against r at the smallest D; dashed: the best law by held-out "
+               "error.",
                partial(law_vs_obs, kind="extrinsic", x="r")),
     FigureSpec("fig04c", "Figure 4c: effect of D on test loss",
-               "Test loss over L0^α against the RFT size D, one colour per r; dashed: the law.",
+               "Test loss over L0 against the RFT size D, one colour per r; dashed: the law.",
                partial(law_vs_obs, kind="intrinsic", x="D")),
     FigureSpec("fig04d", "Figure 4d: effect of D on accuracy",
-               "Mean accuracy over L0^α against the RFT size D, one colour per r; dashed: the law.",
+               "Mean accuracy over L0 against the RFT size D, one colour per r; dashed: the law.",
                partial(law_vs_obs, kind="extrinsic", x="D")),
     FigureSpec("fig05", "Figure 5: critical ratio against σ",
                "r_crit(σ) of each model's law (Table 2), 95% band; dotted: σ = 0.8, 0.9.",

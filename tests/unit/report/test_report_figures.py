@@ -8,7 +8,6 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from report_synth import RATIOS
 
 from complaw.report import FIGURES, Analysis, Skip, load_study
 from complaw.report.figures import IDEAL, LAW, OBS
@@ -123,7 +122,7 @@ def _mean(d: str) -> bool:
 
 
 def test_laws_against_observations(analysis, records):
-    a, t1 = analysis, analysis.one
+    a = analysis
     fig = FIGURES.get("fig04a").draw(a)
     expected = Counter(_key(r, L) for r, D, L, _ in _law_rows(records, "loss", bool) if D == 0)
     assert plotted(fig) == expected
@@ -131,16 +130,26 @@ def test_laws_against_observations(analysis, records):
     expected = Counter(_key(r, L) for r, D, L, _ in _law_rows(records, "accuracy", _mean)
                        if D == 0)
     assert plotted(fig) == expected
-    alpha = t1("intrinsic").coefficients["alpha"].estimate
     fig = FIGURES.get("fig04c").draw(a)
-    expected = Counter(_key(D, L / L0**alpha) for r, D, L, L0 in _law_rows(records, "loss", bool))
-    assert plotted(fig) == expected
-    # the law curves are the fitted law: at D = 0 and each r, L / L0^α = 2^γ (1+r)^β
-    law = t1("intrinsic").law()
+    rows = list(_law_rows(records, "loss", bool))
+    assert plotted(fig) == Counter(_key(D, L / L0) for r, D, L, L0 in rows)
+    # the curves are the method's best law by held-out error, over L0, one per (L0, r)
+    best = a.best("intrinsic")[0]
+    assert best.group["method"] == "prunenet"
+    law = best.law()
     curves = [line.get_xydata() for line in fig.axes[0].get_lines() if line.get_gid() == LAW]
-    assert len(curves) == len(RATIOS)
-    for xy, r in zip(curves, RATIOS, strict=True):
-        np.testing.assert_allclose(xy[:, 1], law.predict(1.0, r, xy[:, 0]).L, rtol=1e-12)
+    cells = sorted({(L0, r) for r, D, L, L0 in rows})
+    assert len(curves) == len(cells)
+    for xy, (L0, r) in zip(curves, cells, strict=True):
+        np.testing.assert_allclose(xy[:, 1], law.predict(L0, r, xy[:, 0]).L / L0, rtol=1e-12)
+
+
+def test_heldout_figure_shows_the_rows_above_r_05(analysis, records):
+    fig = FIGURES.get("heldout").draw(analysis)
+    first = fig.axes[0]
+    points = [line.get_xydata() for line in first.get_lines() if line.get_gid() == "obs"]
+    measured = sorted(L for r, D, L, _ in _law_rows(records, "loss", bool) if r > 0.5)
+    assert points and sorted(points[0][:, 0]) == pytest.approx(measured)
 
 
 def test_per_dataset_and_runtime_laws(analysis, records):
