@@ -21,8 +21,8 @@ Two kinds:
 | eq3 | L = L0^α (1+1/(D+1))^γ | linear in log L | no |
 | runtime | S = C (1+r)^β, C = S0 e^const | linear in log S | no |
 | additive | L = α L0 + β r + γ/(D+1) | linear in L | no |
-| degradation | L = L0 (1 + A r^b (1 + D/Dl)^-c) | nonlinear | yes |
-| saturating | L = L0 (1 + A (r/(1-r))^b (1 + D/Dl)^-c) | nonlinear | yes |
+| degradation | L = L0 + A r^b (1 + D/Dl)^-c | nonlinear | yes |
+| hill | L = L0 + A r^b / (r^b + h^b) (1 + D/Dl)^-c | nonlinear | yes |
 | retention | L = m + (L0 - m) (1 - (1 - (1-r)^b) (1 + D/Dl)^-c) | nonlinear | yes |
 
 Eq. 1-3 are fitted with no intercept, as in the paper; ``intercept=True`` adds a free constant
@@ -315,32 +315,40 @@ RECOVERY = (
 )
 
 FORMS.add("degradation", CurveForm(
-    "degradation", "L = L0 (1 + A r^b (1 + D/Dl)^-c)",
-    "feasible: a relative degradation A r^b on top of L0, shrunk by RFT as a power law in "
-    "(D + Dl)",
-    "L = L0 (1 + {A} r^{b} (1 + D/{Dl})^-{c})",
-    "P² law (Chen et al. 2025, arXiv 2411.10272): post-training loss as L0 plus a pruning "
-    "term; Rectified Scaling Law (Lin et al. 2024, arXiv 2402.02314): power law in D + D_l",
+    "degradation", "L = L0 + A r^b (1 + D/Dl)^-c",
+    "feasible: a degradation A r^b added to L0, shrunk by RFT as a power law in (D + Dl)",
+    "L = L0 + {A} r^{b} (1 + D/{Dl})^-{c}",
+    "P² law (Chen et al. 2025, arXiv 2411.10272): the loss after pruning and post-training is "
+    "L0 plus a pruning term; Rectified Scaling Law (Lin et al. 2024, arXiv 2402.02314): a "
+    "power law in D + D_l",
     metrics=("loss",), feasible=True,
-    parameters=(Coef("A", "A", (1e-6, 1e3), (0.3, 1.0, 3.0)), Coef("b", "b", (0.05, 10.0),
-                (1.0, 2.0)), *RECOVERY),
-    fn=lambda p, d: _x(d, "L0") * (1.0 + np.asarray(p["A"]) * _x(d, "r") ** np.asarray(p["b"])
-                                   * _recovery(p, d)),
+    parameters=(Coef("A", "A", (1e-6, 1e3), (1.0, 10.0, 30.0)),
+                Coef("b", "b", (0.05, 10.0), (1.0, 2.0)), *RECOVERY),
+    fn=lambda p, d: _x(d, "L0") + np.asarray(p["A"]) * _x(d, "r") ** np.asarray(p["b"])
+    * _recovery(p, d),
 ))
-FORMS.add("saturating", CurveForm(
-    "saturating", "L = L0 (1 + A (r/(1-r))^b (1 + D/Dl)^-c)",
-    "feasible: the relative degradation grows with the odds r/(1-r) of the removed share, "
-    "so it steepens as r nears 1; shrunk by RFT as a power law in (D + Dl)",
-    "L = L0 (1 + {A} (r/(1-r))^{b} (1 + D/{Dl})^-{c})",
-    "post-training quantisation term of Scaling Laws for Precision (Kumar et al. 2025, "
-    "arXiv 2411.04330): a degradation added to the loss that vanishes without compression; "
-    "Rectified Scaling Law (Lin et al. 2024) for D",
+
+
+def _hill(p: Params, d: Inputs) -> np.ndarray:
+    """A r^b / (r^b + h^b): 0 at r = 0, A/2 at r = h, approaching A as r grows."""
+    rb = _x(d, "r") ** np.asarray(p["b"])
+    return np.asarray(p["A"]) * rb / (rb + np.asarray(p["h"]) ** np.asarray(p["b"]))
+
+
+FORMS.add("hill", CurveForm(
+    "hill", "L = L0 + A r^b / (r^b + h^b) (1 + D/Dl)^-c",
+    "feasible: a degradation added to L0 that rises as a Hill curve in r (slow, then steep "
+    "around r = h, then saturating at A: the loss of a model with nothing left), shrunk by RFT "
+    "as a power law in (D + Dl)",
+    "L = L0 + {A} r^{b} / (r^{b} + {h}^{b}) (1 + D/{Dl})^-{c}",
+    "P² law (Chen et al. 2025, arXiv 2411.10272) for the additive pruning term; Hill "
+    "dose-response curve (Hill 1910) for its saturation in r; Rectified Scaling Law (Lin et "
+    "al. 2024, arXiv 2402.02314) for D",
     metrics=("loss",), feasible=True,
-    parameters=(Coef("A", "A", (1e-6, 1e3), (0.1, 0.5, 2.0)), Coef("b", "b", (0.05, 10.0),
-                (0.5, 1.0)), *RECOVERY),
-    fn=lambda p, d: _x(d, "L0") * (
-        1.0 + np.asarray(p["A"]) * (_x(d, "r") / (1.0 - _x(d, "r"))) ** np.asarray(p["b"])
-        * _recovery(p, d)),
+    parameters=(Coef("A", "A", (1e-6, 1e3), (5.0, 15.0, 30.0)),
+                Coef("b", "b", (0.05, 10.0), (1.0, 2.0, 3.0)),
+                Coef("h", "h", (0.01, 1.0), (0.3, 0.6)), *RECOVERY),
+    fn=lambda p, d: _x(d, "L0") + _hill(p, d) * _recovery(p, d),
 ))
 FORMS.add("retention", CurveForm(
     "retention", "L = m + (L0 - m) (1 - (1 - (1-r)^b) (1 + D/Dl)^-c), m = min(floor, L0)",
@@ -361,4 +369,4 @@ def _retained(p: Params, d: Inputs) -> np.ndarray:
     L0 = _x(d, "L0")
     floor = np.minimum(np.asarray(p["floor"]), L0)
     lost = (1.0 - (1.0 - _x(d, "r")) ** np.asarray(p["b"])) * _recovery(p, d)
-    return floor + (L0 - floor) * (1.0 - lost)
+    return L0 - (L0 - floor) * lost

@@ -49,9 +49,11 @@ def _ratio(df: pd.DataFrame, arg: str) -> Folds:
 
 
 def _largest_d(df: pd.DataFrame, arg: str) -> Folds:
+    if arg:
+        raise LawError(f"split D:{arg}: D takes no argument (it holds out the largest D)")
     D = df["D"].to_numpy(float)
     candidates = ~_baseline(df)
-    if arg or len(np.unique(D[candidates])) < 2:
+    if len(np.unique(D[candidates])) < 2:
         return []
     test = np.flatnonzero(candidates & (D == D[candidates].max()))
     return [(np.setdiff1d(np.arange(len(df)), test), test)]
