@@ -446,16 +446,21 @@ class CurveFitter:
         res = np.where(np.isfinite(zhat), zhat - self.z, 1e3)
         return res if weights is None else res * np.sqrt(weights)
 
-    def solve(self, starts: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        """The natural coefficients of the best of the fits from ``starts``."""
+    def solve(self, starts: np.ndarray, weights: np.ndarray | None = None,
+              keep: int = 4) -> np.ndarray:
+        """The natural coefficients of the best fit from the ``keep`` most promising of
+        ``starts`` (ranked by their starting cost, which is cheap to compute)."""
         from scipy.optimize import least_squares
 
+        points = [self.internal(np.asarray(t, float)) for t in starts]
+        if len(points) > keep:
+            costs = [float(np.sum(self.residuals(u, weights) ** 2)) for u in points]
+            points = [points[i] for i in np.argsort(costs)[:keep]]
         best, best_cost = None, np.inf
-        for theta0 in starts:
+        for u0 in points:
             try:
                 res = least_squares(
-                    self.residuals, self.internal(np.asarray(theta0, float)),
-                    bounds=(self.lo, self.hi), loss=self.form.loss,
+                    self.residuals, u0, bounds=(self.lo, self.hi), loss=self.form.loss,
                     f_scale=self.form.f_scale, args=(weights,), x_scale="jac", max_nfev=400,
                 )
             except ValueError:
