@@ -86,6 +86,11 @@ class Form:
     def coefs(self) -> tuple[Coef, ...]:
         raise NotImplementedError
 
+    @property
+    def power_law(self) -> bool:
+        """True for the multiplicative forms on which the paper's closed-form theory works."""
+        return False
+
     def coef_names(self, intercept: bool | None = None) -> list[str]:
         """Coefficient names in fit order."""
         return [c.name for c in self.coefs]

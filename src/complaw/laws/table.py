@@ -204,7 +204,7 @@ def load_records(
             f"cannot read the record folder {str(path)!r}: the record loader is not available "
             f"({exc}); export a CSV and pass that instead"
         ) from None
-    table = law_table(path)
+    table = law_table(path / "records" if (path / "records").is_dir() else path)
     if len(table) == 0:
         unmatched = table.attrs.get("unmatched", 0)
         raise LawError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -204,3 +205,18 @@ def test_fit_reads_a_record_directory(tmp_path, acc_table, monkeypatch):
     monkeypatch.setattr(records, "law_table", lambda path: empty)
     result = runner.invoke(app, ["fit", str(tmp_path)])
     assert result.exit_code != 0 and "no law rows" in str(result.exception)
+
+
+def test_fit_a_study_folder_with_speed_records(tmp_path, monkeypatch):
+    """A study's records hold throughput rows no law models: they are named and left out, and
+    every metric a law exists for is fitted with its default form."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "report"))
+    from report_synth import make_study
+
+    study = make_study(tmp_path / "s", speed=True)
+    result = CliRunner().invoke(app, ["fit", str(study), "--json"])
+    assert result.exit_code == 0, result.output
+    fits = json.loads(result.stdout)
+    assert {(f["group"]["metric"], f["form"]) for f in fits} == {
+        ("loss", "eq1"), ("accuracy", "eq1"), ("runtime", "runtime")}
+    assert "skipped metrics without a law: throughput" in result.stderr
