@@ -14,7 +14,7 @@ from complaw.errors import LawError
 from complaw.io import write_json_atomic
 from complaw.laws.planner import Choice, PlanResult, PlanSpec
 from complaw.study.records import law_table
-from complaw.study.runner import SPEC_FILE, RunSummary, run_study
+from complaw.study.runner import SPEC_FILE, RunSummary, StudyFolder, run_study
 from complaw.study.spec import Spec, load_spec, parse_spec
 
 VERIFY_FILE = "verify.json"
@@ -77,7 +77,7 @@ def verify_plan(spec: PlanSpec, result: PlanResult, out: str | Path,
     summary: RunSummary = run_study(study, out, data_dir=data_dir, progress=progress)
     if summary.failed:
         raise LawError(f"the verification study failed: {summary.failures[0][1][:300]}")
-    rows = law_table(out)
+    rows = law_table(StudyFolder(out).records)
     metric = spec.target.metric
     rows = rows[(rows["metric"] == metric) & (rows["r"] == choice.r) & (rows["D"] == D)]
     for key, value in candidate.where.items():
