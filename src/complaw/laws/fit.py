@@ -280,6 +280,14 @@ def lstsq_fit(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int
     return beta, se, dof
 
 
+def _units(n: int, clusters: np.ndarray | None) -> tuple[np.ndarray, int]:
+    """The resampling unit of each of ``n`` rows (itself, or its cluster) and their count."""
+    if clusters is None:
+        return np.arange(n), n
+    _, codes = np.unique(np.asarray(clusters), return_inverse=True)
+    return codes, int(codes.max()) + 1
+
+
 def bootstrap_coefficients(
     X: np.ndarray,
     y: np.ndarray,
@@ -297,11 +305,7 @@ def bootstrap_coefficients(
     """
     n, k = X.shape
     rng = np.random.default_rng(seed)
-    if clusters is None:
-        codes, n_units = np.arange(n), n
-    else:
-        _, codes = np.unique(np.asarray(clusters), return_inverse=True)
-        n_units = int(codes.max()) + 1
+    codes, n_units = _units(n, clusters)
     # per-row outer products and cross products, flattened: (n, k*k + k)
     Z = np.concatenate([(X[:, :, None] * X[:, None, :]).reshape(n, k * k), X * y[:, None]], axis=1)
     out = np.empty((n_resamples, k))
@@ -376,11 +380,7 @@ def _resample_weights(n: int, n_resamples: int, seed: int,
                       clusters: np.ndarray | None) -> Iterator[np.ndarray]:
     """Row counts of seeded case-bootstrap resamples (of rows, or of whole clusters)."""
     rng = np.random.default_rng(seed)
-    if clusters is None:
-        codes, units = np.arange(n), n
-    else:
-        _, codes = np.unique(np.asarray(clusters), return_inverse=True)
-        units = int(codes.max()) + 1
+    codes, units = _units(n, clusters)
     for _ in range(n_resamples):
         counts = np.bincount(rng.integers(0, units, size=units), minlength=units)
         yield counts[codes].astype(float)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -509,24 +509,34 @@ def _plan(a: Analysis) -> Built:
     return pd.DataFrame(rows), _plan_display(rows), list(PLAN_NOTES)
 
 
-def _answer(a: Analysis) -> Built:
-    """The best law per method by held-out error, against the paper's Eq. 1 on the same split,
-    and the planner's recommendation at σ = 0.9."""
-    rows, shown = [], []
+def _compared(a: Analysis) -> Iterator[tuple[str, FitResult, int, dict[str, Any],
+                                             pd.DataFrame]]:
+    """(kind, fit, rank, group without the metric, the group's rows) of every form compared on
+    the intrinsic and extrinsic rows, per method."""
     for kind in ("intrinsic", "extrinsic"):
         found = a.compared(kind)
         if found is None:
             continue
         table_rows, _ = a.rows(kind, "all")
-        for best in found.best():
-            group = {k: v for k, v in best.group.items() if k != "metric"}
-            same = [f for f in found.fits if f.group == best.group]
-            eq1 = next((f for f in same if f.form == "eq1"), None)
-            h = best.heldout.get(RANK_SPLIT) or {}
-            h1 = (eq1.heldout.get(RANK_SPLIT) or {}) if eq1 else {}
+        for f, rank in zip(found.fits, found.ranks, strict=True):
+            group = {k: v for k, v in f.group.items() if k != "metric"}
             mine = table_rows
             for k, v in group.items():
                 mine = mine[mine[k].astype(str) == str(v)]
+            yield kind, f, rank, group, mine
+
+
+def _answer(a: Analysis) -> Built:
+    """The best law per method by held-out error, against the paper's Eq. 1 on the same split,
+    and the planner's recommendation at σ = 0.9."""
+    rows, shown = [], []
+    eq1 = {(kind, tuple(f.group.items())): f for kind, f, _, _, _ in _compared(a)
+           if f.form == "eq1"}
+    for kind, best, rank, group, mine in _compared(a):
+        if rank == 1:
+            h = best.heldout.get(RANK_SPLIT) or {}
+            paper = eq1.get((kind, tuple(best.group.items())))
+            h1 = (paper.heldout.get(RANK_SPLIT) or {}) if paper else {}
             floor = noise_floor(mine)
             rows.append({**group, "L": kind, "form": best.form, "feasible": best.feasible,
                          "n": best.n, "heldout_n": h.get("n"), "mape_pct": h.get("mape_pct"),
@@ -562,37 +572,21 @@ def _answer(a: Analysis) -> Built:
 def _heldout(a: Analysis) -> Built:
     """Every form on every method, ranked by held-out MAPE, with the other splits beside."""
     rows, shown = [], []
-    for kind in ("intrinsic", "extrinsic"):
-        found = a.compared(kind)
-        if found is None:
-            continue
-        table_rows, _ = a.rows(kind, "all")
-        for f, rank in zip(found.fits, found.ranks, strict=True):
-            group = {k: v for k, v in f.group.items() if k != "metric"}
-            mine = table_rows
-            for k, v in group.items():
-                mine = mine[mine[k].astype(str) == str(v)]
-            extra = {}
-            for split in a.splits:
-                if split != RANK_SPLIT:
-                    extra[split] = heldout_error(mine, f.form, split).summary()
-            held, held_shown = _heldout_cells(f)
-            for split, h in extra.items():
-                held[f"mape_pct[{split}]"] = h["mape_pct"]
-                held[f"coverage[{split}]"] = h["coverage"]
-                held_shown[f"held-out MAPE {split}"] = pct(h["mape_pct"]) + (
-                    f" (n={h['n']})" if h["mape_pct"] is not None else "")
-            h0 = f.heldout.get(RANK_SPLIT) or {}
-            rows.append({**group, "L": kind, "rank": rank, "form": f.form,
-                         "feasible": f.feasible, "k": len(f.coefficients), "n": f.n,
-                         "aic": f.aic, **held})
-            shown.append({**group, "L": kind, "#": str(rank), "form": f.form,
-                          "feasible": "yes" if f.feasible else "no",
-                          "k": str(len(f.coefficients)), **held_shown,
-                          f"MAPE L−L0 {RANK_SPLIT}": pct(h0.get("degradation_mape_pct")),
-                          f"PI coverage {RANK_SPLIT}": pct(None if h0.get("coverage") is None
-                                                           else 100 * h0["coverage"], 0),
-                          "AIC": fmt(f.aic, 4)})
+    for kind, f, rank, group, mine in _compared(a):
+        for split in a.splits:
+            if split not in f.heldout:
+                f.heldout[split] = heldout_error(mine, f.form, split).summary()
+        held, held_shown = _heldout_cells(f)
+        h0 = f.heldout.get(RANK_SPLIT) or {}
+        rows.append({**group, "L": kind, "rank": rank, "form": f.form, "feasible": f.feasible,
+                     "k": len(f.coefficients), "n": f.n, "aic": f.aic, **held})
+        shown.append({**group, "L": kind, "#": str(rank), "form": f.form,
+                      "feasible": "yes" if f.feasible else "no", "k": str(len(f.coefficients)),
+                      **held_shown,
+                      f"MAPE L−L0 {RANK_SPLIT}": pct(h0.get("degradation_mape_pct")),
+                      f"PI coverage {RANK_SPLIT}": pct(None if h0.get("coverage") is None
+                                                       else 100 * h0["coverage"], 0),
+                      "AIC": fmt(f.aic, 4)})
     if not rows:
         raise Skip("no form could be fitted")
     notes = ["ranked within each method by held-out MAPE on r:0.5; every registered form "
