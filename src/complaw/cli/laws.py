@@ -484,20 +484,11 @@ def laws_command(
         caption="no intercept; adj. R² and F as printed in the paper",
     )
     table.add_column("name", overflow="fold")
-    for col in ("from", "metric", "alpha", "beta", "gamma", "adj. R²", "F"):
-        left = col in ("from", "metric")
-        table.add_column(
-            col, justify="left" if left else "right", no_wrap=True, min_width=None if left else 5
-        )
+    for col in ("from", "metric", "law", "adj. R²", "F"):
+        left = col in ("from", "metric", "law")
+        table.add_column(col, justify="left" if left else "right", overflow="fold")
     for w in laws:
-        c = w.coefficients
         where = w.source.split(":")[0].replace("Table ", "T").replace("Figure ", "Fig")
-        table.add_row(
-            w.name,
-            where,
-            w.metric,
-            *[_fmt(c.get(k)) for k in ("alpha", "beta", "gamma")],
-            _fmt(w.stats.get("adj_r2")),
-            _fmt(w.stats.get("f"), 6),
-        )
+        table.add_row(w.name, where, w.metric, w.formula(), _fmt(w.stats.get("adj_r2")),
+                      _fmt(w.stats.get("f"), 6))
     console.print(table)
