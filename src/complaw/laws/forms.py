@@ -23,7 +23,7 @@ Two kinds:
 | additive | L = α L0 + β r + γ/(D+1) | linear in L | no |
 | degradation | L = L0 + A r^b (1 + D/Dl)^-c | nonlinear | yes |
 | hill | L = L0 + A r^b / (r^b + h^b) (1 + D/Dl)^-c | nonlinear | yes |
-| retention | L = m + (L0 - m) (1 - (1 - (1-r)^b) (1 + D/Dl)^-c) | nonlinear | yes |
+| retention | L = L0 (1 - (1 - q) (1 - (1-r)^b) (1 + D/Dl)^-c) | nonlinear | yes |
 
 Eq. 1-3 are fitted with no intercept, as in the paper; ``intercept=True`` adds a free constant
 ``const`` (log scale: a factor e^const).
@@ -356,22 +356,17 @@ FORMS.add("hill", CurveForm(
     fn=lambda p, d: _x(d, "L0") + _hill(p, d) * _recovery(p, d),
 ))
 FORMS.add("retention", CurveForm(
-    "retention", "L = m + (L0 - m) (1 - (1 - (1-r)^b) (1 + D/Dl)^-c), m = min(floor, L0)",
-    "feasible accuracy mirror: L0 at r = 0, falling towards the floor m (the chance level, "
-    "fitted) as r nears 1, recovered by RFT as a power law in (D + Dl); always between the "
-    "floor and L0",
-    "L = m + (L0 - m) (1 - (1 - (1-r)^{b}) (1 + D/{Dl})^-{c}), m = min({floor}, L0)",
+    "retention", "L = L0 (1 - (1 - q) (1 - (1-r)^b) (1 + D/Dl)^-c)",
+    "feasible accuracy mirror: L0 at r = 0, falling towards the floor q L0 (the chance level, "
+    "as a share of L0, so tasks with different chance levels pool) as r nears 1, recovered by "
+    "RFT as a power law in (D + Dl); always between q L0 and L0",
+    "L = L0 (1 - (1 - {q}) (1 - (1-r)^{b}) (1 + D/{Dl})^-{c})",
     "mirror of the degradation form (P² law, Chen et al. 2025; Rectified Scaling Law, Lin "
     "et al. 2024) for a metric that falls to chance",
     metrics=("accuracy",), feasible=True,
-    parameters=(Coef("floor", "m", (0.0, 1.0), (0.25, 0.5)), Coef("b", "b", (0.05, 20.0),
+    parameters=(Coef("q", "q", (0.0, 1.0), (0.4, 0.7)), Coef("b", "b", (0.05, 20.0),
                 (1.0, 3.0)), *RECOVERY),
-    fn=lambda p, d: _retained(p, d),
+    fn=lambda p, d: _x(d, "L0") * (
+        1.0 - (1.0 - np.asarray(p["q"])) * (1.0 - (1.0 - _x(d, "r")) ** np.asarray(p["b"]))
+        * _recovery(p, d)),
 ))
-
-
-def _retained(p: Params, d: Inputs) -> np.ndarray:
-    L0 = _x(d, "L0")
-    floor = np.minimum(np.asarray(p["floor"]), L0)
-    lost = (1.0 - (1.0 - _x(d, "r")) ** np.asarray(p["b"])) * _recovery(p, d)
-    return L0 - (L0 - floor) * lost

@@ -23,7 +23,7 @@ D_GRID = np.array([0.0, 256.0, 1024.0, 4096.0])
 TRUTH = {
     "degradation": {"A": 12.0, "b": 1.3, "Dl": 800.0, "c": 0.4},
     "hill": {"A": 14.0, "b": 2.2, "h": 0.45, "Dl": 600.0, "c": 0.5},
-    "retention": {"floor": 0.3, "b": 2.0, "Dl": 500.0, "c": 0.6},
+    "retention": {"q": 0.5, "b": 2.0, "Dl": 500.0, "c": 0.6},
 }
 
 
@@ -85,10 +85,11 @@ def test_feasible_forms_give_exactly_l0_at_r_0():
 def test_retention_stays_between_its_floor_and_l0():
     f = get_form("retention")
     data = {"L0": np.full(40, 0.6), "r": np.linspace(0, 0.99, 40), "D": np.zeros(40)}
-    L = f.predict({"floor": 0.25, "b": 3.0, "Dl": 100.0, "c": 0.5}, data)
-    assert np.all(np.diff(L) <= 0) and L[0] == 0.6 and L.min() >= 0.25
-    # a floor above L0 is clipped to L0: never better than the uncompressed model
-    assert np.all(f.predict({"floor": 0.9, "b": 3.0, "Dl": 100.0, "c": 0.5}, data) == 0.6)
+    L = f.predict({"q": 0.4, "b": 3.0, "Dl": 100.0, "c": 0.5}, data)
+    assert np.all(np.diff(L) <= 0) and L[0] == 0.6 and L.min() >= 0.4 * 0.6
+    assert L[-1] == pytest.approx(0.6 * (1 - 0.6 * (1 - 0.01**3)))
+    more = f.predict({"q": 0.4, "b": 3.0, "Dl": 100.0, "c": 0.5}, dict(data, D=np.full(40, 1e3)))
+    assert np.all(more[1:] > L[1:]) and np.all(more <= 0.6)  # RFT recovers, never past L0
 
 
 def with_baselines(df: pd.DataFrame) -> pd.DataFrame:
