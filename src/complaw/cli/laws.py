@@ -244,7 +244,7 @@ def _where(values: list[str] | None) -> dict[str, str]:
 
 def law_from_records(records: Path, where: dict[str, str], form: str | None, split: str):
     """The law of the rows of ``records`` matching ``where``: ``form`` fitted on them, or the
-    form with the lowest held-out MAPE on ``split``. Returns (law, fit)."""
+    feasible form with the lowest held-out MAPE on ``split``. Returns (law, fit)."""
     from complaw.laws import best_form
     from complaw.laws import fit as fit_law
 
@@ -274,8 +274,8 @@ def predict_command(
     ),
     records: Path = typer.Option(
         None, "--records",
-        help="fit the law on these records (a study folder or CSV): the form with the lowest "
-        "held-out MAPE, unless --form names one",
+        help="fit the law on these records (a study folder or CSV): the feasible form with "
+        "the lowest held-out MAPE (any form when none is feasible), unless --form names one",
     ),
     where: list[str] = typer.Option(
         None, "--where", help="with --records: only rows with COLUMN=VALUE, repeatable"

@@ -709,9 +709,15 @@ class Comparison:
             table[f"delta_{ic}"] = table[ic] - table.groupby(keys)[ic].transform("min")
         return table
 
-    def best(self) -> list[FitResult]:
-        """The first-ranked fit of each group."""
-        return [f for f, rank in zip(self.fits, self.ranks, strict=True) if rank == 1]
+    def best(self, feasible: bool = True) -> list[FitResult]:
+        """The best fit of each group: its first-ranked feasible form (one that never predicts
+        a compressed model better than L0), or with ``feasible=False`` or where no feasible
+        form could be fitted, its first-ranked form."""
+        groups: dict[tuple, list[FitResult]] = {}
+        for f in self.fits:  # in rank order within each group
+            groups.setdefault(tuple(f.group.items()), []).append(f)
+        return [next((f for f in fits if f.feasible), fits[0]) if feasible else fits[0]
+                for fits in groups.values()]
 
     def to_dict(self) -> list[dict[str, Any]]:
         """The JSON of ``complaw fit --compare --json``: each fit's `FitResult.to_dict` with
@@ -769,10 +775,12 @@ def compare(
     return Comparison(holdout, by_list, fits, ranks)
 
 
-def best_form(df: pd.DataFrame, split: str = "r:0.5", level: float = 0.95) -> FitResult:
+def best_form(df: pd.DataFrame, split: str = "r:0.5", level: float = 0.95,
+              feasible: bool = True) -> FitResult:
     """The fit (on all rows of one group) of the form with the lowest held-out MAPE on
-    ``split``; where no form can be held out, the lowest AIC."""
-    best = compare(df, None, None, holdout=split, level=level).best()
+    ``split`` (where no form can be held out, the lowest AIC): among the feasible forms when
+    one can be fitted, unless ``feasible`` is False."""
+    best = compare(df, None, None, holdout=split, level=level).best(feasible)
     if len(best) != 1:
         raise LawError(f"best_form needs one group (one metric); got {len(best)}")
     return best[0]

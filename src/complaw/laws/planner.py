@@ -319,7 +319,7 @@ def plan(spec: PlanSpec) -> PlanResult:
                 why.append(f"speedup < min_speedup {budget.min_speedup:g}")
             pred = law.predict(L0, r, budget.rft_tokens, level=spec.level)
             L = float(pred.L[0])
-            if r > 0 and (L > L0 if acc else L < L0):
+            if L > L0 if acc else L < L0:
                 why.append(f"the law ({law.form}) predicts a compressed model better than L0; "
                            "use a feasible form")
             d_min = least_rft(law, L0, r, target, budget.rft_tokens)

@@ -130,7 +130,8 @@ class Analysis:
         return self._compared[key]
 
     def best(self, kind: str, by: Sequence[str] = ("method",)) -> list[FitResult]:
-        """The form with the lowest held-out MAPE per group of ``by`` on ``kind`` rows."""
+        """The feasible form with the lowest held-out MAPE per group of ``by`` on ``kind`` rows
+        (any form where none is feasible)."""
         found = self.compared(kind, by)
         return found.best() if found else []
 

@@ -485,7 +485,7 @@ def _plan_display(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 PLAN_NOTES = [
     "target relative to the uncompressed model: loss ≤ L0/σ, accuracy ≥ σ·L0",
-    "law: the method's form with the lowest held-out MAPE (fit r ≤ 0.5, predict r > 0.5)",
+    "law: the method's feasible form with the lowest held-out MAPE (fit r ≤ 0.5, predict r > 0.5)",
     "largest r: the most compressed feasible ratio (grid step 0.05) with at most the study's "
     "largest RFT size D; L predicted there, with its 95% prediction interval",
 ]
@@ -532,8 +532,9 @@ def _answer(a: Analysis) -> Built:
     rows, shown = [], []
     eq1 = {(kind, tuple(f.group.items())): f for kind, f, _, _, _ in _compared(a)
            if f.form == "eq1"}
-    for kind, best, rank, group, mine in _compared(a):
-        if rank == 1:
+    chosen = {(kind, id(f)) for kind in ("intrinsic", "extrinsic") for f in a.best(kind)}
+    for kind, best, _, group, mine in _compared(a):
+        if (kind, id(best)) in chosen:
             h = best.heldout.get(RANK_SPLIT) or {}
             paper = eq1.get((kind, tuple(best.group.items())))
             h1 = (paper.heldout.get(RANK_SPLIT) or {}) if paper else {}
@@ -544,7 +545,7 @@ def _answer(a: Analysis) -> Built:
                          "noise_floor_pct": floor["mape_pct"] if floor else None,
                          "law": best.law().formula()})
             shown.append({**group, "L": kind, "best form": best.form + (
-                " (feasible)" if best.feasible else ""),
+                "" if best.feasible else " (no feasible form fits)"),
                 f"held-out MAPE {RANK_SPLIT}": f"{pct(h.get('mape_pct'))} (n={h.get('n')})",
                 "95% PI covers": pct(None if h.get("coverage") is None
                                      else 100 * h["coverage"], 0),
@@ -560,8 +561,9 @@ def _answer(a: Analysis) -> Built:
         plans = [r for r in _plans(a, (ANSWER_SIGMA,)) if r["L"] == "intrinsic"]
         for r in plans:
             rec = (f"r = {fmt(r['r'])} with D = {fmt(r['D_needed'])} tokens of RFT keeps "
-                   f"{r['dataset']} loss ≤ {fmt(r['target_value'])} (L0/{ANSWER_SIGMA}); "
-                   f"predicted {fmt_ci(r['L_pred'], r.get('L_low'), r.get('L_high'))}"
+                   f"{r['dataset']} loss ≤ {fmt(r['target_value'])} (L0/{ANSWER_SIGMA}); at "
+                   f"D = {fmt(r['D_budget'])} it predicts "
+                   f"{fmt_ci(r['L_pred'], r.get('L_low'), r.get('L_high'))} (95% PI)"
                    if "r" in r else r.get("note", "no feasible choice"))
             notes.append(f"planner, {r['method']} ({r['form']}): {rec}")
     except Skip as why:
@@ -598,8 +600,8 @@ def _heldout(a: Analysis) -> Built:
 
 for _spec in (
     TableSpec("answer", "answer", "The best law per method",
-              "The form with the lowest held-out error, against the paper's Eq. 1, and the "
-              "planner's recommendation.", _answer),
+              "The feasible form (L = L0 at r = 0) with the lowest held-out error, against the "
+              "paper's Eq. 1, and the planner's recommendation.", _answer),
     TableSpec("heldout", "laws", "Every form, ranked by held-out error",
               "Each registered form fitted per method; MAPE of the rows each split holds out.",
               _heldout),

@@ -84,9 +84,16 @@ def test_fit_then_predict_from_the_json(csv, tmp_path):
 
 
 def test_predict_from_records_uses_the_best_heldout_form(csv):
+    from complaw.laws import compare, get_form, read_table
+
     out = json.loads(run("predict", "--records", csv, "--where", "metric=loss", "--L0", "2.5",
                          "--r", "0.3", "--D", "1000", "--json").stdout)
-    assert out["form"] == "eq1" and out["heldout"]["split"] == "r:0.5"
+    rows = read_table(csv)
+    ranked = compare(rows[rows["metric"] == "loss"]).frame()
+    best = ranked[ranked["feasible"]].iloc[0]  # the rows are Eq. 1's: the best feasible form
+    assert out["form"] == best["form"] and get_form(out["form"]).feasible
+    assert out["heldout"]["split"] == "r:0.5"
+    assert out["heldout"]["mape_pct"] == pytest.approx(best["mape_pct"])
     named = json.loads(run("predict", "--records", csv, "--where", "metric=loss", "--form",
                            "degradation", "--L0", "2.5", "--r", "0.3", "--json").stdout)
     assert named["form"] == "degradation" and named["predictions"][0]["pi"] is not None
