@@ -415,13 +415,26 @@ def _statistics(form: Form, L: np.ndarray, z: np.ndarray, resid: np.ndarray, k: 
     )
 
 
+ROBUST = {
+    "linear": (lambda s: s, lambda s: np.ones_like(s)),
+    "soft_l1": (lambda s: 2.0 * (np.sqrt(1.0 + s) - 1.0), lambda s: 1.0 / np.sqrt(1.0 + s)),
+    "huber": (lambda s: np.where(s <= 1.0, s, 2.0 * np.sqrt(s) - 1.0),
+              lambda s: np.where(s <= 1.0, 1.0, 1.0 / np.sqrt(np.maximum(s, 1.0)))),
+}
+"""scipy's robust losses rho(s) of s = (residual / f_scale)², and their IRLS weights rho'(s)."""
+
+
 class CurveFitter:
     """Robust least squares of a `CurveForm` on (L0, r, D, L), with its coefficients moved
     to log scale where their bounds are positive (so D_l can span decades)."""
 
     def __init__(self, form: CurveForm, data: dict[str, np.ndarray], L: np.ndarray) -> None:
         self.form = form
-        self.data = data
+        # predictions depend on (L0, r, D) only: computed once per distinct point
+        points, self.inverse = np.unique(np.column_stack([data["L0"], data["r"], data["D"]]),
+                                         axis=0, return_inverse=True)
+        self.inverse = self.inverse.ravel()
+        self.data = {"L0": points[:, 0], "r": points[:, 1], "D": points[:, 2]}
         self.z = np.log(L) if form.log_response else np.asarray(L, float)
         self.names = form.coef_names()
         lo = np.array([c.bounds[0] for c in form.coefs], dtype=float)
@@ -440,11 +453,56 @@ class CurveFitter:
         return np.clip(u, self.lo + pad, self.hi - pad)
 
     def residuals(self, u: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        pred = self.form.predict(dict(zip(self.names, self.natural(u), strict=True)), self.data)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            zhat = np.log(pred) if self.form.log_response else pred
-        res = np.where(np.isfinite(zhat), zhat - self.z, 1e3)
+        res = self.residuals_many(np.asarray(u, float)[None, :])[0]
         return res if weights is None else res * np.sqrt(weights)
+
+    def residuals_many(self, U: np.ndarray) -> np.ndarray:
+        """Residuals (rows of U x data rows) for many internal coefficient vectors at once."""
+        theta = self.natural(U)
+        pred = self.form.predict({n: theta[:, [j]] for j, n in enumerate(self.names)},
+                                 self.data)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            zhat = np.log(pred) if self.form.log_response else pred
+        return np.where(np.isfinite(zhat), zhat, self.z.max() + 1e3)[:, self.inverse] - self.z
+
+    def solve_many(self, W: np.ndarray, theta0: np.ndarray, iters: int = 60) -> np.ndarray:
+        """The fits (rows) for many row weightings W (resamples x rows) at once, each from
+        ``theta0``: Levenberg-Marquardt on the robust loss by iteratively reweighted least
+        squares, vectorised over the resamples (the bootstrap's refits)."""
+        f = self.form.f_scale
+        rho, weight = ROBUST[self.form.loss]
+        k = len(self.names)
+        U = np.tile(self.internal(np.asarray(theta0, float)), (len(W), 1))
+        lam = np.full(len(W), 1e-3)
+
+        def cost(R: np.ndarray, Wr: np.ndarray) -> np.ndarray:
+            return 0.5 * f * f * np.sum(Wr * rho((R / f) ** 2), axis=1)
+
+        R = self.residuals_many(U)
+        C = cost(R, W)
+        active = np.ones(len(W), dtype=bool)
+        eye = np.eye(k)
+        for _ in range(iters):
+            idx = np.flatnonzero(active)
+            if not len(idx):
+                break
+            Ua, Ra, Wa = U[idx], R[idx], W[idx]
+            J = np.stack([(self.residuals_many(Ua + 1e-6 * eye[j]) - Ra) / 1e-6
+                          for j in range(k)], axis=2)
+            Jw = np.swapaxes(J * (Wa * weight((Ra / f) ** 2))[:, :, None], 1, 2)
+            A = Jw @ J
+            g = (Jw @ Ra[:, :, None])[:, :, 0]
+            damp = lam[idx, None, None] * (eye * np.einsum("bkk->bk", A)[:, None, :] + 1e-12)
+            step = -np.linalg.solve(A + damp, g[..., None])[..., 0]
+            Un = np.clip(Ua + step, self.lo, self.hi)
+            Rn = self.residuals_many(Un)
+            Cn = cost(Rn, Wa)
+            better = Cn < C[idx]
+            gain = (C[idx] - Cn) / np.maximum(C[idx], 1e-300)
+            U[idx[better]], R[idx[better]], C[idx[better]] = Un[better], Rn[better], Cn[better]
+            lam[idx] = np.where(better, lam[idx] / 3.0, lam[idx] * 4.0)
+            active[idx[(better & (gain < 1e-9)) | (lam[idx] > 1e8)]] = False
+        return self.natural(U)
 
     def solve(self, starts: np.ndarray, weights: np.ndarray | None = None,
               keep: int = 4) -> np.ndarray:
@@ -490,12 +548,10 @@ def _fit_curve(df: pd.DataFrame, form: CurveForm, level: float, bootstrap: int, 
                draws=None, bootstrap=None)
     if bootstrap:
         clusters = df[bootstrap_by].to_numpy() if bootstrap_by else None
-        draws = np.full((bootstrap, len(names)), np.nan)
-        for i, w in enumerate(_resample_weights(len(df), bootstrap, seed, clusters)):
-            try:
-                draws[i] = fitter.solve(theta[None, :], w)
-            except LawError:
-                pass
+        W = np.array(list(_resample_weights(len(df), bootstrap, seed, clusters)))
+        chunk = max(1, int(2e6 // (len(df) * len(names))))
+        draws = np.concatenate([fitter.solve_many(W[i:i + chunk], theta)
+                                for i in range(0, bootstrap, chunk)])
         out["draws"] = draws
         out["bootstrap"] = _add_bootstrap(out["coefficients"], draws, level, bootstrap, seed,
                                           bootstrap_by)

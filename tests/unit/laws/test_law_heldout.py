@@ -221,3 +221,27 @@ def test_a_form_defined_in_a_test_reaches_table_1(test_form, tmp_path, monkeypat
     assert row["k"] > 0 and "κ [95% CI]" in (report.index.parent / "index.md").read_text()
     held = pd.read_csv(report.index.parent / "tables" / "heldout.csv")
     assert test_form.name in set(held["form"])
+
+
+def test_curve_bootstrap_matches_scipy_refits_and_the_t_intervals():
+    """The vectorised bootstrap refits against scipy's least_squares on the same resamples,
+    and its percentile intervals against the Gauss-Newton t intervals under the model."""
+    from scipy.optimize import least_squares
+
+    from complaw.laws.fit import CurveFitter, _resample_weights, inputs_of
+
+    df = drawn("hill", TRUTH["hill"], seed=4)
+    res = fit(df, "hill", bootstrap=200, seed=3).only()
+    assert res.bootstrap["resamples"] == 200 and res.law().draws.shape == (200, 5)
+    form = get_form("hill")
+    fitter = CurveFitter(form, inputs_of(df), df["L"].to_numpy())
+    theta = np.array([res.coefficients[n].estimate for n in form.coef_names()])
+    weights = list(_resample_weights(len(df), 200, 3, None))
+    for i in (0, 57, 199):
+        ref = least_squares(fitter.residuals, fitter.internal(theta), args=(weights[i],),
+                            bounds=(fitter.lo, fitter.hi), loss="soft_l1", f_scale=0.1,
+                            xtol=1e-12, ftol=1e-12, gtol=1e-12)
+        np.testing.assert_allclose(res.law().draws[i], fitter.natural(ref.x), rtol=0.02)
+    for c in res.coefficients.values():
+        ratio = (c.boot_high - c.boot_low) / (c.ci_high - c.ci_low)
+        assert 0.6 < ratio < 1.6, (c.name, ratio)
