@@ -2,10 +2,10 @@
 
 Targets (2 CPU cores): Eq. 1 on 10,000 rows with 1,000 bootstrap resamples < 10 s; a nonlinear
 (feasible) form on 10,000 rows with 1,000 bootstrap resamples < 30 s; ``--compare --holdout
-r:0.5`` on a study's records (default: the default study's, committed under tests/data) < 10 s.
+r:0.5`` on a study's records (default: the default study's, committed under tests/unit/data) < 10 s.
 
 Run: ``.venv/bin/python benchmarks/fit_speed.py [--rows N] [--resamples B] [--repeat K]
-[--forms hill,degradation] [--study DIR]``. Prints a table of wall-clock times (best and median
+[--forms onset,degradation] [--study DIR]``. Prints a table of wall-clock times (best and median
 of K runs) and PASS/FAIL per target.
 """
 
@@ -25,19 +25,19 @@ from complaw.laws.fit import bootstrap_coefficients, inputs_of
 from complaw.laws.forms import get_form
 from complaw.laws.table import load_records
 
-DEFAULT_STUDY = Path(__file__).resolve().parents[1] / "tests" / "data" / "quickstart"
-TRUTH = {"A": 12.0, "b": 2.0, "h": 0.45, "Dl": 600.0, "c": 0.5}
+DEFAULT_STUDY = Path(__file__).resolve().parents[1] / "tests" / "unit" / "data" / "quickstart"
+TRUTH = {"A": 16.0, "k": 3.0, "h": 0.25, "Dl": 600.0, "c": 0.5}
 
 
 def synthetic_table(rows: int, seed: int = 0) -> pd.DataFrame:
-    """A loss table drawn from a known feasible law (the Hill form's truth for the nonlinear
+    """A loss table drawn from a known feasible law (the onset form's truth for the nonlinear
     forms; Eq. 1 is fitted on the same rows) with log-normal noise, 40 models."""
     rng = np.random.default_rng(seed)
     L0 = rng.uniform(2.0, 4.0, 40)
     model = rng.integers(0, 40, rows)
     data = {"L0": L0[model], "r": rng.choice([0.1, 0.3, 0.5, 0.7, 0.9], rows),
             "D": rng.choice([0.0, 256.0, 1024.0, 4096.0], rows)}
-    L = get_form("hill").predict(TRUTH, data) * np.exp(rng.normal(0, 0.03, rows))
+    L = get_form("onset").predict(TRUTH, data) * np.exp(rng.normal(0, 0.03, rows))
     return pd.DataFrame({"model": [f"m{i}" for i in model], "method": "prunenet",
                          "calibration": "none", "dataset": "mix", "metric": "loss", "L": L,
                          **data})
@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--resamples", type=int, default=1_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--forms", default="hill,degradation",
+    parser.add_argument("--forms", default="onset,degradation",
                         help="nonlinear forms to time (comma-separated)")
     parser.add_argument("--study", type=Path, default=DEFAULT_STUDY,
                         help="study folder (or CSV) for the --compare case")

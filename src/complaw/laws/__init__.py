@@ -2,7 +2,7 @@
 
 * `table`     - the law table's columns and validation (`validate`, `read_table`)
 * `forms`     - the registry of forms, as data: the paper's eq1-3, runtime and additive (OLS),
-                and the feasible degradation, hill and retention forms (`FORMS`)
+                and the feasible degradation, onset and retention forms (`FORMS`)
 * `law`       - `Law`: a form with coefficients that predicts L (with a CI when fitted)
 * `fit`       - `fit(df, form, by=[...])`, statistics, bootstrap, `compare`, `best_form`
 * `holdout`   - held-out error by split (r:X, D, a column, kfold:K) and the seed noise floor

@@ -22,7 +22,7 @@ Two kinds:
 | runtime | S = C (1+r)^β, C = S0 e^const | linear in log S | no |
 | additive | L = α L0 + β r + γ/(D+1) | linear in L | no |
 | degradation | L = L0 + A r^b (1 + D/Dl)^-c | nonlinear | yes |
-| hill | L = L0 + A r^b / (r^b + h^b) (1 + D/Dl)^-c | nonlinear | yes |
+| onset | L = L0 + A r^(k+1) / (r^k + h^k) (1 + D/Dl)^-c | nonlinear | yes |
 | retention | L = L0 (1 - (1 - q) (1 - (1-r)^b) (1 + D/Dl)^-c) | nonlinear | yes |
 
 Eq. 1-3 are fitted with no intercept, as in the paper; ``intercept=True`` adds a free constant
@@ -334,27 +334,29 @@ FORMS.add("degradation", CurveForm(
 ))
 
 
-def _hill(p: Params, d: Inputs) -> np.ndarray:
-    """A r^b / (r^b + h^b): 0 at r = 0, A/2 at r = h, approaching A as r grows."""
-    rb = _x(d, "r") ** np.asarray(p["b"])
-    return np.asarray(p["A"]) * rb / (rb + np.asarray(p["h"]) ** np.asarray(p["b"]))
+def _onset(p: Params, d: Inputs) -> np.ndarray:
+    """A r^(k+1) / (r^k + h^k): about A r^(k+1) / h^k below the onset ratio h (the part the
+    model can lose almost for free), about A r (linear) above it."""
+    r, k, h = _x(d, "r"), np.asarray(p["k"]), np.asarray(p["h"])
+    return np.asarray(p["A"]) * r ** (k + 1.0) / (r**k + h**k)
 
 
-FORMS.add("hill", CurveForm(
-    "hill", "L = L0 + A r^b / (r^b + h^b) (1 + D/Dl)^-c",
-    "feasible: a degradation added to L0 that rises as a Hill curve in r (slow, then steep "
-    "around r = h, then saturating at A: the loss of a model with nothing left), shrunk by RFT "
-    "as a power law in (D + Dl)",
-    "L = L0 + {A} r^{b} / (r^{b} + {h}^{b}) (1 + D/{Dl})^-{c}",
-    "P² law (Chen et al. 2025, arXiv 2411.10272) for the additive pruning term; Hill "
-    "dose-response curve (Hill 1910) for its saturation in r; Rectified Scaling Law (Lin et "
-    "al. 2024, arXiv 2402.02314) for D",
+FORMS.add("onset", CurveForm(
+    "onset", "L = L0 + A r^(k+1) / (r^k + h^k) (1 + D/Dl)^-c",
+    "feasible: a degradation added to L0 that is small below an onset ratio h and grows "
+    "linearly in r above it (a Hill switch times a line), shrunk by RFT as a power law in "
+    "(D + Dl)",
+    "L = L0 + {A} r^({k}+1) / (r^{k} + {h}^{k}) (1 + D/{Dl})^-{c}",
+    "P² law (Chen et al. 2025, arXiv 2411.10272) for the additive pruning term; a Hill switch "
+    "(Hill 1910) for its onset; Rectified Scaling Law (Lin et al. 2024, arXiv 2402.02314) for D",
     metrics=("loss",), feasible=True,
-    parameters=(Coef("A", "A", (1e-6, 1e3), (5.0, 15.0, 30.0)),
-                Coef("b", "b", (0.05, 10.0), (1.0, 2.0, 3.0)),
-                Coef("h", "h", (0.01, 1.0), (0.3, 0.6)), *RECOVERY),
-    fn=lambda p, d: _x(d, "L0") + _hill(p, d) * _recovery(p, d),
+    parameters=(Coef("A", "A", (1e-6, 1e3), (3.0, 10.0, 30.0)),
+                Coef("k", "k", (0.05, 10.0), (1.0, 3.0)),
+                Coef("h", "h", (0.01, 5.0), (0.1, 0.3, 1.0)), *RECOVERY),
+    fn=lambda p, d: _x(d, "L0") + _onset(p, d) * _recovery(p, d),
 ))
+
+
 FORMS.add("retention", CurveForm(
     "retention", "L = L0 (1 - (1 - q) (1 - (1-r)^b) (1 + D/Dl)^-c)",
     "feasible accuracy mirror: L0 at r = 0, falling towards the floor q L0 (the chance level, "

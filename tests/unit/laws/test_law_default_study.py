@@ -1,4 +1,4 @@
-"""The default study's records as written before the record migration (tests/data/quickstart,
+"""The default study's records as written before the record migration (tests/unit/data/quickstart,
 JSON only): they still fit, compare and report, and the held-out result the README states holds
 on them."""
 
@@ -14,7 +14,7 @@ from complaw.cli import app
 from complaw.laws import compare
 from complaw.laws.table import load_records
 
-STUDY = Path(__file__).resolve().parents[2] / "data" / "quickstart"
+STUDY = Path(__file__).resolve().parents[1] / "data" / "quickstart"
 
 
 @pytest.fixture(scope="module")

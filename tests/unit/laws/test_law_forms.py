@@ -15,7 +15,7 @@ DATA = {"L0": np.array([0.5, 2.0]), "r": np.array([0.1, 0.5]), "D": np.array([0.
 
 def test_registry_has_the_forms():
     assert {"eq1", "eq2", "eq3", "runtime", "additive"} <= set(FORMS)
-    assert {"degradation", "hill", "retention"} <= set(FORMS)
+    assert {"degradation", "onset", "retention"} <= set(FORMS)
     with pytest.raises(LawError, match="unknown law form 'eq9'"):
         get_form("eq9")
 

@@ -22,7 +22,7 @@ from complaw.laws.holdout import folds
 D_GRID = np.array([0.0, 256.0, 1024.0, 4096.0])
 TRUTH = {
     "degradation": {"A": 12.0, "b": 1.3, "Dl": 800.0, "c": 0.4},
-    "hill": {"A": 14.0, "b": 2.2, "h": 0.45, "Dl": 600.0, "c": 0.5},
+    "onset": {"A": 16.0, "k": 3.0, "h": 0.25, "Dl": 600.0, "c": 0.5},
     "retention": {"q": 0.5, "b": 2.0, "Dl": 500.0, "c": 0.6},
 }
 
@@ -70,7 +70,7 @@ def test_feasible_forms_give_exactly_l0_at_r_0():
     data = {"L0": rng.uniform(0.3, 4.0, 50), "r": np.zeros(50),
             "D": rng.choice([0.0, 1.0, 1e3, 1e9], 50)}
     feasible = [f for _, f in FORMS.items() if f.feasible]
-    assert {"degradation", "hill", "retention"} <= {f.name for f in feasible}
+    assert {"degradation", "onset", "retention"} <= {f.name for f in feasible}
     for f in feasible:
         for _ in range(5):
             coefs = {c.name: rng.uniform(max(c.bounds[0], -5), min(c.bounds[1], 50))
@@ -139,10 +139,10 @@ def test_split_rules():
 
 
 def test_heldout_summary_against_a_direct_computation():
-    df = drawn("hill", TRUTH["hill"])
-    out = heldout_error(df, "hill", "r:0.5")
+    df = drawn("onset", TRUTH["onset"])
+    out = heldout_error(df, "onset", "r:0.5")
     train = df[df["r"] <= 0.5]
-    law = fit(train, "hill").only().law()
+    law = fit(train, "onset").only().law()
     test = df[df["r"] > 0.5]
     pred = law.predict(test["L0"], test["r"], test["D"])
     L, L0 = test["L"].to_numpy(), test["L0"].to_numpy()
@@ -167,9 +167,9 @@ def test_noise_floor_is_one_seed_against_the_others():
 
 
 def test_feasible_form_beats_eq1_out_of_sample_when_the_data_are_feasible():
-    df = drawn("hill", TRUTH["hill"])
+    df = drawn("onset", TRUTH["onset"])
     ranked = compare(df, holdout="r:0.5").frame()
-    assert ranked.iloc[0]["form"] == "hill" and ranked.iloc[0]["rank"] == 1
+    assert ranked.iloc[0]["form"] == "onset" and ranked.iloc[0]["rank"] == 1
     eq1 = ranked.set_index("form").loc["eq1"]
     assert ranked.iloc[0]["mape_pct"] < eq1["mape_pct"]
 
@@ -230,10 +230,10 @@ def test_curve_bootstrap_matches_scipy_refits_and_the_t_intervals():
 
     from complaw.laws.fit import CurveFitter, _resample_weights, inputs_of
 
-    df = drawn("hill", TRUTH["hill"], seed=4)
-    res = fit(df, "hill", bootstrap=200, seed=3).only()
+    df = drawn("onset", TRUTH["onset"], seed=4)
+    res = fit(df, "onset", bootstrap=200, seed=3).only()
     assert res.bootstrap["resamples"] == 200 and res.law().draws.shape == (200, 5)
-    form = get_form("hill")
+    form = get_form("onset")
     fitter = CurveFitter(form, inputs_of(df), df["L"].to_numpy())
     theta = np.array([res.coefficients[n].estimate for n in form.coef_names()])
     weights = list(_resample_weights(len(df), 200, 3, None))

@@ -43,7 +43,7 @@ def plan_file(source, tiny_checkpoint, tmp_path):
         "budget": {"rft_tokens": 64},
         "objective": "smallest",
         "ratios": [0.2, 0.4],
-        "candidates": [{"name": str(tiny_checkpoint), "params": 1.0e6, "form": "hill",
+        "candidates": [{"name": str(tiny_checkpoint), "params": 1.0e6, "form": "onset",
                         "where": {"method": "prunenet", "dataset": "ptb:test"}}],
     }))
     return path
@@ -53,7 +53,7 @@ def test_verification_runs_the_top_choice_with_the_source_settings(plan_file, tm
     spec = load_plan(plan_file)
     result = plan(spec)
     top = result.choices[0]
-    assert (top.r, top.form) == (0.4, "hill")  # smallest: the largest ratio
+    assert (top.r, top.form) == (0.4, "onset")  # smallest: the largest ratio
     study = verification_spec(spec, top)
     assert study["ratios"] == [0.4] and [m["name"] for m in study["methods"]] == ["prunenet"]
     assert study["recovery"]["samples"] == [0] or study["recovery"]["samples"][0] * 16 >= \
