@@ -41,37 +41,41 @@ def evaluate(
         return
     if limit is not None:
         raise ConfigError("--limit applies to zero-shot tasks; add --tasks (e.g. --tasks paper)")
-    from complaw.study.pipeline import intrinsic_config, run_intrinsic
+    from complaw.config import Intrinsic
+    from complaw.experiment.pipeline import experiment_of, run_intrinsic
 
-    config = intrinsic_config(model, data, seq_len, max_tokens, batch_size, dtype)
-    record = run_intrinsic(config, out, device, data_dir, location=model)
-    metric = record["metrics"][0]
+    evaluation = Intrinsic(data=data, seq_len=seq_len, max_tokens=max_tokens,
+                           batch_size=batch_size)
+    record = run_intrinsic(experiment_of(model, evaluation, dtype), out, device, data_dir,
+                           location=model)
+    metric = record.metrics[0]
     table = Table(title=f"{model} on {metric['dataset']}")
     for column in ("loss (nats)", "perplexity", "tokens", "tokens/s", "parameters"):
         table.add_column(column, justify="right")
     table.add_row(
         f"{metric['loss']:.4f}", f"{metric['perplexity']:.2f}", f"{metric['tokens']:,}",
-        f"{metric['tokens_per_s']:.0f}", f"{record['params']['total']:,}",
+        f"{metric['tokens_per_s']:.0f}", f"{record.params['total']:,}",
     )
     console.print(table)
-    if "path" in record:
-        console.print(f"record: {record['path']}")
+    if out is not None:
+        console.print(f"record: {out / record.file_name}")
 
 
 def _zero_shot(
     model: str, tasks: str, limit: int | None, batch_size: int, dtype: str, device: str,
     data_dir: Path | None, out: Path | None,
 ) -> None:
-    from complaw.evaluate.extrinsic import ExtrinsicConfig
-    from complaw.study.pipeline import extrinsic_config, run_extrinsic
+    from complaw.config import Extrinsic
+    from complaw.experiment.pipeline import experiment_of, run_extrinsic
 
-    settings = ExtrinsicConfig(tasks=tuple(tasks.split(",")), limit=limit, batch_size=batch_size)
-    config = extrinsic_config(model, settings, dtype)
-    record = run_extrinsic(config, out, device, data_dir, location=model)
+    evaluation = Extrinsic(tasks=tuple(tasks.split(",")), limit=limit,
+                           options={"batch_size": batch_size})
+    record = run_extrinsic(experiment_of(model, evaluation, dtype), out, device, data_dir,
+                           location=model)
     table = Table(title=f"{model}: zero-shot accuracy")
     for column in ("task", "metric", "value", "acc", "acc_norm", "docs", "source"):
         table.add_column(column, justify="left" if column in ("task", "source") else "right")
-    for m in record["metrics"]:
+    for m in record.metrics:
         if m["metric"] == "accuracy" and "chosen" in m:
             norm = "" if m["acc_norm"] is None else f"{m['acc_norm']:.4f}"
             table.add_row(m["dataset"], m["chosen"], f"{m['value']:.4f}", f"{m['acc']:.4f}",
@@ -81,5 +85,5 @@ def _zero_shot(
         else:
             table.add_row("wall time", "", f"{m['value']:.1f} s", "", "", "", "")
     console.print(table)
-    if "path" in record:
-        console.print(f"record: {record['path']}")
+    if out is not None:
+        console.print(f"record: {out / record.file_name}")

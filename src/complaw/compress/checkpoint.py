@@ -32,12 +32,19 @@ from typing import Any
 
 import torch
 import transformers
-from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from complaw import __version__
 from complaw.compress.base import METHODS, CompressionResult
 from complaw.errors import RecordError
 from complaw.io import atomic_folder, write_json_atomic
+from complaw.models import LoadedModel, ModelSource, adapter_for, load_model
+from complaw.models.loading import parse_dtype
 
 MANIFEST = "complaw.json"
 FORMAT = "complaw-compressed"
@@ -148,3 +155,17 @@ def load_compressed(
     else:
         model = METHODS.get(manifest["method"]).load_model(Path(folder), dtype=dtype)
     return model.eval(), manifest
+
+
+def is_compressed(location: str | Path) -> bool:
+    return (Path(location) / MANIFEST).is_file()
+
+
+def load_subject(location: str, dtype: str, device: str) -> LoadedModel:
+    """Load a model, or a compressed checkpoint written by `complaw compress`."""
+    if not is_compressed(location):
+        return load_model(location, dtype=dtype, device=device)
+    model, _ = load_compressed(location, parse_dtype(dtype))
+    tokenizer = AutoTokenizer.from_pretrained(location)
+    source = ModelSource("folder", str(Path(location).resolve()))
+    return LoadedModel(location, source, model.to(device), tokenizer, adapter_for(model), dtype)

@@ -10,7 +10,13 @@ from typing import Any
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from complaw.compress.checkpoint import read_manifest, recovered_manifest, save_checkpoint
+from complaw.compress.checkpoint import (
+    is_compressed,
+    load_subject,
+    read_manifest,
+    recovered_manifest,
+    save_checkpoint,
+)
 from complaw.data import tokenize
 from complaw.errors import RecordError
 from complaw.io import check_target
@@ -51,9 +57,6 @@ def check_out(out: str | Path, overwrite: bool = False, source: str | Path | Non
 
 def load_input(subject: LoadedModel | str | Path) -> tuple[LoadedModel, dict[str, Any] | None]:
     """The model to recover and, when it is a complaw checkpoint, its manifest."""
-    # imported here: the study runner imports complaw.recover
-    from complaw.study.pipeline import is_compressed, load_subject
-
     location = subject.source.location if isinstance(subject, LoadedModel) else str(subject)
     manifest = read_manifest(location) if is_compressed(location) else None
     if manifest is not None and "recovery" in manifest:

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from complaw.cli import app, main
 from complaw.cli.recover import recover_command
+from complaw.experiment.records import law_table
 from complaw.recover import RecoveryConfig
-from complaw.study.records import law_table
 
 runner = CliRunner()
 

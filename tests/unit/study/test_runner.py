@@ -9,8 +9,9 @@ from typer.testing import CliRunner
 
 import tests.unit.study.stub_stages  # noqa: F401  (registers the tick stage)
 from complaw.cli import app
-from complaw.study.records import law_table
-from complaw.study.runner import StudyFolder, run_study, study_status
+from complaw.experiment.folder import StudyFolder
+from complaw.experiment.records import law_table
+from complaw.study.runner import run_study, study_status
 from complaw.study.spec import parse_spec
 
 

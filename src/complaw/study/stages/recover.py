@@ -28,15 +28,13 @@ def resolve_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in resolved.items() if k not in _OWN}
 
 
-def run(ctx: StageContext) -> dict[str, Any]:
+def run(ctx: StageContext) -> None:
     from complaw.recover import RecoveryConfig, recover
 
     rec = ctx.config
     config = RecoveryConfig.from_dict({**rec.options, "data": rec.dataset, "samples": rec.samples,
                                        "seq_len": rec.seq_len, "seed": rec.seed})
-    result = recover(ctx.source, config, ctx.output, device=ctx.device, data_dir=ctx.data_dir)
-    return {"tokens": result.stats.tokens, "steps": result.stats.steps,
-            "final_loss": result.recovery["stats"].get("final_loss")}
+    recover(ctx.source, config, ctx.output, device=ctx.device, data_dir=ctx.data_dir)
 
 
 register(Stage(

@@ -8,19 +8,31 @@ for PruneNet name the same experiment. The chain's prefixes name the intermediat
 `chain_id(model, dtype, compression)` is the compressed checkpoint every recovery and
 evaluation of it shares.
 
-This module imports no torch; `resolve()` does (lazily), because it asks the method registry.
+Each stage has this one config type, used by the library, the CLI and the study. A stage's
+own settings (a method's options, LoRA's, lm-eval's, the speed shapes) are its `options`, checked
+and filled in by `resolve()` through the options dataclass of the library that runs it.
+
+This module imports no torch; `resolve()` does (lazily), because it asks the libraries.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar
 
 from complaw.errors import ConfigError
-from complaw.study.records import config_id
+from complaw.settings import Settings, check_fields
 
 DTYPES = ("float32", "bfloat16", "float16")
+
+
+def config_id(config: dict[str, Any]) -> str:
+    """Content address of a configuration: sha256 of its canonical JSON, 16 hex digits."""
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _plain(value: Any) -> Any:
@@ -73,14 +85,7 @@ class StageConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StageConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names - set(getattr(cls, "derived", ())))
-        if unknown:
-            raise ConfigError(
-                f"{cls.__name__} has no field(s) {', '.join(unknown)}; fields: "
-                f"{', '.join(sorted(names))}"
-            )
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return check_fields(cls, data, "field", cls.__name__)
 
     @property
     def id(self) -> str:
@@ -89,6 +94,50 @@ class StageConfig:
     def resolve(self) -> StageConfig:
         """This config validated, with every default filled in (identity form)."""
         return self
+
+
+@dataclass(frozen=True)
+class ExtrinsicOptions(Settings):
+    """The extrinsic stage's own options (complaw.config.Extrinsic keeps them beside
+    its tasks and limit): `batch_size` requests per forward pass and `num_fewshot` examples
+    (0 = zero-shot)."""
+
+    what: ClassVar[str] = "extrinsic option"
+    batch_size: int = field(default=8, metadata={"help": "Requests per forward pass."})
+    num_fewshot: int = field(default=0, metadata={"help": "Few-shot examples (0 = zero-shot)."})
+
+    def __post_init__(self) -> None:
+        if self.batch_size <= 0:
+            raise ConfigError(f"batch_size must be positive, got {self.batch_size}; pass e.g. 8")
+        if self.num_fewshot < 0:
+            raise ConfigError(f"num_fewshot must be >= 0, got {self.num_fewshot}")
+
+
+@dataclass(frozen=True)
+class SpeedOptions(Settings):
+    """The speed stage's options: fixed shapes and repetitions of a measurement
+    (complaw.evaluate.speed)."""
+
+    what: ClassVar[str] = "speed option"
+    batch_size: int = field(default=1, metadata={"help": "Sequences per forward pass."})
+    prompt_len: int = field(default=256, metadata={"help": "Prompt tokens (prefill)."})
+    new_tokens: int = field(default=32, metadata={
+        "help": "Greedy tokens decoded from the KV cache."})
+    repeats: int = field(default=5, metadata={
+        "help": "Timed repeats (median, min and max are kept)."})
+    warmup: int = field(default=1, metadata={"help": "Untimed repeats first."})
+    threads: int | None = field(default=None, metadata={
+        "help": "Pin torch's CPU threads (default: torch's choice, which is recorded)."})
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "prompt_len", "new_tokens", "repeats"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.warmup < 0:
+            raise ConfigError(f"warmup must be >= 0, got {self.warmup}")
+        if self.threads is not None and self.threads <= 0:
+            raise ConfigError(f"threads must be positive, got {self.threads}; omit it for "
+                              "torch's default")
 
 
 def _canonical_data(ref: str, default_split: str = "test") -> str:
@@ -143,30 +192,30 @@ class Compression(StageConfig):
 
 @dataclass(frozen=True)
 class Recovery(StageConfig):
-    """LoRA recovery fine-tuning on `samples` blocks of `seq_len` tokens of `dataset` (its train
-    split). `options` are the recovery stage's own settings (rank, learning rate, ...), resolved
-    by the registered `recover` stage. D = 0 is no Recovery at all (None in the experiment)."""
+    """LoRA recovery fine-tuning on a budget of D = `tokens` tokens of `dataset` (its train
+    split), packed in blocks of `seq_len` tokens; given as `samples` blocks, D = samples ·
+    seq_len (an upper bound: a sample holds up to seq_len tokens). `options` are the recovery
+    stage's own settings (rank, learning rate, ...). D = 0 is no Recovery at all (None in the
+    experiment)."""
 
     dataset: str
-    samples: int
+    samples: int | None = None
     seq_len: int = 1024
     seed: int = 0
     options: Mapping[str, Any] = field(default_factory=dict)
-    derived: ClassVar[tuple[str, ...]] = ("tokens",)
+    tokens: int | None = None
 
-    @property
-    def tokens(self) -> int:
-        """D in tokens (an upper bound: a sample holds up to seq_len tokens)."""
-        return self.samples * self.seq_len
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "tokens": self.tokens}
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.samples is not None:
+            object.__setattr__(self, "tokens", self.samples * self.seq_len)
 
     def resolve(self) -> Recovery:
-        if self.samples < 1 or self.seq_len < 1:
+        if self.tokens is None or self.seq_len < 1 or (self.samples or 1) < 1 or self.tokens < 2:
             raise ConfigError(
-                f"recovery needs samples >= 1 and seq_len >= 1, got {self.samples} x "
-                f"{self.seq_len} (D = 0 means no recovery: leave it out)"
+                f"recovery needs samples >= 1 (or tokens >= 2) and seq_len >= 1, got samples="
+                f"{self.samples}, tokens={self.tokens}, seq_len={self.seq_len} (D = 0 means no "
+                "recovery: leave it out)"
             )
         data = _canonical_data(self.dataset, "train")
         if data.endswith(":test"):
@@ -222,11 +271,15 @@ class Extrinsic(Evaluation):
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def resolve(self) -> Extrinsic:
+        from complaw.evaluate.tasks import parse_tasks
+
         if not self.tasks:
             raise ConfigError("extrinsic evaluation needs at least one task (tasks)")
         if self.limit is not None and self.limit < 1:
-            raise ConfigError(f"extrinsic limit={self.limit} must be >= 1 (or null for all)")
-        return replace(self, tasks=tuple(sorted(set(self.tasks))))
+            raise ConfigError(f"limit must be a positive number of documents, got {self.limit}; "
+                              "omit it (null in a spec) to use every document")
+        options = ExtrinsicOptions.from_dict(dict(self.options)).to_dict()
+        return replace(self, tasks=tuple(sorted(parse_tasks(self.tasks))), options=options)
 
 
 @dataclass(frozen=True)
@@ -237,6 +290,9 @@ class Speed(Evaluation):
     kind: ClassVar[str] = "speed"
     device: str = "cpu"
     options: Mapping[str, Any] = field(default_factory=dict)
+
+    def resolve(self) -> Speed:
+        return replace(self, options=SpeedOptions.from_dict(dict(self.options)).to_dict())
 
 
 @dataclass(frozen=True)
@@ -267,19 +323,20 @@ def evaluation_from_dict(data: Mapping[str, Any]) -> Evaluation:
 @dataclass(frozen=True)
 class Experiment(StageConfig):
     """One experiment: model (alias, folder, .gguf or hub id) in `dtype`, optionally compressed
-    and recovered, then evaluated once. `to_dict()` is the `config` of its record."""
+    and recovered, then evaluated once. `to_dict()` is the `config` of its record. `baseline`
+    names a model that a speed measurement times alongside, where it is not the study's own
+    convention (a compressed model against its base model)."""
 
     model: str
     eval: Evaluation
     dtype: str = "float32"
     compression: Compression | None = None
     recovery: Recovery | None = None
+    baseline: str | None = None
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
-        if self.recovery is not None and self.compression is None:
-            raise ConfigError("recovery needs a compressed model (compression is missing)")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -288,7 +345,13 @@ class Experiment(StageConfig):
             "compression": _plain(self.compression),
             "recovery": _plain(self.recovery),
             "eval": self.eval.to_dict(),
+            **({} if self.baseline is None else {"baseline": self.baseline}),
         }
+
+    @property
+    def is_base(self) -> bool:
+        """Neither compressed nor recovered: the model whose values are a law's L0."""
+        return self.compression is None and self.recovery is None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Experiment:
@@ -299,6 +362,7 @@ class Experiment(StageConfig):
             compression=None if comp is None else Compression.from_dict(comp),
             recovery=None if rec is None else Recovery.from_dict(rec),
             eval=evaluation_from_dict(data["eval"]),
+            baseline=data.get("baseline"),
         )
 
     def resolve(self) -> Experiment:
