@@ -140,6 +140,65 @@ class SpeedOptions(Settings):
                               "torch's default")
 
 
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+"""The attention and MLP projections every architecture adapter names (LoRA's default targets)."""
+
+
+LORA_RUN_OPTIONS = ("grad_checkpointing", "log_every")
+"""LoraOptions that say how a run goes, not what it trains: a recovered checkpoint's manifest
+keeps them among its run statistics."""
+
+
+@dataclass(frozen=True)
+class LoraOptions(Settings):
+    """The recovery stage's own options: LoRA and its optimiser (complaw.recover; see
+    docs/recover.md). `Recovery` keeps them beside the data, the budget and the seed."""
+
+    what: ClassVar[str] = "recovery option"
+    rank: int = field(default=16, metadata={"help": "LoRA rank r."})
+    alpha: float = field(default=32.0, metadata={"help": "LoRA scaling alpha (scale alpha/r)."})
+    dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
+    lr: float = field(default=2e-4, metadata={"help": "Peak AdamW learning rate."})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
+    warmup: float = field(default=0.03, metadata={
+        "help": "Warm-up as a fraction of the steps (rounded to whole steps)."})
+    scheduler: str = field(default="linear", metadata={
+        "help": "Learning-rate decay after warm-up: a transformers scheduler name "
+                "(linear, cosine, constant_with_warmup, ...)."})
+    batch_size: int = field(default=4, metadata={"help": "Blocks per optimizer step."})
+    targets: tuple[str, ...] = field(default=PROJECTIONS, metadata={
+        "help": "Adapter roles LoRA adapts, comma-separated (default: every attention and MLP "
+                "projection)."})
+    include_shortcuts: bool = field(default=False, metadata={
+        "help": "Also adapt the other linear maps inside decoder layers (SliceGPT's shortcut "
+                "matrices)."})
+    grad_checkpointing: bool = field(default=False, metadata={
+        "help": "Recompute activations in the backward pass (less memory, slower)."})
+    log_every: int = field(default=10, metadata={
+        "help": "Record the mean train loss every this many steps."})
+
+    def __post_init__(self) -> None:
+        from transformers import SchedulerType  # imports torch: only when options are built
+
+        object.__setattr__(self, "targets", tuple(self.targets))
+        for name in ("rank", "batch_size", "log_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.lr <= 0 or self.alpha <= 0 or self.weight_decay < 0:
+            raise ConfigError(f"lr={self.lr} and alpha={self.alpha} must be > 0, weight_decay="
+                              f"{self.weight_decay} >= 0")
+        if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.warmup <= 1.0:
+            raise ConfigError(f"dropout={self.dropout} must be in [0, 1) and warmup="
+                              f"{self.warmup} (a fraction of the steps) in [0, 1]")
+        if self.scheduler not in {s.value for s in SchedulerType}:
+            known = ", ".join(s.value for s in SchedulerType)
+            raise ConfigError(f"unknown scheduler {self.scheduler!r}; known: {known}")
+        unknown = sorted(set(self.targets) - set(PROJECTIONS))
+        if unknown or not self.targets:
+            raise ConfigError(f"LoRA targets {list(self.targets)} must be a non-empty subset of "
+                              f"{', '.join(PROJECTIONS)}")
+
+
 def _canonical_data(ref: str, default_split: str = "test") -> str:
     from complaw.data import DataRef
 
@@ -194,33 +253,51 @@ class Compression(StageConfig):
 class Recovery(StageConfig):
     """LoRA recovery fine-tuning on a budget of D = `tokens` tokens of `dataset` (its train
     split), packed in blocks of `seq_len` tokens; given as `samples` blocks, D = samples ·
-    seq_len (an upper bound: a sample holds up to seq_len tokens). `options` are the recovery
-    stage's own settings (rank, learning rate, ...). D = 0 is no Recovery at all (None in the
-    experiment)."""
+    seq_len (an upper bound: a sample holds up to seq_len tokens). `options` are LoraOptions.
+    In a study, D = 0 is no Recovery at all (None in the experiment); `complaw recover` writes
+    its input unchanged for it."""
 
-    dataset: str
-    samples: int | None = None
-    seq_len: int = 1024
-    seed: int = 0
+    dataset: str = field(default="alpaca:train", metadata={
+        "help": "Training data NAME[:SPLIT] (default split: train); test splits are refused."})
+    samples: int | None = field(default=None, metadata={
+        "help": "Training budget in sequences of seq_len tokens (instead of tokens)."})
+    seq_len: int = field(default=1024, metadata={"help": "Tokens per packed training block."})
+    seed: int = field(default=0, metadata={"help": "Seed of the LoRA init and dropout."})
     options: Mapping[str, Any] = field(default_factory=dict)
-    tokens: int | None = None
+    tokens: int | None = field(default=None, metadata={
+        "help": "Training budget D in tokens (0 = no recovery: the input is written unchanged)."})
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.samples is not None:
+            if self.tokens not in (None, self.samples * self.seq_len):
+                raise ConfigError(
+                    f"give one budget: tokens (--tokens D) or samples (--samples N, D = N · "
+                    f"seq_len); got tokens={self.tokens}, samples={self.samples}")
             object.__setattr__(self, "tokens", self.samples * self.seq_len)
 
+    @property
+    def lora(self) -> LoraOptions:
+        """The options, typed (validated with their defaults)."""
+        return LoraOptions.from_dict(dict(self.options))
+
     def resolve(self) -> Recovery:
-        if self.tokens is None or self.seq_len < 1 or (self.samples or 1) < 1 or self.tokens < 2:
-            raise ConfigError(
-                f"recovery needs samples >= 1 (or tokens >= 2) and seq_len >= 1, got samples="
-                f"{self.samples}, tokens={self.tokens}, seq_len={self.seq_len} (D = 0 means no "
-                "recovery: leave it out)"
-            )
-        data = _canonical_data(self.dataset, "train")
-        if data.endswith(":test"):
-            raise ConfigError(f"recovery data {data} is a test split; use the train split")
-        return replace(self, dataset=data)
+        """Validated, with the data as `name:split` and every option filled in."""
+        from complaw.data import DataRef
+
+        if self.tokens is None:
+            raise ConfigError("give a budget: tokens (--tokens D) or samples (--samples N)")
+        for name in ("tokens", "samples"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ConfigError(f"{name}={value} is negative; the budget D is >= 0 "
+                                  "(0 = no recovery)")
+        if self.tokens == 1:
+            raise ConfigError("a budget of 1 token leaves no token to predict; use 0 or >= 2")
+        if self.seq_len < 2:
+            raise ConfigError(f"seq_len={self.seq_len} must be >= 2 (a block predicts seq_len-1)")
+        data = DataRef.parse(self.dataset, "train").require_not_test("recovery fine-tuning")
+        return replace(self, dataset=data.name, options=self.lora.to_dict())
 
 
 @dataclass(frozen=True)

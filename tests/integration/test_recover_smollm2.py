@@ -16,7 +16,7 @@ from complaw.compress import compress
 from complaw.compress.checkpoint import load_compressed, save_compressed
 from complaw.data import load_blocks
 from complaw.evaluate import evaluate_loss
-from complaw.recover import RecoveryConfig, recover
+from complaw.recover import Recovery, recover
 from tests.unit.compress.compress_fixtures import one_thread  # noqa: F401  (autouse)
 
 pytestmark = [
@@ -27,8 +27,8 @@ pytestmark = [
 ]
 
 SEQ = 256
-CONFIG = RecoveryConfig(data="alpaca:train", tokens=8 * SEQ, seq_len=SEQ, batch_size=2, lr=1e-3,
-                        warmup=0.0)
+CONFIG = Recovery(dataset="alpaca:train", tokens=8 * SEQ, seq_len=SEQ,
+                  options={"batch_size": 2, "lr": 1e-3, "warmup": 0.0})
 
 
 @pytest.mark.parametrize("method", ["prunenet", "slicegpt"])

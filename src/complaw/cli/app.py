@@ -42,6 +42,8 @@ def quiet_transformers() -> None:
 
 def field_option(cls: type, name: str) -> Any:
     """A typer option whose default and help are those of field `name` of the config dataclass
-    `cls` (its `help` metadata), so that the CLI and the library never drift apart."""
+    `cls` (its `help` metadata), so that the CLI and the library never drift apart; a tuple
+    default is given comma-separated."""
     spec = next(f for f in fields(cls) if f.name == name)
-    return typer.Option(spec.default, help=spec.metadata["help"])
+    default = ",".join(spec.default) if isinstance(spec.default, tuple) else spec.default
+    return typer.Option(default, help=spec.metadata["help"])

@@ -32,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from complaw.config import Experiment, config_id
+from complaw.config import LORA_RUN_OPTIONS, Experiment, config_id
 from complaw.errors import ComplawError, RecordError
 from complaw.experiment.folder import StudyFolder
 from complaw.io import ensure_dir, write_json_atomic
@@ -40,8 +40,6 @@ from complaw.laws.table import COLUMNS
 
 LAW_COLUMNS = list(COLUMNS)  # the law table's columns are defined once, in complaw.laws.table
 _VARIANT_KEYS = ("compression", "recovery")
-# options of the recovery stage that older recovered manifests kept among their run statistics
-_RUN_KEYS = ("grad_checkpointing", "log_every")
 # keys of an older recovered manifest's "recovery" entry that describe the run, not its config
 _RESULT_KEYS = ("dataset", "data_variant", "tokens", "samples", "sequences", "steps", "seq_len",
                 "seed", "stats")
@@ -73,11 +71,9 @@ def recovery_from_manifest(entry: dict[str, Any]) -> dict[str, Any]:
     """The `recovery` entry of an experiment config (`Recovery.to_dict()`) that the "recovery"
     entry of a recovered checkpoint's manifest describes (written by `complaw.recover.recover`:
     its data, budget and seed beside the LoRA options)."""
-    if "config" in entry:
-        return entry["config"]
     stats = entry.get("stats") or {}
     options = {k: v for k, v in entry.items() if k not in _RESULT_KEYS}
-    options.update({k: stats[k] for k in _RUN_KEYS if k in stats})
+    options.update({k: stats[k] for k in LORA_RUN_OPTIONS if k in stats})
     samples, seq_len = entry.get("samples"), entry["seq_len"]
     return {"dataset": entry["dataset"], "samples": samples, "seq_len": seq_len,
             "seed": entry["seed"], "options": options,
