@@ -11,16 +11,16 @@ from tests.unit.compress.compress_fixtures import one_thread  # noqa: F401  (aut
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
 import complaw
-from complaw.compress import compress
+from complaw.compress import METHODS, CompressionMethod, compress
 from complaw.compress.checkpoint import MANIFEST, load_compressed, save_compressed
 from complaw.compress.prunenet import PruneNet
 from complaw.errors import RecordError
 
-CASES = [
-    ("prunenet", {"policy": "random"}),
-    ("prunenet", {"policy": "learned", "steps": 2, "samples": 2}),
-    ("layerdrop", {}),
-]
+# every registered method that saves a standard HF checkpoint (the default save_model), with
+# its default options; and PruneNet's learned policy, kept short
+CASES = [(name, {}) for name, method in METHODS.items()
+         if type(method).save_model is CompressionMethod.save_model]
+CASES.append(("prunenet", {"policy": "learned", "steps": 2, "samples": 2}))
 
 
 def logits(model, blocks):
