@@ -52,6 +52,6 @@ def test_rft_lowers_alpaca_test_loss_and_reloads(method, smollm2, tmp_path):
     assert after < before - 0.01
 
     reloaded, manifest = load_compressed(recovered.folder)
-    assert manifest["method"] == method and manifest["recovery"]["tokens"] == 8 * SEQ
+    assert manifest.method == method and manifest.recovery["tokens"] == 8 * SEQ
     with torch.no_grad():
         torch.testing.assert_close(reloaded(test[:1]).logits, recovered.model(test[:1]).logits)

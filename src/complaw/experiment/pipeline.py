@@ -12,10 +12,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from complaw.compress import METHODS, CompressionResult, compress
 from complaw.compress.checkpoint import (
+    Manifest,
     is_compressed,
     load_subject,
     read_manifest,
@@ -40,28 +40,28 @@ from complaw.io import check_target, ensure_dir
 from complaw.models import LoadedModel, count_parameters, load_model, resolve
 
 
-def compression_of(manifest: dict[str, Any]) -> Compression | None:
+def compression_of(manifest: Manifest) -> Compression | None:
     """The compression a checkpoint's manifest records (None: an uncompressed model;
     checkpoints written by `run_compress` carry their config, older ones are rebuilt from their
     fields: what was done, as recorded, not re-validated)."""
-    if manifest["method"] is None:
+    if manifest.method is None:
         return None
-    config = manifest["extra"].get("config")
-    if config is not None:
-        return Compression.from_dict(config["compression"])
-    method = METHODS.get(manifest["method"])
-    calibration = manifest["extra"].get("calibration") if method.needs_calibration else None
+    extra = manifest.extra
+    if extra.get("config") is not None:
+        return Compression.from_dict(extra["config"]["compression"])
+    method = METHODS.get(manifest.method)
+    calibration = extra.get("calibration") if method.needs_calibration else None
     return Compression(
-        method=manifest["method"], ratio=manifest["ratio"], seed=manifest["seed"],
-        options=method.resolve_options(manifest["options"]), calibration=calibration,
-        calib_samples=manifest["extra"].get("calib_blocks") if calibration else None,
-        calib_seq_len=manifest["extra"].get("calib_seq_len") if calibration else None,
+        method=manifest.method, ratio=manifest.ratio, seed=manifest.seed,
+        options=method.resolve_options(manifest.options or {}), calibration=calibration,
+        calib_samples=extra.get("calib_blocks") if calibration else None,
+        calib_seq_len=extra.get("calib_seq_len") if calibration else None,
     )
 
 
-def recovery_of(manifest: dict[str, Any]) -> Recovery | None:
+def recovery_of(manifest: Manifest) -> Recovery | None:
     """The recovery a checkpoint's manifest records (None: not recovered)."""
-    entry = manifest.get("recovery")
+    entry = manifest.recovery
     return None if entry is None else Recovery.from_dict(recovery_from_manifest(entry))
 
 
@@ -69,7 +69,7 @@ def base_model(location: str) -> str:
     """The base model a model or checkpoint folder was made from (itself for a model)."""
     if not is_compressed(location):
         return location
-    return read_manifest(location)["extra"].get("model", location)
+    return read_manifest(location).base_model or location
 
 
 def experiment_of(model: str, evaluation: Evaluation, dtype: str = "float32",
@@ -80,7 +80,7 @@ def experiment_of(model: str, evaluation: Evaluation, dtype: str = "float32",
     name, compression, recovery = model, None, None
     if is_compressed(model):
         manifest = read_manifest(model)
-        name = manifest["extra"].get("model", model)
+        name = manifest.base_model or model
         compression, recovery = compression_of(manifest), recovery_of(manifest)
     if baseline is not None:
         baseline = base_model(baseline)
@@ -133,8 +133,8 @@ def _run_record(
     start = time.perf_counter()
     loaded = load_subject(location, experiment.dtype, device)
     record.timings["load"] = time.perf_counter() - start
-    if is_compressed(location) and "achieved" in (manifest := read_manifest(location)):
-        record.achieved = manifest["achieved"]  # a recovered uncompressed model has none
+    if is_compressed(location):
+        record.achieved = read_manifest(location).achieved  # None: a recovered base model
     record.model_source = loaded.source.describe()
     record.params = count_parameters(loaded.model, loaded.adapter)
     try:

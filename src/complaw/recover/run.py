@@ -11,6 +11,7 @@ from typing import Any
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from complaw.compress.checkpoint import (
+    Manifest,
     is_compressed,
     load_subject,
     read_manifest,
@@ -32,12 +33,12 @@ class RecoveryResult:
     model: PreTrainedModel  # the merged model (eval mode)
     tokenizer: PreTrainedTokenizerBase
     folder: Path  # where the checkpoint was written
-    manifest: dict[str, Any]  # the manifest written there; its "recovery" entry describes the run
+    manifest: Manifest  # the manifest written there; its "recovery" entry describes the run
     stats: TrainStats
 
     @property
     def recovery(self) -> dict[str, Any]:
-        return self.manifest["recovery"]
+        return self.manifest.recovery
 
 
 def check_out(out: str | Path, overwrite: bool = False, source: str | Path | None = None) -> Path:
@@ -53,13 +54,13 @@ def check_out(out: str | Path, overwrite: bool = False, source: str | Path | Non
     return target
 
 
-def load_input(subject: LoadedModel | str | Path) -> tuple[LoadedModel, dict[str, Any] | None]:
+def load_input(subject: LoadedModel | str | Path) -> tuple[LoadedModel, Manifest | None]:
     """The model to recover and, when it is a complaw checkpoint, its manifest."""
     location = subject.source.location if isinstance(subject, LoadedModel) else str(subject)
     manifest = read_manifest(location) if is_compressed(location) else None
-    if manifest is not None and "recovery" in manifest:
+    if manifest is not None and manifest.recovery is not None:
         raise RecoveryError(
-            f"{location} is already recovered (D = {manifest['recovery']['tokens']:,} tokens); "
+            f"{location} is already recovered (D = {manifest.recovery['tokens']:,} tokens); "
             "recover its input checkpoint instead")
     if not isinstance(subject, LoadedModel):
         subject = load_subject(location, "float32", "cpu")

@@ -214,7 +214,7 @@ def test_compressed_checkpoint_roundtrip(tiny_llama, token_blocks, tmp_path):
     result = compress(tiny_llama, "slicegpt", 0.5, token_blocks, batch_size=2)
     save_compressed(result, tmp_path / "ckpt")
     loaded, manifest = load_compressed(tmp_path / "ckpt")
-    assert manifest["method"] == "slicegpt" and manifest["options"] == {"batch_size": 2}
+    assert manifest.method == "slicegpt" and manifest.options == {"batch_size": 2}
     assert torch.equal(logits(loaded, token_blocks), logits(result.model, token_blocks))
 
 

@@ -22,7 +22,7 @@ def check(folder: Path) -> None:
     from complaw.config import Compression
 
     check_checkpoint(folder)
-    config = read_manifest(folder)["extra"].get("config") or {}
+    config = read_manifest(folder).extra.get("config") or {}
     try:
         ident = chain_id(config["model"], config["dtype"],
                          Compression.from_dict(config["compression"]))
