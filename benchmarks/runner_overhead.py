@@ -17,7 +17,6 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -30,7 +29,7 @@ from complaw.study.stages import STAGES, Resources, Stage, StageContext, registe
 TARGET_S = 0.02
 
 
-def _stub(ctx: StageContext) -> dict[str, Any]:
+def _stub(ctx: StageContext) -> Record:
     record = Record.new("evaluate", ctx.experiment, ctx.device)
     record.metrics = [{"metric": "loss", "dataset": "stub", "value": 1.0}]
     return record

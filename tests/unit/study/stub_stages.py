@@ -13,13 +13,12 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 from complaw.experiment.records import Record
 from complaw.study.stages import STAGES, Resources, Stage, StageContext, register
 
 
-def _tick(ctx: StageContext) -> dict[str, Any]:
+def _tick(ctx: StageContext) -> Record:
     opts = ctx.config.options
     model = ctx.experiment.model
     if opts.get("log"):
@@ -34,7 +33,7 @@ def _tick(ctx: StageContext) -> dict[str, Any]:
     return record
 
 
-def _crashy(ctx: StageContext) -> dict[str, Any]:
+def _crashy(ctx: StageContext) -> Record:
     marker = Path(ctx.config.options["markers"]) / ctx.experiment.model
     if not marker.exists():
         marker.write_text("crashed once")
