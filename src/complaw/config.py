@@ -316,10 +316,12 @@ class Intrinsic(Evaluation):
     first `max_tokens` of each (all if None)."""
 
     kind: ClassVar[str] = "intrinsic"
-    data: tuple[str, ...] = ("wikitext2:test",)
-    seq_len: int = 1024
-    max_tokens: int | None = None
-    batch_size: int = 4
+    data: tuple[str, ...] = field(default=("wikitext2:test",), metadata={
+        "help": "Test data NAME[:SPLIT] (default split: test), e.g. wikitext2 or ptb:test."})
+    seq_len: int = field(default=1024, metadata={"help": "Tokens per non-overlapping block."})
+    max_tokens: int | None = field(default=None, metadata={
+        "help": "Use only the first N tokens of each dataset (default: all)."})
+    batch_size: int = field(default=4, metadata={"help": "Blocks per forward pass."})
 
     def __post_init__(self) -> None:
         if isinstance(self.data, str):
@@ -340,11 +342,12 @@ class Intrinsic(Evaluation):
 @dataclass(frozen=True)
 class Extrinsic(Evaluation):
     """Zero-shot accuracy on lm-eval `tasks`, the first `limit` examples of each (all if None);
-    `options` are the extrinsic stage's own settings, resolved by that stage."""
+    `options` are ExtrinsicOptions."""
 
     kind: ClassVar[str] = "extrinsic"
     tasks: tuple[str, ...] = ()
-    limit: int | None = None
+    limit: int | None = field(default=None, metadata={
+        "help": "With --tasks: at most N documents per task (per MMLU subject; default: all)."})
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def resolve(self) -> Extrinsic:

@@ -8,7 +8,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from complaw.cli.app import app, console, quiet_transformers
+from complaw.cli.app import app, console, field_option, quiet_transformers
+from complaw.config import Extrinsic, Intrinsic
 from complaw.errors import ConfigError
 
 
@@ -17,10 +18,10 @@ def evaluate(
     model: str = typer.Option(
         ..., help="Alias (smollm2-135m), .gguf file, HF folder, hub id, or a compressed checkpoint."
     ),
-    data: str = typer.Option("wikitext2", help="Dataset[:split], e.g. wikitext2 or ptb:test."),
-    seq_len: int = typer.Option(1024, help="Tokens per non-overlapping block."),
-    max_tokens: int = typer.Option(None, help="Use only the first N tokens (default: all)."),
-    batch_size: int = typer.Option(4, help="Blocks per forward pass."),
+    data: str = field_option(Intrinsic, "data"),
+    seq_len: int = field_option(Intrinsic, "seq_len"),
+    max_tokens: int = field_option(Intrinsic, "max_tokens"),
+    batch_size: int = field_option(Intrinsic, "batch_size"),
     dtype: str = typer.Option("float32", help="float32, bfloat16 or float16."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:0, ..."),
     data_dir: Path = typer.Option(None, help="Data directory (default: $COMPLAW_DATA_DIR)."),
@@ -29,9 +30,7 @@ def evaluate(
         None, help="Zero-shot tasks instead of --data: piqa,winogrande,hellaswag,arc_easy,"
         "arc_challenge,mmlu, or 'paper' for all six (lm-eval, local files first)."
     ),
-    limit: int = typer.Option(
-        None, help="With --tasks: at most N documents per task (per MMLU subject)."
-    ),
+    limit: int = field_option(Extrinsic, "limit"),
 ) -> None:
     """Measure intrinsic test cross-entropy (nats) and perplexity of a model, or with --tasks
     its zero-shot accuracy (lm-evaluation-harness)."""
@@ -41,7 +40,6 @@ def evaluate(
         return
     if limit is not None:
         raise ConfigError("--limit applies to zero-shot tasks; add --tasks (e.g. --tasks paper)")
-    from complaw.config import Intrinsic
     from complaw.experiment.pipeline import experiment_of, run_intrinsic
 
     evaluation = Intrinsic(data=data, seq_len=seq_len, max_tokens=max_tokens,
@@ -65,7 +63,6 @@ def _zero_shot(
     model: str, tasks: str, limit: int | None, batch_size: int, dtype: str, device: str,
     data_dir: Path | None, out: Path | None,
 ) -> None:
-    from complaw.config import Extrinsic
     from complaw.experiment.pipeline import experiment_of, run_extrinsic
 
     evaluation = Extrinsic(tasks=tuple(tasks.split(",")), limit=limit,
