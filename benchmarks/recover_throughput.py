@@ -28,7 +28,7 @@ from transformers import get_scheduler
 from complaw.data import DataRef, tokenize
 from complaw.models import load_model
 from complaw.recover import (
-    RecoveryConfig,
+    Recovery,
     lora_targets,
     train_lora,
     training_batches,
@@ -55,15 +55,16 @@ def peak_rss() -> Iterator[list[float]]:
         thread.join()
 
 
-def bare_loop(loaded, batches, config: RecoveryConfig, targets: list[str]) -> tuple[float, float]:
+def bare_loop(loaded, batches, config: Recovery, targets: list[str]) -> tuple[float, float]:
     """Tokens/s and peak RSS of the textbook peft loop: LoRA, AdamW, linear warm-up/decay."""
     torch.manual_seed(config.seed)
+    lora = config.lora
     peft_model = get_peft_model(loaded.model, LoraConfig(
-        r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
+        r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
         target_modules=targets, task_type="CAUSAL_LM"))
     params = [p for p in peft_model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = get_scheduler("linear", optimizer, round(config.warmup * len(batches)),
+    optimizer = torch.optim.AdamW(params, lr=lora.lr, weight_decay=lora.weight_decay)
+    scheduler = get_scheduler("linear", optimizer, round(lora.warmup * len(batches)),
                               len(batches))
     peft_model.train()
     with peak_rss() as peak:
@@ -79,7 +80,7 @@ def bare_loop(loaded, batches, config: RecoveryConfig, targets: list[str]) -> tu
     return sum(b.tokens for b in batches) / seconds, peak[0]
 
 
-def complaw_loop(loaded, batches, config: RecoveryConfig, targets: list[str]
+def complaw_loop(loaded, batches, config: Recovery, targets: list[str]
                  ) -> tuple[float, float]:
     """Tokens/s and peak RSS of `train_lora` (which derives the same `targets` itself)."""
     with peak_rss() as peak:
@@ -110,8 +111,8 @@ def main() -> None:
         table.add_column(column, justify="right")
     for seq_len in args.seq_len:
         tokens = args.steps * args.batch_size * seq_len
-        config = RecoveryConfig(data=args.data, tokens=tokens, seq_len=seq_len,
-                                batch_size=args.batch_size)
+        config = Recovery(dataset=args.data, tokens=tokens, seq_len=seq_len,
+                          options={"batch_size": args.batch_size}).resolve()
         batches = training_batches(training_rows(ids, tokens, seq_len, args.data),
                                    args.batch_size, pad_id=0)
         targets = lora_targets(loaded.model, loaded.adapter, config)

@@ -17,12 +17,11 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from complaw.study.records import new_record
+from complaw.experiment.records import Record
 from complaw.study.runner import run_study
 from complaw.study.spec import parse_spec
 from complaw.study.stages import STAGES, Resources, Stage, StageContext, register
@@ -30,9 +29,9 @@ from complaw.study.stages import STAGES, Resources, Stage, StageContext, registe
 TARGET_S = 0.02
 
 
-def _stub(ctx: StageContext) -> dict[str, Any]:
-    record = new_record("evaluate", ctx.chain, ctx.device)
-    record["metrics"] = [{"metric": "loss", "dataset": "stub", "value": 1.0}]
+def _stub(ctx: StageContext) -> Record:
+    record = Record.new("evaluate", ctx.experiment, ctx.device)
+    record.metrics = [{"metric": "loss", "dataset": "stub", "value": 1.0}]
     return record
 
 

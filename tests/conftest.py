@@ -12,12 +12,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from transformers import (  # noqa: E402
-    AutoModelForCausalLM,
-    Gemma3TextConfig,
-    LlamaConfig,
-    Qwen2Config,
-)
+from transformers import AutoConfig, AutoModelForCausalLM  # noqa: E402
+
+from complaw.models import ADAPTERS  # noqa: E402
 
 TINY = dict(
     hidden_size=64,
@@ -29,55 +26,59 @@ TINY = dict(
     max_position_embeddings=256,
 )
 
-
-GEMMA_LAYER_TYPES = ["sliding_attention", "full_attention", "sliding_attention",
-                     "sliding_attention"]
+# What a family's tiny config needs beyond TINY (every other registered family gets TINY alone).
+GEMMA_LAYER_TYPES = ["sliding_attention", "full_attention", "sliding_attention"]
 GEMMA_HEAD_DIM, GEMMA_BOS = 16, 2
+FAMILY_CONFIG = {
+    # both attention types: the sliding window (8) is shorter than the test blocks (32)
+    "gemma3": dict(head_dim=GEMMA_HEAD_DIM,
+                   sliding_window=8, layer_types=GEMMA_LAYER_TYPES,
+                   query_pre_attn_scalar=GEMMA_HEAD_DIM, bos_token_id=GEMMA_BOS,
+                   eos_token_id=1, pad_token_id=0),
+}
 
 
-def tiny_gemma(seed: int = 0):
-    """A tiny random Gemma-3 text model (TINY's widths, 4 layers, tied embeddings) with
-    non-trivial (1 + w) norm weights, float32, eval. The sliding window (8) is shorter than the
-    test blocks (32), so both layer types differ."""
+def families(rotation_invariant: bool | None = None) -> list[str]:
+    """The registered architecture families (those SliceGPT can rotate, or cannot): the shared
+    tests run on each, so that a newly registered adapter is tested the day it is added."""
+    return [name for name, adapter in ADAPTERS.items()
+            if rotation_invariant is None or adapter.rotation_invariant == rotation_invariant]
+
+
+def tiny_model(family: str, tie: bool | None = None, seed: int = 0):
+    """A small random model of the registered `family` (its adapter's first HF model type,
+    TINY's widths), in eval mode, float32. `tie` ties the embeddings (None: the family's
+    default). Families whose RMSNorm scales by (1 + w) get random norm weights, since HF
+    initialises them to 0 (unit scale)."""
+    adapter = ADAPTERS.get(family)
     torch.manual_seed(seed)
-    config = Gemma3TextConfig(
-        **{**TINY, "num_hidden_layers": len(GEMMA_LAYER_TYPES)}, head_dim=GEMMA_HEAD_DIM,
-        sliding_window=8, layer_types=GEMMA_LAYER_TYPES, query_pre_attn_scalar=GEMMA_HEAD_DIM,
-        bos_token_id=GEMMA_BOS, eos_token_id=1, pad_token_id=0,
-    )
+    args = {**TINY, **FAMILY_CONFIG.get(family, {})}
+    if tie is not None:
+        args["tie_word_embeddings"] = tie
+    config = AutoConfig.for_model(adapter.model_types[0], **args)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name.endswith("norm.weight"):  # HF initialises them to 0, i.e. unit scale
-                param.normal_(0.0, 0.3)
+    if adapter.norm_weight_offset:
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if name.endswith("norm.weight"):
+                    param.normal_(0.0, 0.3)
     return model
-
-
-def tiny_model(family: str, tie: bool = False, seed: int = 0):
-    """A small random model of a real family (llama, qwen2; gemma3, always tied), in eval mode,
-    float32."""
-    if family == "gemma3":
-        return tiny_gemma(seed)
-    torch.manual_seed(seed)
-    config_cls = {"llama": LlamaConfig, "qwen2": Qwen2Config}[family]
-    config = config_cls(**TINY, tie_word_embeddings=tie)
-    return AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
 
 
 @pytest.fixture
 def tiny_llama():
-    return tiny_model("llama")
+    return tiny_model("llama", tie=False)
 
 
 @pytest.fixture
 def tiny_qwen2():
-    return tiny_model("qwen2")
+    return tiny_model("qwen2", tie=False)
 
 
-@pytest.fixture(params=["llama", "qwen2"])
+@pytest.fixture(params=families())
 def tiny_any(request):
-    """Each tiny family in turn."""
-    return tiny_model(request.param)
+    """Each registered family in turn (untied embeddings)."""
+    return tiny_model(request.param, tie=False)
 
 
 @pytest.fixture

@@ -1,8 +1,5 @@
 """The ComplawError family: every message names the bad value and how to fix it."""
 
-from collections.abc import Iterable
-
-
 class ComplawError(Exception):
     """Base of every error complaw raises on bad input; the CLI prints it as one line."""
 
@@ -30,11 +27,3 @@ class RecordError(ComplawError):
 class LawError(ComplawError):
     """A law cannot be fitted, found or evaluated as asked."""
 
-
-def check_known(given: Iterable[str], known: Iterable[str], what: str) -> None:
-    """Raise ConfigError naming each of `given` that is not `known` (e.g. a config dict's keys
-    against its dataclass fields) and listing the known ones; `what` names the kind of key."""
-    known = list(known)
-    unknown = sorted(set(given) - set(known))
-    if unknown:
-        raise ConfigError(f"unknown {what} {', '.join(unknown)}; known: {', '.join(known)}")

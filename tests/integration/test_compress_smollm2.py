@@ -42,5 +42,5 @@ def test_compressed_smollm2_checkpoints_reload_without_complaw(smollm2, tmp_path
         plain = AutoModelForCausalLM.from_pretrained(folder).eval()
         with torch.no_grad():
             torch.testing.assert_close(plain(ids).logits, expected)
-        assert load_compressed(folder)[1]["params_after"] == result.params_after
+        assert load_compressed(folder)[1].params_after == result.params_after
     assert result.model.config.num_hidden_layers == 30 - 9

@@ -5,8 +5,9 @@ import os
 import pytest
 
 from complaw.compress.base import compress
-from complaw.evaluate.extrinsic import ExtrinsicConfig, evaluate_zero_shot
-from complaw.evaluate.speed import SpeedConfig, measure_speed
+from complaw.config import SpeedOptions
+from complaw.evaluate.extrinsic import evaluate_zero_shot
+from complaw.evaluate.speed import measure_speed
 from complaw.models import LoadedModel
 
 pytestmark = [
@@ -17,7 +18,7 @@ pytestmark = [
 
 
 def test_smollm2_beats_chance_on_arc_easy_and_piqa(smollm2):
-    result = evaluate_zero_shot(smollm2, ExtrinsicConfig(tasks=("arc_easy", "piqa"), limit=40))
+    result = evaluate_zero_shot(smollm2, ("arc_easy", "piqa"), limit=40)
     arc, piqa, mean, runtime = result["metrics"]
     # chance is 0.25 (ARC, 4 choices) and 0.5 (PIQA); SmolLM2-135M scores about 0.5 and 0.65
     assert arc["acc_norm"] > 0.35 and piqa["acc_norm"] > 0.55
@@ -32,7 +33,7 @@ def test_pruned_copy_is_faster_in_flops(smollm2):
     pruned = compress(copy.deepcopy(smollm2.model), "prunenet", 0.5, policy="random").model
     subject = LoadedModel("pruned", smollm2.source, pruned, smollm2.tokenizer,
                           smollm2.adapter, "float32")
-    shapes = SpeedConfig(prompt_len=64, new_tokens=8, repeats=2, warmup=1)
+    shapes = SpeedOptions(prompt_len=64, new_tokens=8, repeats=2, warmup=1)
     result = measure_speed(subject, shapes, baseline=smollm2)
     assert 1.1 < result["speedup"]["ideal_decode"] < 2.0
     assert result["speedup"]["prefill"] > 0 and result["speedup"]["decode"] > 0

@@ -16,7 +16,7 @@ from complaw.compress import compress
 from complaw.compress.checkpoint import load_compressed, save_compressed
 from complaw.data import load_blocks
 from complaw.evaluate import evaluate_loss
-from complaw.recover import RecoveryConfig, recover
+from complaw.recover import Recovery, recover
 from tests.unit.compress.compress_fixtures import one_thread  # noqa: F401  (autouse)
 
 pytestmark = [
@@ -27,8 +27,8 @@ pytestmark = [
 ]
 
 SEQ = 256
-CONFIG = RecoveryConfig(data="alpaca:train", tokens=8 * SEQ, seq_len=SEQ, batch_size=2, lr=1e-3,
-                        warmup=0.0)
+CONFIG = Recovery(dataset="alpaca:train", tokens=8 * SEQ, seq_len=SEQ,
+                  options={"batch_size": 2, "lr": 1e-3, "warmup": 0.0})
 
 
 @pytest.mark.parametrize("method", ["prunenet", "slicegpt"])
@@ -52,6 +52,6 @@ def test_rft_lowers_alpaca_test_loss_and_reloads(method, smollm2, tmp_path):
     assert after < before - 0.01
 
     reloaded, manifest = load_compressed(recovered.folder)
-    assert manifest["method"] == method and manifest["recovery"]["tokens"] == 8 * SEQ
+    assert manifest.method == method and manifest.recovery["tokens"] == 8 * SEQ
     with torch.no_grad():
         torch.testing.assert_close(reloaded(test[:1]).logits, recovered.model(test[:1]).logits)

@@ -8,10 +8,10 @@ from transformers import AutoModelForCausalLM, GPT2Config
 from complaw.errors import ModelError
 from complaw.models import ADAPTERS, adapter_for, count_parameters, load_model, resolve
 from complaw.models.sources import pypi_gguf
-from tests.conftest import TINY, tiny_model, tiny_tokenizer
+from tests.conftest import TINY, families, tiny_model, tiny_tokenizer
 
 
-@pytest.mark.parametrize("family", ["llama", "qwen2"])
+@pytest.mark.parametrize("family", families())
 @pytest.mark.parametrize("tie", [False, True])
 def test_adapter_names_every_part(family, tie):
     model = tiny_model(family, tie=tie)
@@ -20,7 +20,7 @@ def test_adapter_names_every_part(family, tie):
     for role in adapter.MODEL_PARTS:
         assert isinstance(model.get_submodule(getattr(adapter, role)), torch.nn.Module)
     layers = adapter.decoder_layers(model)
-    assert len(layers) == TINY["num_hidden_layers"]
+    assert len(layers) == model.config.num_hidden_layers
     for layer in layers:
         for role in adapter.LAYER_PARTS:
             assert isinstance(adapter.part(layer, role), torch.nn.Module)
@@ -150,33 +150,13 @@ def test_parted_gguf_is_joined_once_and_checked(tmp_path, monkeypatch):
         pypi_gguf_parts([("fakeparts_9", "data/x.bin")], "n.gguf", "0" * 64, "pip install x")
 
 
-def test_gemma3_adapter_names_every_part():
-    from tests.conftest import GEMMA_LAYER_TYPES as LAYER_TYPES
-    from tests.conftest import tiny_gemma
-
-    model = tiny_gemma()
-    adapter = adapter_for(model)
-    assert adapter.name == "gemma3" and adapter.model_types == ("gemma3_text",)
-    for role in adapter.MODEL_PARTS:
-        assert isinstance(model.get_submodule(getattr(adapter, role)), torch.nn.Module)
-    layers = adapter.decoder_layers(model)
-    assert len(layers) == len(LAYER_TYPES)
-    for layer in layers:
-        for role in adapter.LAYER_PARTS:
-            assert isinstance(adapter.part(layer, role), torch.nn.Module)
-        assert adapter.part(layer, "q_proj").bias is None
-        assert adapter.part(layer, "gate_proj").out_features == model.config.intermediate_size
-    assert adapter.tied_embeddings(model)
-
-
 def test_bos_helpers_only_act_for_families_that_need_bos(tiny_llama):
-    from tests.conftest import tiny_gemma
 
     ids = torch.tensor([[5, 6, 7], [8, 9, 10]])
     llama = adapter_for(tiny_llama)
     assert llama.bos_id(tiny_llama.config) is None
     assert llama.with_bos(ids, tiny_llama.config) is ids
-    gemma = tiny_gemma()
+    gemma = tiny_model("gemma3")
     gemma.config.bos_token_id = None
     with pytest.raises(ModelError, match="need a BOS token but config.bos_token_id is None"):
         adapter_for(gemma).with_bos(ids, gemma.config)
@@ -205,10 +185,7 @@ def test_unknown_model_suggests_the_closest_alias():
         resolve("gemma3-270")
 
 
-ADAPTER_NAMES = list(ADAPTERS)
-
-
-@pytest.mark.parametrize("name", ADAPTER_NAMES)
+@pytest.mark.parametrize("name", families())
 def test_every_adapter_resolves_its_roles(name):
     """Each registered adapter (on its tiny model from conftest) names modules that exist, and
     its sub-blocks' roles are layer parts."""
@@ -245,7 +222,7 @@ def _captured(modules, blocks, model):
     return seen
 
 
-@pytest.mark.parametrize("name", ADAPTER_NAMES)
+@pytest.mark.parametrize("name", families())
 def test_every_adapter_names_what_reads_and_writes_the_stream(name, token_blocks):
     """Run the tiny model and check the roles against the data flow: each sub-block's readers
     get its norm's output; in a rotation-invariant family each sub-block adds its writer's output

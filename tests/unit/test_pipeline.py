@@ -5,7 +5,7 @@ import json
 from typer.testing import CliRunner
 
 from complaw.cli import app
-from complaw.study.records import law_table
+from complaw.experiment.records import law_table
 
 runner = CliRunner()
 

@@ -3,16 +3,10 @@ import os
 
 import pytest
 
+from complaw.config import Compression, Experiment, Intrinsic, Recovery, config_id
 from complaw.errors import RecordError
+from complaw.experiment.records import LAW_COLUMNS, Record, law_table, load_records
 from complaw.io import atomic_folder, write_json_atomic
-from complaw.study.records import (
-    LAW_COLUMNS,
-    config_id,
-    law_table,
-    load_records,
-    new_record,
-    write_record,
-)
 
 
 def test_config_id_is_content_addressed():
@@ -23,9 +17,9 @@ def test_config_id_is_content_addressed():
 
 
 def test_write_is_atomic_and_leaves_no_temp_files(tmp_path, monkeypatch):
-    record = new_record("evaluate", {"model": "m"})
-    path = write_record(tmp_path, record)
-    assert json.loads(path.read_text())["id"] == record["id"]
+    record = Record.new("evaluate", Experiment(model="m", eval=Intrinsic()))
+    path = record.write(tmp_path)
+    assert json.loads(path.read_text())["id"] == record.id
 
     def crash(*args, **kwargs):
         raise RuntimeError("disk full")
@@ -33,7 +27,7 @@ def test_write_is_atomic_and_leaves_no_temp_files(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(RuntimeError):
         write_json_atomic(path, {"other": 1})
-    assert json.loads(path.read_text())["id"] == record["id"]  # the old file is intact
+    assert json.loads(path.read_text())["id"] == record.id  # the old file is intact
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
@@ -41,7 +35,7 @@ def test_output_folder_that_is_a_file(tmp_path):
     blocker = tmp_path / "runs"
     blocker.write_text("not a folder")
     with pytest.raises(RecordError, match="runs.*is a file"):
-        write_record(blocker / "sub", new_record("evaluate", {"model": "m"}))
+        Record.new("evaluate", Experiment(model="m", eval=Intrinsic())).write(blocker / "sub")
     assert blocker.read_text() == "not a folder"
 
 
@@ -62,12 +56,13 @@ def test_atomic_folder(tmp_path):
 
 
 def _record(folder, model, value, compression=None, recovery=None, status="ok"):
-    config = {"model": model, "eval": {"data": "ptb:test", "seq_len": 8},
-              "compression": compression, "recovery": recovery}
-    record = new_record("evaluate", config)
-    record["status"] = status
-    record["metrics"] = [{"metric": "loss", "dataset": "ptb:test", "value": value}]
-    return write_record(folder, record)
+    config = Experiment(model=model, eval=Intrinsic(data=("ptb:test",), seq_len=8),
+                        compression=compression and Compression(**compression),
+                        recovery=recovery and Recovery(**recovery))
+    record = Record.new("evaluate", config)
+    record.status = status
+    record.metrics = [{"metric": "loss", "dataset": "ptb:test", "value": value}]
+    return record.write(folder)
 
 
 def test_loader_reports_bad_files_and_law_table_joins_the_base(tmp_path):
@@ -87,7 +82,7 @@ def test_loader_reports_bad_files_and_law_table_joins_the_base(tmp_path):
         "broken.json", "partial.json"]
 
     table = law_table(tmp_path).sort_values("L")
-    assert list(table.columns) == LAW_COLUMNS
+    assert list(table.columns) == [*LAW_COLUMNS, "seed"] and set(table["seed"]) == {0}
     assert table[["L", "L0", "r", "D"]].values.tolist() == [[3.5, 3.0, 0.3, 1000],
                                                             [4.5, 3.0, 0.3, 0]]
     assert table["calibration"].tolist() == ["ptb:validation", "none"]
@@ -101,12 +96,13 @@ def test_missing_records_folder(tmp_path):
 
 def test_law_table_never_pairs_or_mixes_data_variants(tmp_path):
     def rec(folder, value, sha, compression=None):
-        config = {"model": "a", "eval": {"data": "wikitext2:test"}, "compression": compression,
-                  "recovery": None}
-        record = new_record("evaluate", config)
-        record.update(status="ok", data={"wikitext2:test": {"source": "file", "sha256": sha}},
-                      metrics=[{"metric": "loss", "dataset": "wikitext2:test", "value": value}])
-        write_record(folder, record)
+        config = Experiment(model="a", eval=Intrinsic(data=("wikitext2:test",)),
+                            compression=compression and Compression(**compression))
+        record = Record.new("evaluate", config)
+        record.status = "ok"
+        record.data = {"wikitext2:test": {"source": "file", "sha256": sha}}
+        record.metrics = [{"metric": "loss", "dataset": "wikitext2:test", "value": value}]
+        record.write(folder)
 
     prune = {"method": "prunenet", "ratio": 0.3}
     raw, v1 = tmp_path / "raw", tmp_path / "v1"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+from typing import Any
+
 import typer
 from rich.console import Console
 
@@ -35,3 +38,12 @@ def quiet_transformers() -> None:
 
     os.environ.setdefault("TQDM_DISABLE", "1")
     logging.disable_progress_bar()
+
+
+def field_option(cls: type, name: str) -> Any:
+    """A typer option whose default and help are those of field `name` of the config dataclass
+    `cls` (its `help` metadata), so that the CLI and the library never drift apart; a tuple
+    default is given comma-separated."""
+    spec = next(f for f in fields(cls) if f.name == name)
+    default = ",".join(spec.default) if isinstance(spec.default, tuple) else spec.default
+    return typer.Option(default, help=spec.metadata["help"])

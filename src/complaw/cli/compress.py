@@ -53,8 +53,8 @@ def compress_command(
     overwrite: Annotated[bool, Option(help="Replace an existing non-empty --out folder.")] = False,
 ) -> None:
     """Compress MODEL with METHOD at RATIO and save it (model, tokenizer, complaw.json) to OUT."""
-    from complaw.study.config import Compression
-    from complaw.study.pipeline import run_compress
+    from complaw.config import Compression
+    from complaw.experiment.pipeline import run_compress
 
     quiet_transformers()
     options = dict(parse_option(text) for text in option or [])

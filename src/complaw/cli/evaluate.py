@@ -8,7 +8,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from complaw.cli.app import app, console, quiet_transformers
+from complaw.cli.app import app, console, field_option, quiet_transformers
+from complaw.config import Extrinsic, Intrinsic
 from complaw.errors import ConfigError
 
 
@@ -17,10 +18,10 @@ def evaluate(
     model: str = typer.Option(
         ..., help="Alias (smollm2-135m), .gguf file, HF folder, hub id, or a compressed checkpoint."
     ),
-    data: str = typer.Option("wikitext2", help="Dataset[:split], e.g. wikitext2 or ptb:test."),
-    seq_len: int = typer.Option(1024, help="Tokens per non-overlapping block."),
-    max_tokens: int = typer.Option(None, help="Use only the first N tokens (default: all)."),
-    batch_size: int = typer.Option(4, help="Blocks per forward pass."),
+    data: str = field_option(Intrinsic, "data"),
+    seq_len: int = field_option(Intrinsic, "seq_len"),
+    max_tokens: int = field_option(Intrinsic, "max_tokens"),
+    batch_size: int = field_option(Intrinsic, "batch_size"),
     dtype: str = typer.Option("float32", help="float32, bfloat16 or float16."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:0, ..."),
     data_dir: Path = typer.Option(None, help="Data directory (default: $COMPLAW_DATA_DIR)."),
@@ -29,9 +30,7 @@ def evaluate(
         None, help="Zero-shot tasks instead of --data: piqa,winogrande,hellaswag,arc_easy,"
         "arc_challenge,mmlu, or 'paper' for all six (lm-eval, local files first)."
     ),
-    limit: int = typer.Option(
-        None, help="With --tasks: at most N documents per task (per MMLU subject)."
-    ),
+    limit: int = field_option(Extrinsic, "limit"),
 ) -> None:
     """Measure intrinsic test cross-entropy (nats) and perplexity of a model, or with --tasks
     its zero-shot accuracy (lm-evaluation-harness)."""
@@ -41,37 +40,39 @@ def evaluate(
         return
     if limit is not None:
         raise ConfigError("--limit applies to zero-shot tasks; add --tasks (e.g. --tasks paper)")
-    from complaw.study.pipeline import intrinsic_config, run_intrinsic
+    from complaw.experiment.pipeline import experiment_of, run_intrinsic
 
-    config = intrinsic_config(model, data, seq_len, max_tokens, batch_size, dtype)
-    record = run_intrinsic(config, out, device, data_dir, location=model)
-    metric = record["metrics"][0]
+    evaluation = Intrinsic(data=data, seq_len=seq_len, max_tokens=max_tokens,
+                           batch_size=batch_size)
+    record = run_intrinsic(experiment_of(model, evaluation, dtype), out, device, data_dir,
+                           location=model)
+    metric = record.metrics[0]
     table = Table(title=f"{model} on {metric['dataset']}")
     for column in ("loss (nats)", "perplexity", "tokens", "tokens/s", "parameters"):
         table.add_column(column, justify="right")
     table.add_row(
         f"{metric['loss']:.4f}", f"{metric['perplexity']:.2f}", f"{metric['tokens']:,}",
-        f"{metric['tokens_per_s']:.0f}", f"{record['params']['total']:,}",
+        f"{metric['tokens_per_s']:.0f}", f"{record.params['total']:,}",
     )
     console.print(table)
-    if "path" in record:
-        console.print(f"record: {record['path']}")
+    if out is not None:
+        console.print(f"record: {out / record.file_name}")
 
 
 def _zero_shot(
     model: str, tasks: str, limit: int | None, batch_size: int, dtype: str, device: str,
     data_dir: Path | None, out: Path | None,
 ) -> None:
-    from complaw.evaluate.extrinsic import ExtrinsicConfig
-    from complaw.study.pipeline import extrinsic_config, run_extrinsic
+    from complaw.experiment.pipeline import experiment_of, run_extrinsic
 
-    settings = ExtrinsicConfig(tasks=tuple(tasks.split(",")), limit=limit, batch_size=batch_size)
-    config = extrinsic_config(model, settings, dtype)
-    record = run_extrinsic(config, out, device, data_dir, location=model)
+    evaluation = Extrinsic(tasks=tuple(tasks.split(",")), limit=limit,
+                           options={"batch_size": batch_size})
+    record = run_extrinsic(experiment_of(model, evaluation, dtype), out, device, data_dir,
+                           location=model)
     table = Table(title=f"{model}: zero-shot accuracy")
     for column in ("task", "metric", "value", "acc", "acc_norm", "docs", "source"):
         table.add_column(column, justify="left" if column in ("task", "source") else "right")
-    for m in record["metrics"]:
+    for m in record.metrics:
         if m["metric"] == "accuracy" and "chosen" in m:
             norm = "" if m["acc_norm"] is None else f"{m['acc_norm']:.4f}"
             table.add_row(m["dataset"], m["chosen"], f"{m['value']:.4f}", f"{m['acc']:.4f}",
@@ -81,5 +82,5 @@ def _zero_shot(
         else:
             table.add_row("wall time", "", f"{m['value']:.1f} s", "", "", "", "")
     console.print(table)
-    if "path" in record:
-        console.print(f"record: {record['path']}")
+    if out is not None:
+        console.print(f"record: {out / record.file_name}")

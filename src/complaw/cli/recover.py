@@ -8,41 +8,31 @@ from typing import Annotated
 from rich.table import Table
 from typer import Option
 
-from complaw.cli.app import app, console, quiet_transformers
-
-# The defaults and help texts are RecoveryConfig's; importing it here would import torch, which
-# `complaw fit/plan` must not need, so they are spelled out and checked by a test.
-_PROJECTIONS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+from complaw.cli.app import app, console, field_option, quiet_transformers
+from complaw.config import LoraOptions, Recovery
 
 
 @app.command("recover")
 def recover_command(
     model: Annotated[str, Option(help="Alias, HF folder, hub id, .gguf or checkpoint.")],
     out: Annotated[Path, Option(help="Folder to write the recovered checkpoint into.")],
-    data: Annotated[str, Option(help="Training data NAME[:SPLIT] (default split: train); "
-                                     "test splits are refused.")] = "alpaca:train",
-    tokens: Annotated[int | None, Option(help="Training budget D in tokens (0 = no recovery: "
-                                              "the input is written unchanged).")] = None,
-    samples: Annotated[int | None, Option(help="Budget in sequences of --seq-len tokens "
-                                               "(instead of --tokens).")] = None,
-    seq_len: Annotated[int, Option(help="Tokens per packed training block.")] = 1024,
-    rank: Annotated[int, Option(help="LoRA rank r.")] = 16,
-    alpha: Annotated[float, Option(help="LoRA scaling alpha (scale alpha/r).")] = 32.0,
-    dropout: Annotated[float, Option(help="Dropout on the LoRA input.")] = 0.05,
-    lr: Annotated[float, Option(help="Peak AdamW learning rate.")] = 2e-4,
-    weight_decay: Annotated[float, Option(help="AdamW weight decay.")] = 0.0,
-    warmup: Annotated[float, Option(help="Warm-up as a fraction of the steps.")] = 0.03,
-    scheduler: Annotated[str, Option(help="Decay after warm-up (transformers scheduler name: "
-                                          "linear, cosine, ...).")] = "linear",
-    batch_size: Annotated[int, Option(help="Blocks per optimizer step.")] = 4,
-    seed: Annotated[int, Option(help="Seed of the LoRA init and dropout.")] = 0,
-    targets: Annotated[str, Option(help="Comma-separated projections LoRA adapts.")] = _PROJECTIONS,
-    include_shortcuts: Annotated[bool, Option(
-        help="Also adapt the other linear maps inside decoder layers (SliceGPT's shortcuts).")
-    ] = False,
-    grad_checkpointing: Annotated[bool, Option(help="Recompute activations in the backward pass "
-                                                    "(less memory, slower).")] = False,
-    log_every: Annotated[int, Option(help="Record the mean train loss every N steps.")] = 10,
+    data: str = field_option(Recovery, "dataset"),
+    tokens: int | None = field_option(Recovery, "tokens"),
+    samples: int | None = field_option(Recovery, "samples"),
+    seq_len: int = field_option(Recovery, "seq_len"),
+    rank: int = field_option(LoraOptions, "rank"),
+    alpha: float = field_option(LoraOptions, "alpha"),
+    dropout: float = field_option(LoraOptions, "dropout"),
+    lr: float = field_option(LoraOptions, "lr"),
+    weight_decay: float = field_option(LoraOptions, "weight_decay"),
+    warmup: float = field_option(LoraOptions, "warmup"),
+    scheduler: str = field_option(LoraOptions, "scheduler"),
+    batch_size: int = field_option(LoraOptions, "batch_size"),
+    seed: int = field_option(Recovery, "seed"),
+    targets: str = field_option(LoraOptions, "targets"),
+    include_shortcuts: bool = field_option(LoraOptions, "include_shortcuts"),
+    grad_checkpointing: bool = field_option(LoraOptions, "grad_checkpointing"),
+    log_every: int = field_option(LoraOptions, "log_every"),
     device: Annotated[str, Option(help="auto (CUDA with bf16 autocast when present), cpu, "
                                        "cuda, cuda:N.")] = "auto",
     data_dir: Annotated[Path | None, Option(help="Dataset folder (default: $COMPLAW_DATA_DIR).")
@@ -50,17 +40,18 @@ def recover_command(
     overwrite: Annotated[bool, Option(help="Replace an existing non-empty --out folder.")] = False,
 ) -> None:
     """Recover MODEL with LoRA on exactly D tokens of DATA, merge, and save it to OUT."""
-    from complaw.recover import RecoveryConfig, recover
+    from complaw.recover import recover
 
     quiet_transformers()
-    config = RecoveryConfig(
-        data=data, tokens=tokens, samples=samples, seq_len=seq_len, rank=rank, alpha=alpha,
-        dropout=dropout, lr=lr, weight_decay=weight_decay, warmup=warmup, scheduler=scheduler,
-        batch_size=batch_size, seed=seed,
-        targets=tuple(t.strip() for t in targets.split(",") if t.strip()),
-        include_shortcuts=include_shortcuts, grad_checkpointing=grad_checkpointing,
-        log_every=log_every,
-    )
+    options = {
+        "rank": rank, "alpha": alpha, "dropout": dropout, "lr": lr, "weight_decay": weight_decay,
+        "warmup": warmup, "scheduler": scheduler, "batch_size": batch_size,
+        "targets": tuple(t.strip() for t in targets.split(",") if t.strip()),
+        "include_shortcuts": include_shortcuts, "grad_checkpointing": grad_checkpointing,
+        "log_every": log_every,
+    }
+    config = Recovery(dataset=data, tokens=tokens, samples=samples, seq_len=seq_len, seed=seed,
+                      options=options)
     result = recover(model, config, out, device=device, data_dir=data_dir, overwrite=overwrite)
     rec, stats = result.recovery, result.stats
     table = Table(title=f"complaw recover: {model} · {rec['dataset']}", show_header=False)

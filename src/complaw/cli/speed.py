@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from complaw.cli.app import app, console, quiet_transformers
+from complaw.cli.app import app, console, field_option, quiet_transformers
+from complaw.config import Speed, SpeedOptions
 
 
 @app.command()
@@ -15,25 +16,25 @@ def speed(
     model: str = typer.Option(..., help="Alias, .gguf file, HF folder, or compressed checkpoint."),
     baseline: str = typer.Option(None, help="A model to time alongside (interleaved); the record "
                                  "keeps the speedup of --model over it."),
-    batch_size: int = typer.Option(1, help="Sequences per forward pass."),
-    prompt_len: int = typer.Option(256, help="Prompt tokens (prefill)."),
-    new_tokens: int = typer.Option(32, help="Greedy tokens decoded from the KV cache."),
-    repeats: int = typer.Option(5, help="Timed repeats (median, min and max are kept)."),
-    warmup: int = typer.Option(1, help="Untimed repeats first."),
-    threads: int = typer.Option(None, help="Pin torch's CPU threads (default: torch's choice)."),
+    batch_size: int = field_option(SpeedOptions, "batch_size"),
+    prompt_len: int = field_option(SpeedOptions, "prompt_len"),
+    new_tokens: int = field_option(SpeedOptions, "new_tokens"),
+    repeats: int = field_option(SpeedOptions, "repeats"),
+    warmup: int = field_option(SpeedOptions, "warmup"),
+    threads: int = field_option(SpeedOptions, "threads"),
     dtype: str = typer.Option("float32", help="float32, bfloat16 or float16."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:0, ..."),
     out: Path = typer.Option(None, help="Folder to write the JSON record into."),
 ) -> None:
     """Measure inference speed: prefill and decode tokens/s, with the FLOP-proportional ideal."""
-    from complaw.evaluate.speed import SpeedConfig
-    from complaw.study.pipeline import run_speed, speed_config
+    from complaw.experiment.pipeline import experiment_of, run_speed
 
     quiet_transformers()
-    settings = SpeedConfig(batch_size, prompt_len, new_tokens, repeats, warmup, threads)
-    config = speed_config(model, settings, baseline, dtype)
-    record = run_speed(config, out, device, location=model, baseline_location=baseline)
-    result = record["speed"]
+    options = {"batch_size": batch_size, "prompt_len": prompt_len, "new_tokens": new_tokens,
+               "repeats": repeats, "warmup": warmup, "threads": threads}
+    experiment = experiment_of(model, Speed(device=device, options=options), dtype, baseline)
+    record = run_speed(experiment, out, device, location=model, baseline_location=baseline)
+    result = record.speed
     table = Table(title=f"{model}: {batch_size} x {prompt_len} prompt, {new_tokens} new tokens, "
                         f"{result['threads']} threads")
     for column in ("model", "phase", "tokens/s (median)", "min", "max", "GFLOPs/token",
@@ -52,5 +53,5 @@ def speed(
                 f"{up[phase]:.3f}" if up else "", f"{up[f'ideal_{phase}']:.3f}" if up else "",
             )
     console.print(table)
-    if "path" in record:
-        console.print(f"record: {record['path']}")
+    if out is not None:
+        console.print(f"record: {out / record.file_name}")

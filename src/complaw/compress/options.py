@@ -6,58 +6,27 @@ plain types (int, float, bool, str, or a union of them with None) and may check 
 
 from __future__ import annotations
 
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any, TypeVar
 
 from complaw.errors import CompressionError
+from complaw.settings import check_fields, field_types
 
 T = TypeVar("T")
-
-
-def _accepts(expected: Any, value: Any) -> bool:
-    """Whether `value` fits the annotation `expected` (a bool is no number; an int is a float)."""
-    if typing.get_origin(expected) in (typing.Union, types.UnionType):
-        return any(_accepts(arg, value) for arg in typing.get_args(expected))
-    if expected is type(None):
-        return value is None
-    if expected in (int, float) and isinstance(value, bool):
-        return False
-    if expected is float:
-        return isinstance(value, int | float)
-    return isinstance(value, expected)
-
-
-def _type_name(expected: Any) -> str:
-    args = typing.get_args(expected) or (expected,)
-    return " or ".join("None" if a is type(None) else a.__name__ for a in args)
 
 
 def parse_options(cls: type[T], options: Mapping[str, Any], owner: str) -> T:
     """Build the options dataclass `cls` from `options`, naming `owner` in every error.
 
     Unknown names and values of the wrong type raise a CompressionError that lists the valid
-    options with their types; int values given for float options become floats.
+    options with their types (complaw.settings.check_fields); int values given for float
+    options become floats.
     """
-    hints = typing.get_type_hints(cls)
-    valid = {f.name: hints[f.name] for f in fields(cls) if f.init}
-    listing = ", ".join(f"{name} ({_type_name(t)})" for name, t in valid.items()) or "none"
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise CompressionError(
-            f"unknown option(s) {', '.join(unknown)} for {owner}; valid options: {listing}"
-        )
-    values = {}
-    for name, value in options.items():
-        expected = valid[name]
-        if not _accepts(expected, value):
-            raise CompressionError(
-                f"option {name}={value!r} for {owner} must be {_type_name(expected)}"
-            )
-        values[name] = float(value) if expected is float else value
-    return cls(**values)
+    types = field_types(cls)
+    values = {name: float(value) if types.get(name) is float and isinstance(value, int)
+              and not isinstance(value, bool) else value for name, value in options.items()}
+    return check_fields(cls, values, "option", owner, CompressionError)
 
 
 def option_values(options: object) -> dict[str, Any]:

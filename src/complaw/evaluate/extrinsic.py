@@ -13,42 +13,18 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-from complaw.errors import ConfigError
+from complaw.config import ExtrinsicOptions
 from complaw.evaluate.tasks import TASKS, TaskPlan, parse_tasks, plan_tasks, write_tasks
 from complaw.models import LoadedModel
-from complaw.settings import Settings
 
 
-@dataclass(frozen=True)
-class ExtrinsicConfig(Settings):
-    """What to evaluate: task names (see `tasks.TASKS`; "paper" expands to the six), at most
-    `limit` documents per task (per MMLU subject; None = all), `batch_size` requests per
-    forward pass, and `num_fewshot` examples (0 = zero-shot)."""
-
-    what: ClassVar[str] = "extrinsic setting(s)"
-    tasks: tuple[str, ...] = ("arc_easy",)
-    limit: int | None = None
-    batch_size: int = 8
-    num_fewshot: int = 0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "tasks", parse_tasks(self.tasks))
-        if self.limit is not None and self.limit <= 0:
-            raise ConfigError(f"limit must be a positive number of documents, got {self.limit}; "
-                              "omit it to use every document")
-        if self.batch_size <= 0:
-            raise ConfigError(f"batch_size must be positive, got {self.batch_size}; pass e.g. 8")
-        if self.num_fewshot < 0:
-            raise ConfigError(f"num_fewshot must be >= 0, got {self.num_fewshot}")
-
-    @property
-    def label(self) -> str:
-        """The dataset label of the mean over tasks (the paper's extrinsic L)."""
-        return f"zeroshot({','.join(sorted(self.tasks))})"
+def mean_label(tasks: Sequence[str]) -> str:
+    """The dataset label of the mean over `tasks` (the paper's extrinsic L)."""
+    return f"zeroshot({','.join(sorted(tasks))})"
 
 
 def chosen_metric(task: str) -> str:
@@ -81,20 +57,24 @@ def _entry(results: dict[str, Any], plan: TaskPlan, limit: int | None) -> dict[s
 
 
 def evaluate_zero_shot(
-    loaded: LoadedModel, config: ExtrinsicConfig, data_dir: str | Path | None = None,
+    loaded: LoadedModel, tasks: Sequence[str], limit: int | None = None,
+    options: ExtrinsicOptions | None = None, data_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Zero-shot accuracy of `loaded` on `config.tasks` through lm-eval.
+    """Zero-shot accuracy of `loaded` on `tasks` (see `tasks.TASKS`; "paper" expands to the six)
+    through lm-eval, at most `limit` documents per task (per MMLU subject; None = all), with
+    lm-eval's `options` (default: ExtrinsicOptions()).
 
     Returns {"metrics": [one "accuracy" entry per task (see `_entry`), one "accuracy" entry
-    with the mean of the chosen metrics (dataset `config.label`), one "runtime" entry with the
-    wall time of the whole evaluation in seconds], "seconds": that wall time}. Bad input (unknown
-    task, missing files with the hub off) raises before any model call.
+    with the mean of the chosen metrics (dataset `mean_label(tasks)`), one "runtime" entry with
+    the wall time of the whole evaluation in seconds], "seconds": that wall time}. Bad input
+    (unknown task, missing files with the hub off) raises before any model call.
     """
     import lm_eval
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    plans = plan_tasks(config.tasks, data_dir)
+    tasks, options = parse_tasks(tasks), options or ExtrinsicOptions()
+    plans = plan_tasks(tasks, data_dir)
     logging.getLogger("lm_eval").setLevel(logging.ERROR)  # its per-run warnings are noise here
     device = next(loaded.model.parameters()).device
     with tempfile.TemporaryDirectory(prefix="complaw-tasks-") as folder:
@@ -104,17 +84,18 @@ def evaluate_zero_shot(
         manager = TaskManager(include_path=folder if local else None,
                               include_defaults=not all(p.local for p in plans))
         lm = HFLM(pretrained=loaded.model, tokenizer=loaded.tokenizer,
-                  batch_size=config.batch_size, device=str(device))
+                  batch_size=options.batch_size, device=str(device))
         start = time.perf_counter()
         results = lm_eval.simple_evaluate(
             model=lm, tasks=[p.lm_name for p in plans], task_manager=manager,
-            num_fewshot=config.num_fewshot, limit=config.limit, log_samples=False,
+            num_fewshot=options.num_fewshot, limit=limit, log_samples=False,
         )
         seconds = time.perf_counter() - start
-    metrics = [_entry(results, plan, config.limit) for plan in plans]
+    metrics = [_entry(results, plan, limit) for plan in plans]
     mean = sum(m["value"] for m in metrics) / len(metrics)
-    metrics.append({"metric": "accuracy", "dataset": config.label, "value": mean,
-                    "tasks": list(config.tasks), "limit": config.limit})
-    metrics.append({"metric": "runtime", "dataset": config.label, "value": seconds,
-                    "unit": "s", "limit": config.limit, "batch_size": config.batch_size})
+    label = mean_label(tasks)
+    metrics.append({"metric": "accuracy", "dataset": label, "value": mean,
+                    "tasks": list(tasks), "limit": limit})
+    metrics.append({"metric": "runtime", "dataset": label, "value": seconds,
+                    "unit": "s", "limit": limit, "batch_size": options.batch_size})
     return {"metrics": metrics, "seconds": seconds}

@@ -21,40 +21,14 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
 
-from complaw.errors import ConfigError
+from complaw.config import SpeedOptions
 from complaw.models import LoadedModel
 from complaw.progress import track
-from complaw.settings import Settings
-
-
-@dataclass(frozen=True)
-class SpeedConfig(Settings):
-    """Fixed shapes and repetitions of a speed measurement. `threads` pins torch's CPU thread
-    count (None: leave torch's default, which is recorded)."""
-
-    what: ClassVar[str] = "speed setting(s)"
-    batch_size: int = 1
-    prompt_len: int = 256
-    new_tokens: int = 32
-    repeats: int = 5
-    warmup: int = 1
-    threads: int | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("batch_size", "prompt_len", "new_tokens", "repeats"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.warmup < 0:
-            raise ConfigError(f"warmup must be >= 0, got {self.warmup}")
-        if self.threads is not None and self.threads <= 0:
-            raise ConfigError(f"threads must be positive, got {self.threads}; omit it for "
-                              "torch's default")
 
 
 def flops_per_token(model: nn.Module, context: int) -> int:
@@ -79,7 +53,7 @@ def _sync(device: torch.device) -> Callable[[], None]:
 class _Timer:
     """Times the prefill and decode of one model on fixed random prompts."""
 
-    def __init__(self, loaded: LoadedModel, config: SpeedConfig, seed: int = 0) -> None:
+    def __init__(self, loaded: LoadedModel, config: SpeedOptions, seed: int = 0) -> None:
         self.model = loaded.model.eval()
         self.config = config
         self.device = next(self.model.parameters()).device
@@ -145,7 +119,7 @@ def _peak_rss_bytes() -> int:
 
 
 def measure_speed(
-    loaded: LoadedModel, config: SpeedConfig, baseline: LoadedModel | None = None,
+    loaded: LoadedModel, config: SpeedOptions, baseline: LoadedModel | None = None,
 ) -> dict[str, Any]:
     """Prefill and decode tokens/s of `loaded` (and of `baseline`, interleaved) at the shapes of
     `config`. Returns {"model": summary, "baseline": summary | None, "speedup": {"prefill",

@@ -14,7 +14,7 @@ One row is one measured metric of one compressed model:
 | r | compression ratio in [0, 1) |
 | D | recovery fine-tuning size (0 = no RFT) |
 
-`COLUMNS` is the one definition of these columns; `complaw.study.records.law_table` builds the
+`COLUMNS` is the one definition of these columns; `complaw.experiment.records.law_table` builds the
 table from experiment records with exactly them.
 
 Each kind of bad input raises its own `LawError` subclass, whose message names the bad value
@@ -187,7 +187,7 @@ def load_records(
     path: str | Path, on_skip: Callable[[list[str]], None] | None = None
 ) -> pd.DataFrame:
     """The validated law table of a ``.csv``/``.parquet`` file or a study folder (through the
-    record loader, `complaw.study.records.law_table`). A study's records also hold metrics no
+    record loader, `complaw.experiment.records.law_table`). A study's records also hold metrics no
     law models (speed's tokens/s and memory): those rows are left out and, when given,
     ``on_skip`` is called with their names."""
     path = Path(path)
@@ -198,13 +198,13 @@ def load_records(
             )
         return read_table(path)
     try:
-        from complaw.study.records import law_table
+        from complaw.experiment.records import law_table
     except ImportError as exc:
         raise LawError(
             f"cannot read the record folder {str(path)!r}: the record loader is not available "
             f"({exc}); export a CSV and pass that instead"
         ) from None
-    table = law_table(path / "records" if (path / "records").is_dir() else path)
+    table = law_table(path)
     if len(table) == 0:
         unmatched = table.attrs.get("unmatched", 0)
         raise LawError(

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
+from complaw.config import PROJECTIONS
 from complaw.errors import ModelError
 from complaw.registry import Registry
 
@@ -89,7 +90,7 @@ class ArchitectureAdapter:
         "gate_proj", "up_proj", "down_proj", "attention", "mlp",
     )
     MODEL_PARTS = ("layers", "embed_tokens", "final_norm", "lm_head")
-    PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    PROJECTIONS = PROJECTIONS
 
     def decoder_layers(self, model: PreTrainedModel) -> nn.ModuleList:
         return model.get_submodule(self.layers)

@@ -16,11 +16,12 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 from transformers import PreTrainedModel, get_scheduler
 
+from complaw.config import Recovery
 from complaw.errors import ConfigError
 from complaw.models.adapters import ArchitectureAdapter
 from complaw.progress import progress_bars
 from complaw.recover.batches import Batch
-from complaw.recover.config import RecoveryConfig, RecoveryError
+from complaw.recover.config import RecoveryError
 
 
 def resolve_device(device: str) -> torch.device:
@@ -37,18 +38,19 @@ def resolve_device(device: str) -> torch.device:
 
 
 def lora_targets(
-    model: PreTrainedModel, adapter: ArchitectureAdapter, config: RecoveryConfig
+    model: PreTrainedModel, adapter: ArchitectureAdapter, config: Recovery
 ) -> list[str]:
-    """Full module names LoRA adapts: the adapter's projections in `config.targets` of every
+    """Full module names LoRA adapts: the adapter's projections in the `targets` option of every
     decoder layer and, with `include_shortcuts`, every other nn.Linear inside the decoder layers
     (SliceGPT's shortcut matrices)."""
-    names = adapter.projection_names(model, config.targets)
+    options = config.lora
+    names = adapter.projection_names(model, options.targets)
     modules = dict(model.named_modules())
     for name in names:
         if not isinstance(modules.get(name), nn.Linear):
             raise RecoveryError(f"LoRA target {name} is {type(modules.get(name)).__name__}, not "
                                 "nn.Linear; the architecture adapter names the wrong module")
-    if config.include_shortcuts:
+    if options.include_shortcuts:
         projections = set(adapter.projection_names(model))
         names += [
             name for name, module in modules.items()
@@ -59,13 +61,14 @@ def lora_targets(
 
 
 def attach_lora(
-    model: PreTrainedModel, adapter: ArchitectureAdapter, config: RecoveryConfig
+    model: PreTrainedModel, adapter: ArchitectureAdapter, config: Recovery
 ) -> PeftModel:
     """Wrap `model` (in place) with fresh LoRA adapters, seeded by `config.seed`."""
-    if config.grad_checkpointing:
+    options = config.lora
+    if options.grad_checkpointing:
         _checkpointing(model, True)
     lora = LoraConfig(
-        r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout, bias="none",
+        r=options.rank, lora_alpha=options.alpha, lora_dropout=options.dropout, bias="none",
         target_modules=lora_targets(model, adapter, config), task_type="CAUSAL_LM",
     )
     torch.manual_seed(config.seed)
@@ -145,24 +148,24 @@ def train_lora(
     model: PreTrainedModel,
     adapter: ArchitectureAdapter,
     batches: list[Batch],
-    config: RecoveryConfig,
+    config: Recovery,
     device: torch.device | str = "cpu",
 ) -> tuple[PeftModel, TrainStats]:
     """One pass of LoRA training over `batches` on `model`'s own loss (labels = input ids).
 
-    AdamW on the LoRA parameters, `config.scheduler` with warm-up over `config.warmup` of the
+    AdamW on the LoRA parameters, the `scheduler` option with warm-up over `warmup` of the
     steps; CUDA runs under bf16 autocast, CPU in float32. A non-finite loss raises
     RecoveryError naming the step (`model` is then left without LoRA layers, as it came).
     Returns the (unmerged) peft model, which wraps `model` in place, and the run's statistics.
     """
-    device = torch.device(device)
+    device, options = torch.device(device), config.lora
     model.to(device)
     peft_model = attach_lora(model, adapter, config)
     trainable = [p for p in peft_model.parameters() if p.requires_grad]
     steps = len(batches)
-    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = get_scheduler(config.scheduler, optimizer,
-                              num_warmup_steps=round(config.warmup * steps),
+    optimizer = torch.optim.AdamW(trainable, lr=options.lr, weight_decay=options.weight_decay)
+    scheduler = get_scheduler(options.scheduler, optimizer,
+                              num_warmup_steps=round(options.warmup * steps),
                               num_training_steps=steps)
     cuda = device.type == "cuda"
     stats = TrainStats(steps=steps, device=str(device), precision="bf16 autocast" if cuda
@@ -187,7 +190,7 @@ def train_lora(
                 stats.sequences += len(batch.input_ids)
                 stats.final_loss = value
                 interval.append(value)
-                if len(interval) == config.log_every or step == steps:
+                if len(interval) == options.log_every or step == steps:
                     stats.losses.append({"step": step, "tokens": stats.tokens,
                                          "loss": sum(interval) / len(interval)})
                     interval = []
@@ -197,7 +200,7 @@ def train_lora(
         peft_model.unload()  # leave `model` as it came: no LoRA layers, weights unchanged
         raise
     stats.seconds = time.perf_counter() - start
-    if config.grad_checkpointing:
+    if options.grad_checkpointing:
         _checkpointing(model, False)
     stats.tokens_per_s = stats.tokens / stats.seconds if stats.seconds else 0.0
     stats.peak_memory_mib = _peak_memory_mib(device)

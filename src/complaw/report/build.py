@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from complaw.errors import RecordError
+from complaw.experiment.folder import StudyFolder
 from complaw.io import atomic_folder, ensure_dir, write_text_atomic
 from complaw.progress import track
 from complaw.report.analysis import Analysis
@@ -16,7 +17,6 @@ from complaw.report.render import Section, page_html, page_markdown, to_latex
 from complaw.report.study import Skip, load_study
 from complaw.report.tables import TABLES, TableSpec, fit_sets
 
-REPORT_DIR = "report"
 MARKER = "index.html"
 SECTION_TITLES = {
     "answer": "The answer",
@@ -42,7 +42,7 @@ class Report:
 
 def default_out(study: str | Path) -> Path:
     """Where a study's report goes by default: ``STUDY/report``."""
-    return Path(study) / REPORT_DIR
+    return StudyFolder(study).report
 
 
 def _check_out(out: Path) -> None:

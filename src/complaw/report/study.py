@@ -1,32 +1,25 @@
-"""What a report reads from a study folder: records, the law table, observations, study.json.
+"""What a report reads from a study folder (complaw.experiment.folder.StudyFolder): the records
+(through `Record.from_dict`), the law table, observations, the spec and the runner's log.
 
-A study folder is either a folder of record files (``*.json``, see `complaw.study.records`) or the
-folder of ``complaw run``: ``records/``, and optionally ``spec.yaml`` (the spec), ``log.jsonl``
-(one line per stage execution: stage, status, seconds) and ``study.json`` (spec, timings per
-stage, counts).
+A study folder is either the folder of ``complaw run`` or a plain folder of record files.
 Nothing here fails on a partial study: missing parts are empty frames, and rows that no law can
 use (unknown metric, L <= 0, ...) are dropped and counted.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from complaw.errors import RecordError
+from complaw.config import Experiment
+from complaw.experiment.folder import StudyFolder
+from complaw.experiment.records import Record, law_table, read_records
 from complaw.laws.table import COLUMNS, METRICS, validate
-from complaw.study.records import law_table, read_records
 
-STUDY_FILE = "study.json"
-SPEC_FILE = "spec.yaml"
-LOG_FILE = "log.jsonl"
-RECORDS_DIR = "records"
 MEAN_PREFIX = "zeroshot"
 """Dataset names of the mean zero-shot accuracy start with this (``zeroshot(piqa,arc_easy)``)."""
 
@@ -47,9 +40,9 @@ class Study:
 
     folder: Path
     records_dir: Path
-    records: list[dict[str, Any]]
+    records: list[Record]
+    """Every readable record of the study."""
     problems: list[tuple[str, str]]
-    meta: dict[str, Any]
     laws: pd.DataFrame
     """The validated law table (`law_table`): one row per metric of a compressed model."""
     dropped: dict[str, int]
@@ -61,68 +54,21 @@ class Study:
     speed: pd.DataFrame = field(default_factory=pd.DataFrame)
     """Speedups of compressed models per phase (`SPEED_COLUMNS`)."""
     spec: str | None = None
-    """The study's spec as text (spec.yaml, or study.json's "spec"), None when absent."""
+    """The study's spec as text (spec.yaml), None when absent."""
     log: pd.DataFrame = field(default_factory=pd.DataFrame)
     """The runner's log.jsonl: one row per stage execution (stage, status, seconds, ...)."""
-
     @property
     def n_ok(self) -> int:
-        return sum(r.get("status") == "ok" for r in self.records)
+        return sum(r.ok for r in self.records)
 
     @property
     def n_failed(self) -> int:
-        return sum(r.get("status") == "failed" for r in self.records)
+        return sum(r.status == "failed" for r in self.records)
 
 
-def records_folder(path: str | Path) -> Path:
-    """The folder that holds the record files of study ``path`` (``path/records`` or ``path``)."""
-    path = Path(path)
-    if not path.is_dir():
-        raise RecordError(
-            f"study folder {str(path)!r} does not exist; give the --out folder of "
-            "`complaw run` or a folder of records"
-        )
-    inner = path / RECORDS_DIR
-    return inner if inner.is_dir() else path
-
-
-def read_meta(path: Path) -> dict[str, Any]:
-    """``study.json`` of a study folder ({} when absent; an unreadable file is an error)."""
-    file = path / STUDY_FILE
-    if not file.is_file():
-        return {}
-    try:
-        meta = json.loads(file.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise RecordError(f"cannot read {file}: {exc}; fix or delete it") from None
-    if not isinstance(meta, dict):
-        raise RecordError(f"{file} must hold a JSON object, not {type(meta).__name__}")
-    return meta
-
-
-def read_spec(path: Path, meta: dict[str, Any]) -> str | None:
-    """The spec as YAML text: ``spec.yaml`` as written, else study.json's ``spec``."""
-    file = path / SPEC_FILE
-    if file.is_file():
-        return file.read_text("utf-8").rstrip()
-    if meta.get("spec") is None:
-        return None
-    plain = json.loads(json.dumps(meta["spec"], default=str))
-    return yaml.safe_dump(plain, sort_keys=False, default_flow_style=None, width=96).rstrip()
-
-
-def read_log(path: Path) -> pd.DataFrame:
-    """The runner's ``log.jsonl`` (empty when absent); lines that do not parse are skipped."""
-    file = path / LOG_FILE
-    rows = []
-    if file.is_file():
-        for line in file.read_text("utf-8").splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(entry, dict) and "stage" in entry:
-                rows.append(entry)
+def read_log(folder: StudyFolder) -> pd.DataFrame:
+    """The runner's log as a frame (empty when absent)."""
+    rows = folder.read_log()
     columns = ["stage", "status", "seconds"]
     columns += sorted({k for r in rows for k in r} - set(columns))
     return pd.DataFrame(rows, columns=columns)
@@ -154,32 +100,31 @@ def usable_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     return validate(df[known & ok].reset_index(drop=True)), dropped
 
 
-def _variant(config: dict[str, Any]) -> dict[str, Any]:
-    comp = config.get("compression") or {}
-    rec = config.get("recovery") or {}
+def _variant(config: Experiment) -> dict[str, Any]:
+    comp, rec = config.compression, config.recovery
     return {
-        "model": str(config.get("model", "?")),
-        "method": str(comp.get("method_label", comp.get("method", "none"))),
-        "calibration": str(comp.get("calibration") or "none"),
-        "rft": str(rec.get("dataset") or "none") if rec.get("tokens") else "none",
-        "D": float(rec.get("tokens") or 0),
-        "r": float(comp.get("ratio") or 0.0),
-        "base": not comp and not rec,
+        "model": config.model,
+        "method": comp.method if comp else "none",
+        "calibration": (comp.calibration if comp else None) or "none",
+        "rft": rec.dataset if rec and rec.tokens else "none",
+        "D": float(rec.tokens or 0) if rec else 0.0,
+        "r": float(comp.ratio) if comp else 0.0,
+        "base": config.is_base,
     }
 
 
-def observations(records: list[dict[str, Any]]) -> pd.DataFrame:
+def observations(records: list[Record]) -> pd.DataFrame:
     """One row per numeric metric entry of every ok record (`OBS_COLUMNS`; any metric)."""
     rows = []
     for rec in records:
-        if rec.get("status") != "ok":
+        if not rec.ok:
             continue
-        variant = _variant(rec.get("config") or {})
-        for m in rec.get("metrics") or []:
+        variant = _variant(rec.config)
+        for m in rec.metrics:
             value = m.get("value")
             if isinstance(value, int | float) and not isinstance(value, bool):
                 rows.append({
-                    "record": rec.get("id"), **variant, "dataset": str(m.get("dataset")),
+                    "record": rec.id, **variant, "dataset": str(m.get("dataset")),
                     "metric": str(m.get("metric")), "L": float(value), "ideal": m.get("ideal"),
                 })
     return pd.DataFrame(rows, columns=OBS_COLUMNS)
@@ -210,26 +155,24 @@ def speedups(obs: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
 
 def load_study(path: str | Path) -> Study:
     """Read a study folder (or a folder of records) for a report."""
-    path = Path(path)
-    folder = records_folder(path)
-    meta = read_meta(path)
-    found = read_records(folder)
-    raw = law_table(folder)
+    folder = StudyFolder(path).require()
+    found = read_records(folder.root)
+    raw = law_table(folder.root)
     laws, dropped = usable_rows(raw)
     obs = observations(found.records)
+    spec = folder.spec_text()
     return Study(
-        folder=path,
-        records_dir=folder,
+        folder=folder.root,
+        records_dir=folder.records,
         records=found.records,
         problems=found.problems,
-        meta=meta,
         laws=laws,
         dropped=dropped,
         unmatched=int(raw.attrs.get("unmatched", 0)),
         obs=obs,
         speed=speedups(obs, raw),
-        spec=read_spec(path, meta),
-        log=read_log(path),
+        spec=None if spec is None else spec.rstrip(),
+        log=read_log(folder),
     )
 
 

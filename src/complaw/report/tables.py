@@ -10,7 +10,6 @@ study's own models), ``study`` (what was run, where, how long).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -100,19 +99,14 @@ def _counts(a: Analysis) -> Built:
     s = a.study
     kinds: dict[str, dict[str, int]] = {}
     for r in s.records:
-        kind = ((r.get("config") or {}).get("eval") or {}).get("kind") or r.get("kind", "?")
-        row = kinds.setdefault(str(kind), {"ok": 0, "failed": 0, "other": 0})
-        status = r.get("status")
-        row[status if status in ("ok", "failed") else "other"] += 1
+        row = kinds.setdefault(r.config.eval.kind, {"ok": 0, "failed": 0, "other": 0})
+        row[r.status if r.status in ("ok", "failed") else "other"] += 1
     df = pd.DataFrame([{"kind": k, **v} for k, v in sorted(kinds.items())])
     if df.empty:
         raise Skip(f"no records in {s.records_dir}")
     total = {"kind": "total", **{c: int(df[c].sum()) for c in ("ok", "failed", "other")}}
     df = pd.concat([df, pd.DataFrame([total])], ignore_index=True)
     notes = [f"{file}: unreadable ({why})" for file, why in s.problems]
-    counted = {k: v for k, v in s.meta.items() if k in ("done", "failed", "pending", "counts")}
-    if counted:
-        notes.append("study.json: " + json.dumps(counted, default=str))
     if s.unmatched:
         notes.append(f"{s.unmatched} metric entries of compressed models have no base-model "
                      "counterpart (no L0; e.g. speedups measured against the base)")
@@ -131,10 +125,10 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _timings(a: Analysis) -> Built:
-    """Seconds per stage: summed over the records' timings, the runner's log and study.json."""
+    """Seconds per stage: summed over the records' timings and the runner's log."""
     rows: dict[str, dict[str, float]] = {}
     for r in a.study.records:
-        for stage, sec in (r.get("timings") or {}).items():
+        for stage, sec in r.timings.items():
             if isinstance(sec, int | float):
                 row = rows.setdefault(stage, {})
                 row["records"] = row.get("records", 0) + 1
@@ -145,21 +139,15 @@ def _timings(a: Analysis) -> Built:
         row["runs (log)"] = len(part)
         row["failed (log)"] = int((part["status"] == "failed").sum())
         row["seconds (log)"] = float(pd.to_numeric(part["seconds"], errors="coerce").sum())
-    meta = _flatten(a.study.meta.get("timings") or {})
-    for stage, sec in meta.items():
-        if isinstance(sec, int | float):
-            rows.setdefault(stage, {})["seconds (study.json)"] = float(sec)
     if not rows:
-        raise Skip("no timings in the records, log.jsonl or study.json")
+        raise Skip("no timings in the records or log.jsonl")
     df = pd.DataFrame([{"stage": k, **v} for k, v in sorted(rows.items())])
     return same(df)
 
 
 def _environment(a: Analysis) -> Built:
     values: dict[str, set[str]] = {}
-    sources = [r.get("environment") or {} for r in a.study.records]
-    sources.append(a.study.meta.get("environment") or {})
-    for env in sources:
+    for env in (r.environment for r in a.study.records):
         for k, v in _flatten(env).items():
             values.setdefault(k, set()).add(str(v))
     if not values:
@@ -198,14 +186,13 @@ def _configuration(a: Analysis) -> Built:
 def _failures(a: Analysis) -> Built:
     rows = [
         {
-            "record": r.get("id"),
-            "stage": r.get("failed_stage") or ((r.get("config") or {}).get("eval") or {}).get(
-                "kind") or r.get("kind"),
-            "model": (r.get("config") or {}).get("model"),
-            "error": str(r.get("error") or "").splitlines()[0][:200] if r.get("error") else "",
+            "record": r.id,
+            "stage": r.failed_stage or r.config.eval.kind,
+            "model": r.config.model,
+            "error": r.error.splitlines()[0][:200] if r.error else "",
         }
         for r in a.study.records
-        if r.get("status") == "failed"
+        if r.status == "failed"
     ]
     if not rows:
         raise Skip("no failed records")
@@ -418,9 +405,8 @@ def base_values(a: Analysis) -> pd.DataFrame:
 
 def _params(a: Analysis, model: str) -> float | None:
     for r in a.study.records:
-        cfg = r.get("config") or {}
-        if cfg.get("model") == model and not cfg.get("compression") and not cfg.get("recovery"):
-            total = (r.get("params") or {}).get("total")
+        if r.config.model == model and r.config.is_base:
+            total = r.params.get("total")
             if isinstance(total, int | float) and total > 0:
                 return float(total)
     return None

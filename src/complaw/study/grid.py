@@ -12,10 +12,8 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Any
 
-from complaw.errors import ConfigError
-from complaw.study.config import (
+from complaw.config import (
     Compression,
     Custom,
     Evaluation,
@@ -25,24 +23,24 @@ from complaw.study.config import (
     Recovery,
     Speed,
     StageConfig,
-    chain,
     chain_id,
 )
+from complaw.errors import ConfigError
 from complaw.study.spec import Spec, checked
 from complaw.study.stages import require
 
 
 @dataclass(frozen=True)
 class Node:
-    """One stage execution. `config` is the experiment prefix it makes (checkpoints) or the
-    experiment's full config (records); `parent` is the checkpoint node it reads, or None for
-    the base model."""
+    """One stage execution: `step` is its stage's config, `experiment` the experiment whose
+    record it makes (record nodes; None for checkpoints, whose id is their chain's); `parent` is
+    the checkpoint node it reads, or None for the base model."""
 
     id: str
     stage: str
     produces: str
     step: StageConfig
-    config: dict[str, Any]
+    experiment: Experiment | None
     parent: str | None
     model: str
     dtype: str
@@ -119,8 +117,7 @@ def _experiment(grid: Grid, model: str, dtype: str, comp: Compression | None,
                 rec: Recovery | None, evaluation: Evaluation, parent: str | None) -> None:
     exp = Experiment(model=model, eval=evaluation, dtype=dtype, compression=comp, recovery=rec)
     grid.experiments[exp.id] = exp
-    _add(grid, Node(exp.id, evaluation.kind, "record", evaluation, exp.to_dict(), parent, model,
-                    dtype))
+    _add(grid, Node(exp.id, evaluation.kind, "record", evaluation, exp, parent, model, dtype))
 
 
 def _recoveries(grid: Grid, spec: Spec, seed: int) -> list[Recovery | None]:
@@ -163,14 +160,13 @@ def expand(spec: Spec) -> Grid:
                     )
                     comp = _resolve(grid, "compress", step, f"methods[{i}]")
                     comp_id = _add(grid, Node(chain_id(model, dtype, comp), "compress",
-                                              "checkpoint", comp, chain(model, dtype, comp),
-                                              None, model, dtype))
+                                              "checkpoint", comp, None, None, model, dtype))
                     for rec in _recoveries(grid, spec, seed):
                         parent = comp_id
                         if rec is not None:
                             parent = _add(grid, Node(
                                 chain_id(model, dtype, comp, rec), "recover", "checkpoint", rec,
-                                chain(model, dtype, comp, rec), comp_id, model, dtype))
+                                None, comp_id, model, dtype))
                         for evaluation, on_recovered in evaluations:
                             if rec is None or on_recovered is True or (
                                 isinstance(on_recovered, list) and rec.samples in on_recovered

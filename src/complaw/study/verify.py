@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from complaw.errors import LawError
+from complaw.experiment.folder import StudyFolder
+from complaw.experiment.records import law_table
 from complaw.io import write_json_atomic
 from complaw.laws.planner import Choice, PlanResult, PlanSpec
-from complaw.study.records import law_table
-from complaw.study.runner import SPEC_FILE, RunSummary, StudyFolder, run_study
+from complaw.study.runner import RunSummary, run_study
 from complaw.study.spec import Spec, load_spec, parse_spec
 
 VERIFY_FILE = "verify.json"
@@ -22,12 +23,11 @@ EVALUATION_OF = {"loss": "intrinsic", "accuracy": "extrinsic"}
 
 
 def _source_spec(spec: PlanSpec) -> Spec:
-    folder = Path(spec.records or "")
-    file = folder / SPEC_FILE
+    file = StudyFolder(spec.records or "").spec
     if not spec.records or not file.is_file():
         raise LawError(
             "--verify runs the top choice with the settings of the study its laws were fitted "
-            f"on: give the plan `records:` a study folder with {SPEC_FILE} (got "
+            f"on: give the plan `records:` a study folder with {StudyFolder.SPEC} (got "
             f"{spec.records!r})"
         )
     return load_spec(file)
@@ -77,7 +77,7 @@ def verify_plan(spec: PlanSpec, result: PlanResult, out: str | Path,
     summary: RunSummary = run_study(study, out, data_dir=data_dir, progress=progress)
     if summary.failed:
         raise LawError(f"the verification study failed: {summary.failures[0][1][:300]}")
-    rows = law_table(StudyFolder(out).records)
+    rows = law_table(out)
     metric = spec.target.metric
     rows = rows[(rows["metric"] == metric) & (rows["r"] == choice.r) & (rows["D"] == D)]
     for key, value in candidate.where.items():

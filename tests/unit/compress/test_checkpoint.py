@@ -11,16 +11,16 @@ from tests.unit.compress.compress_fixtures import one_thread  # noqa: F401  (aut
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
 import complaw
-from complaw.compress import compress
-from complaw.compress.checkpoint import MANIFEST, load_compressed, save_compressed
+from complaw.compress import METHODS, CompressionMethod, compress
+from complaw.compress.checkpoint import MANIFEST, Manifest, load_compressed, save_compressed
 from complaw.compress.prunenet import PruneNet
 from complaw.errors import RecordError
 
-CASES = [
-    ("prunenet", {"policy": "random"}),
-    ("prunenet", {"policy": "learned", "steps": 2, "samples": 2}),
-    ("layerdrop", {}),
-]
+# every registered method that saves a standard HF checkpoint (the default save_model), with
+# its default options; and PruneNet's learned policy, kept short
+CASES = [(name, {}) for name, method in METHODS.items()
+         if type(method).save_model is CompressionMethod.save_model]
+CASES.append(("prunenet", {"policy": "learned", "steps": 2, "samples": 2}))
 
 
 def logits(model, blocks):
@@ -43,16 +43,16 @@ def test_saved_model_loads_in_plain_transformers(tmp_path, tiny_any, token_block
     assert reloaded("w3 w4")["input_ids"] == tiny_tokenizer()("w3 w4")["input_ids"] != []
 
     on_disk = json.loads((folder / MANIFEST).read_text())
-    assert on_disk == manifest
-    assert manifest["format"] == "complaw-compressed" and manifest["format_version"] == 1
-    assert (manifest["method"], manifest["ratio"], manifest["seed"]) == (method, 0.3, 4)
-    assert manifest["options"] == options
-    assert manifest["params_before"] == result.params_before
-    assert manifest["params_after"] == result.params_after
-    assert manifest["params_after"]["total"] == sum(p.numel() for p in plain.parameters())
-    assert manifest["achieved"]["blocks"] == pytest.approx(result.achieved["blocks"])
-    assert manifest["complaw_version"] == complaw.__version__
-    assert manifest["extra"] == {"note": "unit"}
+    assert on_disk == manifest.to_dict() and Manifest.from_dict(on_disk) == manifest
+    assert on_disk["format"] == "complaw-compressed" and on_disk["format_version"] == 1
+    assert (manifest.method, manifest.ratio, manifest.seed) == (method, 0.3, 4)
+    assert manifest.options == options and manifest.recovery is None
+    assert manifest.params_before == result.params_before
+    assert manifest.params_after == result.params_after
+    assert manifest.params_after["total"] == sum(p.numel() for p in plain.parameters())
+    assert manifest.achieved["blocks"] == pytest.approx(result.achieved["blocks"])
+    assert manifest.complaw_version == complaw.__version__
+    assert manifest.extra == {"note": "unit"}
 
 
 def saved(tmp_path, name="ckpt"):
@@ -75,7 +75,7 @@ def test_an_empty_existing_target_is_filled(tmp_path):
     result = compress(tiny_model("llama"), "prunenet", 0.5)
     (tmp_path / "empty").mkdir()
     save_compressed(result, tmp_path / "empty")
-    assert load_compressed(tmp_path / "empty")[1]["method"] == "prunenet"
+    assert load_compressed(tmp_path / "empty")[1].method == "prunenet"
 
 
 def test_failing_save_leaves_no_partial_checkpoint(tmp_path, monkeypatch):
@@ -111,4 +111,8 @@ def test_loading_an_unknown_format_is_a_clear_error(tmp_path):
     _, folder = saved(tmp_path)
     (folder / MANIFEST).write_text(json.dumps({"format": "other", "format_version": 7}))
     with pytest.raises(RecordError, match="'other' version 7"):
+        load_compressed(folder)
+    good = {"format": "complaw-compressed", "format_version": 1}
+    (folder / MANIFEST).write_text(json.dumps({**good, "method": "prunenet", "ratios": 0.3}))
+    with pytest.raises(RecordError, match="unknown manifest key.*ratios.*valid manifest keys"):
         load_compressed(folder)

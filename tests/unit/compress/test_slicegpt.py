@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from tests.conftest import TINY, tiny_model
+from tests.conftest import TINY, families, tiny_model
 from tests.unit.compress.compress_fixtures import one_thread  # noqa: F401  (autouse)
 from transformers import AutoModelForCausalLM, LlamaConfig
 
@@ -61,7 +61,7 @@ def biased_llama():
 
 @pytest.mark.parametrize("basis", BASES)
 @pytest.mark.parametrize("tie", [False, True])
-@pytest.mark.parametrize("family", ["llama", "qwen2"])
+@pytest.mark.parametrize("family", families(rotation_invariant=True))
 def test_zero_ratio_keeps_logits(family, tie, basis, token_blocks):
     model = randomised(tiny_model(family, tie=tie))
     before = logits(model, token_blocks)
@@ -131,7 +131,7 @@ def expected_parameters(family: str, ratio: float, slice_head: bool) -> int:
 
 @pytest.mark.parametrize("slice_head", [False, True])
 @pytest.mark.parametrize("tie", [False, True])
-@pytest.mark.parametrize("family", ["llama", "qwen2"])
+@pytest.mark.parametrize("family", families(rotation_invariant=True))
 def test_parameter_count_matches_closed_form(family, tie, slice_head, token_blocks):
     model = tiny_model(family, tie=tie)
     adapter = adapter_for(model)
@@ -214,7 +214,7 @@ def test_compressed_checkpoint_roundtrip(tiny_llama, token_blocks, tmp_path):
     result = compress(tiny_llama, "slicegpt", 0.5, token_blocks, batch_size=2)
     save_compressed(result, tmp_path / "ckpt")
     loaded, manifest = load_compressed(tmp_path / "ckpt")
-    assert manifest["method"] == "slicegpt" and manifest["options"] == {"batch_size": 2}
+    assert manifest.method == "slicegpt" and manifest.options == {"batch_size": 2}
     assert torch.equal(logits(loaded, token_blocks), logits(result.model, token_blocks))
 
 

@@ -16,8 +16,9 @@ from typer.testing import CliRunner
 from complaw.cli import app
 from complaw.compress.base import compress
 from complaw.compress.checkpoint import save_compressed
+from complaw.config import Extrinsic, evaluation_from_dict
 from complaw.errors import ConfigError, DataError
-from complaw.evaluate.extrinsic import ExtrinsicConfig
+from complaw.evaluate.extrinsic import mean_label
 from complaw.evaluate.tasks import write_tasks
 from tests.unit.evaluate.conftest import tiny_smol_llama
 
@@ -110,13 +111,17 @@ def test_cli_prints_one_line_and_exits_2(tmp_path):
 
 
 def test_config_round_trip():
-    config = ExtrinsicConfig(tasks=("paper",), limit=50, batch_size=4)
-    assert config.tasks == ("piqa", "winogrande", "hellaswag", "arc_easy", "arc_challenge",
-                            "mmlu")
-    assert ExtrinsicConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
-    assert config.label == "zeroshot(arc_challenge,arc_easy,hellaswag,mmlu,piqa,winogrande)"
-    with pytest.raises(ConfigError, match="unknown extrinsic setting"):
-        ExtrinsicConfig.from_dict({"tasks": ["piqa"], "shots": 5})
+    config = Extrinsic(tasks=("paper",), limit=50, options={"batch_size": 4}).resolve()
+    assert config.tasks == ("arc_challenge", "arc_easy", "hellaswag", "mmlu", "piqa",
+                            "winogrande")
+    assert config.options == {"batch_size": 4, "num_fewshot": 0}
+    assert evaluation_from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert mean_label(config.tasks) == (
+        "zeroshot(arc_challenge,arc_easy,hellaswag,mmlu,piqa,winogrande)")
+    with pytest.raises(ConfigError, match="unknown extrinsic option.*shots.*num_fewshot"):
+        Extrinsic(tasks=("piqa",), options={"shots": 5}).resolve()
+    with pytest.raises(ConfigError, match="batch_size='8'.*must be int"):
+        Extrinsic(tasks=("piqa",), options={"batch_size": "8"}).resolve()
 
 
 def test_prunenet_checkpoint_runs_in_lm_eval_cli(smol_tokenizer, shared_data, tmp_path):

@@ -10,12 +10,13 @@ from typer.testing import CliRunner
 
 from complaw.cli import app
 from complaw.compress.base import compress
+from complaw.config import SpeedOptions
 from complaw.errors import ConfigError
-from complaw.evaluate.speed import SpeedConfig, flops_per_token, measure_speed
+from complaw.evaluate.speed import flops_per_token, measure_speed
 from complaw.models import LoadedModel, ModelSource, adapter_for
 from tests.conftest import TINY, tiny_model, tiny_tokenizer
 
-SHAPES = SpeedConfig(batch_size=2, prompt_len=32, new_tokens=4, repeats=5, warmup=1, threads=1)
+SHAPES = SpeedOptions(batch_size=2, prompt_len=32, new_tokens=4, repeats=5, warmup=1, threads=1)
 
 
 def loaded(model) -> LoadedModel:
@@ -76,8 +77,8 @@ def test_speed_cli_record(tiny_checkpoint, tmp_path):
 @pytest.mark.parametrize("field", ["batch_size", "prompt_len", "new_tokens", "repeats"])
 def test_bad_shapes(field):
     with pytest.raises(ConfigError, match=f"{field} must be positive"):
-        SpeedConfig(**{field: 0})
-    assert SpeedConfig.from_dict(SHAPES.to_dict()) == SHAPES
+        SpeedOptions(**{field: 0})
+    assert SpeedOptions.from_dict(SHAPES.to_dict()) == SHAPES
 
 
 @pytest.fixture(autouse=True)

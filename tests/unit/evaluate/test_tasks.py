@@ -101,6 +101,15 @@ def test_task_matches_builtin(name, local_tasks, shared_data, tmp_path):
         m["metric"] for m in reference.config.metric_list]
 
 
+def test_a_task_that_includes_another_is_written_with_it(shared_data, tmp_path):
+    """arc_challenge.yaml includes arc_easy's (as lm-eval's own does): written alone, it still
+    loads, on its own data."""
+    assert write_tasks(tmp_path, ["arc_challenge"], shared_data) == ["arc_challenge_local"]
+    manager = TaskManager(include_path=str(tmp_path), include_defaults=False)
+    task = only(manager.load_task_or_group(["arc_challenge_local"]))
+    assert len(list(task.eval_docs)) == TASKS.get("arc_challenge").docs
+
+
 def test_mmlu_group_counts_and_prompts(local_tasks, shared_data, tmp_path):
     group = local_tasks.load_task_or_group(["mmlu_local"])
     (subtasks,) = group.values()

@@ -203,7 +203,7 @@ def test_bad_records_error(tmp_path, acc_table, monkeypatch, capsys):
 
 
 def test_fit_reads_a_record_directory(tmp_path, acc_table, monkeypatch):
-    import complaw.study.records as records
+    import complaw.experiment.records as records
 
     monkeypatch.setattr(records, "law_table", lambda path: acc_table.copy())
     out = json.loads(run("fit", str(tmp_path), "--json").stdout)

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import torch
 from safetensors.torch import load_file
 from tests.conftest import tiny_model, tiny_tokenizer
 
 from complaw.compress import compress
 from complaw.compress.checkpoint import save_compressed
-from complaw.recover import RecoveryConfig
+from complaw.config import Recovery
 
 SEQ = 32
 
 
-def config(**changes) -> RecoveryConfig:
-    """A quick recovery on the tiny data: 300 tokens of ptb:train (9 full blocks + 12)."""
-    values = dict(data="ptb:train", tokens=300, seq_len=SEQ, batch_size=4, lr=5e-3, warmup=0.1)
-    return RecoveryConfig(**{**values, **changes})
+def config(**changes) -> Recovery:
+    """A quick recovery on the tiny data: 300 tokens of ptb:train (9 full blocks + 12),
+    resolved; `changes` name Recovery's fields or its LoRA options."""
+    values = {"dataset": "ptb:train", "tokens": 300, "seq_len": SEQ, "batch_size": 4, "lr": 5e-3,
+              "warmup": 0.1, **changes}
+    own = {f.name for f in fields(Recovery)}
+    options = {k: v for k, v in values.items() if k not in own}
+    return Recovery(**{k: v for k, v in values.items() if k in own}, options=options).resolve()
 
 
 def checkpoint(tmp_path, family: str, method: str | None, name: str, **options):

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from complaw.cli import app, main
 from complaw.cli.recover import recover_command
-from complaw.recover import RecoveryConfig
-from complaw.study.records import law_table
+from complaw.config import LoraOptions, Recovery
+from complaw.experiment.records import law_table
 
 runner = CliRunner()
 
@@ -78,11 +78,14 @@ def test_cli_bad_input_is_one_line_and_exit_2(args, words, tiny_checkpoint, tiny
     assert not out.exists()
 
 
-def test_cli_defaults_are_the_configs():
-    """The CLI spells out RecoveryConfig's defaults (so that it imports no torch)."""
+def test_cli_defaults_and_help_are_the_configs():
+    """Every field of Recovery and LoraOptions is an option of `complaw recover` with the
+    field's default and help text."""
     params = inspect.signature(recover_command).parameters
-    for f in fields(RecoveryConfig):
-        default = params[f.name].default
-        if f.name == "targets":
-            default = tuple(default.split(","))
-        assert default == f.default, f.name
+    cli_name = {"dataset": "data"}
+    for f in [*fields(Recovery), *fields(LoraOptions)]:
+        if f.name == "options":
+            continue
+        option = params[cli_name.get(f.name, f.name)].default
+        default = tuple(option.default.split(",")) if f.name == "targets" else option.default
+        assert (default, option.help) == (f.default, f.metadata["help"]), f.name

@@ -12,10 +12,10 @@ from tests.unit.recover.recover_fixtures import SEQ, checkpoint, config, weights
 from transformers import AutoModelForCausalLM
 
 from complaw.compress.checkpoint import MANIFEST, load_compressed
+from complaw.config import PROJECTIONS, Recovery
 from complaw.errors import ConfigError, DataError, ModelError, RecordError
 from complaw.models import adapter_for
 from complaw.recover import (
-    RecoveryConfig,
     RecoveryError,
     recover,
     train_lora,
@@ -41,9 +41,10 @@ def test_recovered_checkpoint_reloads_with_equal_logits(kind, tmp_path, tiny_dat
     source = checkpoint(tmp_path, "llama", method, kind)
     before = weights(source)
     result = recover(source, config(), tmp_path / "out", device="cpu")
-    reloaded, written = load_compressed(result.folder)
+    reloaded, typed = load_compressed(result.folder)
     torch.testing.assert_close(logits(reloaded), logits(result.model), rtol=0, atol=0)
-    assert written == result.manifest == manifest(result.folder)
+    written = manifest(result.folder)
+    assert typed == result.manifest and typed.to_dict() == written
     assert weights(source).keys() == before.keys()  # the input is left as it was
     if method != "slicegpt":  # prunenet and plain outputs need no complaw to load
         plain = AutoModelForCausalLM.from_pretrained(result.folder).eval()
@@ -110,7 +111,7 @@ def test_gradient_checkpointing_gives_the_same_training():
 
 @pytest.mark.parametrize(("changes", "error", "words"), [
     ({"tokens": -5}, ConfigError, "negative"),
-    ({"tokens": 10, "samples": 2}, ConfigError, "exactly one budget"),
+    ({"tokens": 10, "samples": 2}, ConfigError, "give one budget"),
     ({"rank": 0}, ConfigError, "rank=0"),
     ({"targets": ("q_proj", "w_in")}, ConfigError, "subset of"),
     ({"scheduler": "zigzag"}, ConfigError, "unknown scheduler"),
@@ -121,8 +122,8 @@ def test_bad_config_values(changes, error, words):
 
 
 @pytest.mark.parametrize(("changes", "words"), [
-    ({"data": "ptb:test"}, "test split"),
-    ({"data": "imagenet:train"}, "unknown dataset"),
+    ({"dataset": "ptb:test"}, "test split"),
+    ({"dataset": "imagenet:train"}, "unknown dataset"),
     ({"tokens": 50_000}, "has 3,000 tokens"),
 ])
 def test_bad_data_fails_before_writing(changes, words, tmp_path, tiny_data_dir):
@@ -180,8 +181,11 @@ def test_a_recovered_checkpoint_is_not_recovered_again(tmp_path, tiny_data_dir):
 
 def test_config_dict_roundtrip_and_unknown_keys():
     cfg = config(targets=("q_proj", "v_proj"))
-    assert RecoveryConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    assert Recovery.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     with pytest.raises(ConfigError, match="unknown recovery option.*epochs"):
-        RecoveryConfig.from_dict({**cfg.to_dict(), "epochs": 2})
-    resolved = RecoveryConfig(data="ptb", samples=3, seq_len=SEQ).resolved()
-    assert (resolved.data, resolved.tokens, resolved.samples) == ("ptb:train", 3 * SEQ, None)
+        config(epochs=2)
+    with pytest.raises(ConfigError, match="unknown field.*data for Recovery"):
+        Recovery.from_dict({**cfg.to_dict(), "data": "ptb"})
+    resolved = Recovery("ptb", samples=3, seq_len=SEQ).resolve()
+    assert (resolved.dataset, resolved.tokens, resolved.samples) == ("ptb:train", 3 * SEQ, 3)
+    assert resolved.options["rank"] == 16 and resolved.lora.targets == PROJECTIONS

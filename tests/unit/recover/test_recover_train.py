@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from tests.conftest import tiny_model
+from tests.conftest import families, tiny_model
 from tests.unit.recover.recover_fixtures import SEQ, config
 
 from complaw.compress.checkpoint import load_compressed
@@ -34,7 +34,7 @@ def logits(model, ids):
         return model(ids).logits
 
 
-@pytest.mark.parametrize("family", ["llama", "qwen2"])
+@pytest.mark.parametrize("family", families())
 def test_only_lora_targets_change_and_merge_keeps_logits(family):
     model = tiny_model(family)
     adapter = adapter_for(model)

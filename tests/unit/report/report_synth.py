@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from complaw.study.records import config_id
+from complaw.experiment.records import config_id
 
 TASKS = ("arc_easy", "piqa")
 MEAN = f"zeroshot({','.join(TASKS)})"
@@ -79,7 +79,9 @@ def make_study(
                 comp = {"method": method, "ratio": r, "calibration": CALIBRATION[method],
                         "seed": 0, "options": {}}
                 for rec in rft:
-                    recovery = None if rec is None else {"dataset": rec[0], "tokens": rec[1]}
+                    recovery = None if rec is None else {
+                        "dataset": rec[0], "samples": None, "seq_len": 1024, "seed": 0,
+                        "options": {}, "tokens": rec[1]}
                     variants.append((comp, recovery, method))
         for comp, recovery, method in variants:
             r = comp["ratio"] if comp else 0.0
@@ -101,7 +103,8 @@ def make_study(
                                                       "value": L, "perplexity": float(np.exp(L))}],
                                    params=size))
             if zeroshot:
-                cfg = {**common, "eval": {"kind": "extrinsic", "tasks": list(TASKS), "limit": 50}}
+                cfg = {**common, "eval": {"kind": "extrinsic", "tasks": list(TASKS), "limit": 50,
+                                          "options": {}}}
                 accs = [value(L0, ACC_LAW[method]) for L0 in m["acc"]]
                 runtime = m["runtime"] * (1.0 if base else (1 + r) ** RUNTIME_BETA * jitter())
                 metrics = [{"metric": "accuracy", "dataset": t, "value": v, "acc": v,
@@ -111,7 +114,8 @@ def make_study(
                 metrics.append({"metric": "runtime", "dataset": MEAN, "value": runtime})
                 out.append(_record("evaluate", cfg, metrics, params=size))
             if speed:  # as complaw.evaluate.speed.speed_metrics writes them
-                cfg = {**common, "eval": {"kind": "speed", "prompt_len": 64, "new_tokens": 16}}
+                cfg = {**common, "eval": {"kind": "speed", "device": "cpu",
+                                          "options": {"prompt_len": 64, "new_tokens": 16}}}
                 factor = 1.0 if base else (1 + r) ** -RUNTIME_BETA * jitter()
                 metrics = [{"metric": "throughput", "dataset": phase, "value": tps * factor,
                             "unit": "tokens/s"} for phase, tps in zip(PHASES, m["tps"],

@@ -11,11 +11,11 @@ from report_synth import ACC_LAW, LOSS_LAW, MODELS, RUNTIME_BETA, make_study
 
 from complaw.cli import main
 from complaw.errors import RecordError
+from complaw.experiment.records import law_table
 from complaw.laws import fit
 from complaw.laws.forms import forms_for, get_form
 from complaw.laws.published import laws_from_file
 from complaw.report import FIGURES, TABLES, build_report
-from complaw.study.records import law_table
 
 
 def test_full_report_has_every_table_and_figure(full_report):

@@ -13,15 +13,14 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
 
-from complaw.study.records import new_record
+from complaw.experiment.records import Record
 from complaw.study.stages import STAGES, Resources, Stage, StageContext, register
 
 
-def _tick(ctx: StageContext) -> dict[str, Any]:
+def _tick(ctx: StageContext) -> Record:
     opts = ctx.config.options
-    model = ctx.chain["model"]
+    model = ctx.experiment.model
     if opts.get("log"):
         with open(opts["log"], "a", encoding="utf-8") as f:
             f.write(model + "\n")
@@ -29,13 +28,13 @@ def _tick(ctx: StageContext) -> dict[str, Any]:
     if model in opts.get("fail", ()):
         raise RuntimeError(f"stub failure for {model}")
     value = float("nan") if model in opts.get("nan", ()) else 1.0 + len(model) / 10
-    record = new_record("evaluate", ctx.chain, ctx.device)
-    record["metrics"] = [{"metric": "loss", "dataset": "stub", "value": value}]
+    record = Record.new("evaluate", ctx.experiment, ctx.device)
+    record.metrics = [{"metric": "loss", "dataset": "stub", "value": value}]
     return record
 
 
-def _crashy(ctx: StageContext) -> dict[str, Any]:
-    marker = Path(ctx.config.options["markers"]) / ctx.chain["model"]
+def _crashy(ctx: StageContext) -> Record:
+    marker = Path(ctx.config.options["markers"]) / ctx.experiment.model
     if not marker.exists():
         marker.write_text("crashed once")
         os._exit(1)

@@ -2,8 +2,7 @@
 
 import pytest
 
-from complaw.errors import CompressionError, ConfigError
-from complaw.study.config import (
+from complaw.config import (
     Compression,
     Experiment,
     Extrinsic,
@@ -12,7 +11,8 @@ from complaw.study.config import (
     chain_id,
     evaluation_from_dict,
 )
-from complaw.study.pipeline import intrinsic_config
+from complaw.errors import CompressionError, ConfigError
+from complaw.experiment.pipeline import experiment_of
 
 
 def test_defaults_spelled_out_or_not_are_the_same_experiment():
@@ -51,17 +51,18 @@ def test_round_trip_and_chain_ids():
     data = exp.to_dict()
     assert data["recovery"]["tokens"] == 16 * 256 and data["recovery"]["dataset"] == "alpaca:train"
     assert data["eval"] == {"kind": "extrinsic", "tasks": ["arc_easy", "piqa"], "limit": 10,
-                            "options": {}}
+                            "options": {"batch_size": 8, "num_fewshot": 0}}
     again = Experiment.from_dict(data)
     assert again == exp and again.id == exp.id and hash(again) == hash(exp)
     assert evaluation_from_dict(data["eval"]) == exp.eval
     comp_id = chain_id("m", "float32", exp.compression)
     assert comp_id != chain_id("m", "float32", exp.compression, exp.recovery)
-    with pytest.raises(ConfigError, match="recovery needs a compressed model"):
-        Experiment("m", Intrinsic(), recovery=Recovery("alpaca", 1))
+    with pytest.raises(ConfigError, match="dtype 'int8' is not one of"):
+        Experiment("m", Intrinsic(), dtype="int8")
 
 
-def test_intrinsic_config_is_an_experiment(tiny_checkpoint):
-    config = intrinsic_config(str(tiny_checkpoint), "ptb", seq_len=16, max_tokens=64)
+def test_experiment_of_a_model_round_trips(tiny_checkpoint):
+    experiment = experiment_of(str(tiny_checkpoint), Intrinsic("ptb", seq_len=16, max_tokens=64))
+    config = experiment.to_dict()
     assert Experiment.from_dict(config).resolve().to_dict() == config
     assert config["eval"]["data"] == ["ptb:test"] and config["compression"] is None

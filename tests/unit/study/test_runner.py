@@ -9,8 +9,10 @@ from typer.testing import CliRunner
 
 import tests.unit.study.stub_stages  # noqa: F401  (registers the tick stage)
 from complaw.cli import app
-from complaw.study.records import law_table
-from complaw.study.runner import StudyFolder, run_study, study_status
+from complaw.experiment.folder import StudyFolder
+from complaw.experiment.pipeline import experiment_of
+from complaw.experiment.records import law_table
+from complaw.study.runner import run_study, study_status
 from complaw.study.spec import parse_spec
 
 
@@ -167,3 +169,12 @@ def test_recovery_stage_shares_one_checkpoint_and_gives_records_their_d(tiny_che
     [rec] = [r["config"]["recovery"] for r in records if (r["config"]["recovery"] or {})
              .get("tokens") == 64]
     assert rec["options"]["rank"] == 4 and rec["options"]["alpha"] == 32.0  # defaults resolved
+    # `complaw evaluate` on the study's recovered checkpoint names the study's experiment
+    grid = tiny_spec_grid(spec)
+    [node] = [n for n in grid.records() if n.experiment.recovery is not None
+              and n.experiment.recovery.tokens == 64]
+    folder = StudyFolder(tmp_path / "s")
+    assert not folder.checkpoint_path(node.parent).exists()  # pruned once every record was done
+    run_study(spec, tmp_path / "again", progress=False, keep_checkpoints=True)
+    recovered = StudyFolder(tmp_path / "again").checkpoint_path(node.parent)
+    assert experiment_of(str(recovered), node.experiment.eval) == node.experiment

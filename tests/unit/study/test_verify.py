@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from complaw.cli import app
 from complaw.errors import LawError
+from complaw.experiment.records import law_table
 from complaw.laws import load_plan, plan
-from complaw.study.records import law_table
 from complaw.study.runner import run_study
 from complaw.study.spec import parse_spec
 from complaw.study.verify import verification_spec, verify_plan
@@ -61,7 +61,7 @@ def test_verification_runs_the_top_choice_with_the_source_settings(plan_file, tm
     out = tmp_path / "verify"
     record = verify_plan(spec, result, out, progress=False)
     assert json.loads((out / "verify.json").read_text()) == record
-    rows = law_table(out / "records")
+    rows = law_table(out)
     D = record["run"]["D"]
     measured = rows[(rows["r"] == 0.4) & (rows["D"] == D)]
     assert len(measured) == 1 and record["measured"]["L"] == measured["L"].iloc[0]
@@ -88,7 +88,7 @@ def test_verify_cli_and_its_errors(plan_file, tmp_path):
     assert payload["verify"]["run"]["r"] == payload["choices"][0]["r"]
     csv = tmp_path / "rows.csv"
     source = load_plan(plan_file).records
-    law_table(f"{source}/records").to_csv(csv, index=False)
+    law_table(source).to_csv(csv, index=False)
     spec = load_plan(plan_file)
     spec.records = str(csv)
     with pytest.raises(LawError, match="spec.yaml"):

@@ -62,6 +62,7 @@ class ZeroShotTask:
     docs: int
     hub: str
     subjects: tuple[str, ...] = ()  # the subtasks of a group task (mmlu)
+    base: str | None = None  # the task whose YAML this one's includes (lm-eval's `include:`)
 
     @property
     def local_name(self) -> str:
@@ -86,7 +87,8 @@ def _arrow(folder: str) -> str:
 TASKS.add("arc_easy", ZeroShotTask(
     "arc_easy", "acc_norm", ("arc/ARC-Easy-test.jsonl",), 2376, "allenai/ai2_arc"))
 TASKS.add("arc_challenge", ZeroShotTask(
-    "arc_challenge", "acc_norm", ("arc/ARC-Challenge-test.jsonl",), 1172, "allenai/ai2_arc"))
+    "arc_challenge", "acc_norm", ("arc/ARC-Challenge-test.jsonl",), 1172, "allenai/ai2_arc",
+    base="arc_easy"))
 TASKS.add("piqa", ZeroShotTask(
     "piqa", "acc_norm", ("piqa/valid.jsonl", "piqa/valid-labels.lst"), 1838, "baber/piqa"))
 TASKS.add("hellaswag", ZeroShotTask(
@@ -186,6 +188,10 @@ def write_tasks(
     if any(c in data for c in '"\\'):
         raise DataError(f"data directory {data!r} contains a quote or backslash; move it")
     write_text_atomic(folder / HELPERS, _template(HELPERS).substitute(DATA_DIR=data))
+    bases = {t.base for t in selected if t.base} - {t.name for t in selected}
+    for base in map(TASKS.get, sorted(bases)):  # what a task includes (read only if it runs)
+        write_text_atomic(folder / f"{base.local_name}.yaml",
+                          _template(f"{base.name}.yaml").substitute(DATA_DIR=data))
     out = []
     for task in selected:
         template = _template(f"{task.name}.yaml")

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from complaw.config import Experiment, StageConfig
 from complaw.errors import ConfigError, RecordError
+from complaw.experiment.records import Record
 from complaw.registry import Registry
-from complaw.study.config import StageConfig
 
 Slot = Literal["compression", "recovery", "eval"]
 
@@ -43,7 +44,7 @@ class StageContext:
     """What a stage's run function gets."""
 
     config: StageConfig  # the stage's own config (resolved)
-    chain: dict[str, Any]  # the experiment's config up to this stage (records: all of it)
+    experiment: Experiment | None  # record stages: the experiment whose record they make
     source: str  # what to load: the base model, or the folder of the checkpoint it reads
     output: Path  # checkpoint stages: the folder to create (atomically); records: the file
     device: str
@@ -56,8 +57,8 @@ class Stage:
     """One kind of stage execution (see the module docstring).
 
     run: checkpoint stages write `ctx.output` atomically (complaw.io.atomic_folder) and return
-    a summary dict; record stages return the record (complaw.study.records.new_record with
-    `ctx.chain` as config, metrics filled in); the runner marks it ok and writes it.
+    None; record stages return the `Record` of `ctx.experiment` with its metrics filled in; the
+    runner marks it ok and writes it.
     check: raises RecordError when an existing checkpoint folder is damaged (default: the
     manifest `complaw.json` parses and every .safetensors file is complete).
     """
@@ -66,7 +67,7 @@ class Stage:
     slot: Slot
     produces: Literal["checkpoint", "record"]
     inputs: tuple[str, ...]
-    run: Callable[[StageContext], dict[str, Any]]
+    run: Callable[[StageContext], Record | None]
     resources: Resources = field(default_factory=Resources)
     resolve_options: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
     check: Callable[[Path], None] | None = None

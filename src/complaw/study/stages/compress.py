@@ -1,30 +1,28 @@
-"""The `compress` stage: base model -> compressed checkpoint (study.pipeline.run_compress)."""
+"""The `compress` stage: base model -> compressed checkpoint (experiment.pipeline.run_compress)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
+from complaw.config import chain_id
 from complaw.errors import RecordError
-from complaw.study.config import chain_id
 from complaw.study.stages import Resources, Stage, StageContext, check_checkpoint, register
 
 
-def run(ctx: StageContext) -> dict[str, Any]:
-    from complaw.study.pipeline import run_compress
+def run(ctx: StageContext) -> None:
+    from complaw.experiment.pipeline import run_compress
 
-    result = run_compress(ctx.source, ctx.config, ctx.output, dtype=ctx.dtype, device=ctx.device,
-                          data_dir=ctx.data_dir)
-    return {"seconds": result.seconds, "achieved": result.achieved}
+    run_compress(ctx.source, ctx.config, ctx.output, dtype=ctx.dtype, device=ctx.device,
+                 data_dir=ctx.data_dir)
 
 
 def check(folder: Path) -> None:
     """A compressed checkpoint is whole and is the one its folder name (content id) says."""
     from complaw.compress.checkpoint import read_manifest
-    from complaw.study.config import Compression
+    from complaw.config import Compression
 
     check_checkpoint(folder)
-    config = read_manifest(folder)["extra"].get("config") or {}
+    config = read_manifest(folder).extra.get("config") or {}
     try:
         ident = chain_id(config["model"], config["dtype"],
                          Compression.from_dict(config["compression"]))

@@ -1,16 +1,16 @@
-"""The `intrinsic` evaluation stage: test cross-entropy (complaw.study.pipeline.run_intrinsic)."""
+"""The `intrinsic` evaluation stage: test cross-entropy
+(complaw.experiment.pipeline.run_intrinsic)."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from complaw.experiment.records import Record
 from complaw.study.stages import Resources, Stage, StageContext, register
 
 
-def run(ctx: StageContext) -> dict[str, Any]:
-    from complaw.study.pipeline import run_intrinsic
+def run(ctx: StageContext) -> Record:
+    from complaw.experiment.pipeline import run_intrinsic
 
-    return run_intrinsic(ctx.chain, None, ctx.device, ctx.data_dir, location=ctx.source)
+    return run_intrinsic(ctx.experiment, None, ctx.device, ctx.data_dir, location=ctx.source)
 
 
 register(Stage(

@@ -1,37 +1,26 @@
 """The `speed` evaluation stage: prefill and decode tokens/s and peak memory
-(complaw.study.pipeline.run_speed). A compressed or recovered model is timed interleaved with
+(complaw.experiment.pipeline.run_speed). A compressed or recovered model is timed interleaved with
 its base model in one process, so that its record keeps the measured speedup beside the
 FLOP-proportional ideal; a base model's record keeps its own throughput. The study's `Speed`
-`options` are complaw.evaluate.speed.SpeedConfig's fields, resolved with their defaults.
-Recovered checkpoints are not timed: a merged LoRA changes no shape, so their speed is their
-compressed input's."""
+`options` are complaw.config.SpeedOptions. Recovered checkpoints are not timed: a merged LoRA
+changes no shape, so their speed is their compressed input's."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
+from complaw.experiment.records import Record
 from complaw.study.stages import Resources, Stage, StageContext, register
 
 
-def resolve_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    from complaw.evaluate.speed import SpeedConfig
+def run(ctx: StageContext) -> Record:
+    from complaw.experiment.pipeline import run_speed
 
-    return SpeedConfig.from_dict(dict(options)).to_dict()
-
-
-def run(ctx: StageContext) -> dict[str, Any]:
-    from complaw.evaluate.speed import SpeedConfig
-    from complaw.study.pipeline import run_speed
-
-    base = ctx.chain["model"]
+    base = ctx.experiment.model
     baseline = None if ctx.source == base else base
-    return run_speed(ctx.chain, None, ctx.device, location=ctx.source,
-                     baseline_location=baseline, settings=SpeedConfig.from_dict(
-                         dict(ctx.config.options)))
+    return run_speed(ctx.experiment, None, ctx.device, location=ctx.source,
+                     baseline_location=baseline)
 
 
 register(Stage(
     name="speed", slot="eval", produces="record", inputs=("model", "compress"),
-    run=run, resources=Resources(cpus=1, gpus=1), resolve_options=resolve_options,
+    run=run, resources=Resources(cpus=1, gpus=1),
 ))

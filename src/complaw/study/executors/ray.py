@@ -13,27 +13,10 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from complaw.experiment.folder import StudyFolder
+from complaw.study.execution import Execution, Outcome, run_node, write_failed
+from complaw.study.executors.base import EXECUTORS, Executor, Report
 from complaw.study.grid import Node
-from complaw.study.records import write_record
-from complaw.study.runner import (
-    EXECUTORS,
-    Executor,
-    Outcome,
-    Report,
-    Settings,
-    StudyFolder,
-    _failed_record,
-    run_node,
-)
-from complaw.study.stages import STAGES
-
-
-def _options(node: Node, settings: Settings) -> dict[str, Any]:
-    custom = settings.resources.get(node.stage)
-    if custom is not None:
-        gpus = custom["gpus"] if settings.device != "cpu" else 0
-        return {"num_cpus": custom["cpus"], "num_gpus": gpus}
-    return STAGES.get(node.stage).resources.ray_options(settings.device)
 
 
 @EXECUTORS.register("ray")
@@ -45,7 +28,7 @@ class RayExecutor(Executor):
         self.address = address
         self.num_cpus = num_cpus
 
-    def run(self, todo: list[Node], folder: StudyFolder, settings: Settings,
+    def run(self, todo: list[Node], folder: StudyFolder, execution: Execution,
             report: Report) -> None:
         import ray
 
@@ -58,10 +41,11 @@ class RayExecutor(Executor):
         node_of: dict[Any, Node] = {}
         try:
             for node in todo:
+                resources = execution.resources_of(node.stage).ray_options(execution.device)
                 ref = remote.options(
-                    max_retries=settings.max_retries, retry_exceptions=False,
-                    name=f"{node.stage}:{node.id}", **_options(node, settings),
-                ).remote(str(folder.root), node, settings, refs.get(node.parent))
+                    max_retries=execution.max_retries, retry_exceptions=False,
+                    name=f"{node.stage}:{node.id}", **resources,
+                ).remote(str(folder.root), node, execution, refs.get(node.parent))
                 refs[node.id] = ref
                 node_of[ref] = node
             pending = list(refs.values())
@@ -74,8 +58,7 @@ class RayExecutor(Executor):
                     error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
                     outcome = Outcome(node.id, node.stage, "failed", error, node.stage)
                     if node.produces == "record":
-                        write_record(folder.records,
-                                     _failed_record(node, settings, error, node.stage))
+                        write_failed(folder, node, execution, error, node.stage)
                 report(node, outcome)
         except KeyboardInterrupt:
             for ref in refs.values():
