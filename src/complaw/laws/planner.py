@@ -112,6 +112,9 @@ class PlanSpec(BaseModel):
     ratios: list[float] = Field(default_factory=lambda: list(DEFAULT_RATIOS), min_length=1)
     objective: Literal["best", "smallest", "fastest"] = "best"
     level: float = Field(default=0.95, gt=0, lt=1)
+    assured: bool = False
+    """Meet the target with the worse end of the ``level`` prediction interval, not with the
+    point prediction (laws fitted on records; published laws have no interval)."""
     records: str | None = None
     """A study folder or CSV whose rows the candidates' laws are fitted on."""
     holdout: str = "r:0.5"
@@ -280,7 +283,8 @@ def plan(spec: PlanSpec) -> PlanResult:
     """
     t = spec.target
     acc = t.metric == "accuracy"
-    out = PlanResult(spec.objective, t.describe(), spec.level)
+    assured = f", {spec.level:.0%} assured" if spec.assured else ""
+    out = PlanResult(spec.objective, t.describe() + assured, spec.level)
     budget = spec.budget
     table = None
     if spec.records is not None:
@@ -322,9 +326,11 @@ def plan(spec: PlanSpec) -> PlanResult:
             if L > L0 if acc else L < L0:
                 why.append(f"the law ({law.form}) predicts a compressed model better than L0; "
                            "use a feasible form")
-            d_min = least_rft(law, L0, r, target, budget.rft_tokens)
+            d_min = least_rft(law, L0, r, target, budget.rft_tokens,
+                              spec.level if spec.assured else None)
             if not why and not math.isfinite(d_min):
-                why.append(f"{t.metric} target {target:.4g} not reached with rft_tokens "
+                how = f"with {spec.level:.0%} assurance " if spec.assured else ""
+                why.append(f"{t.metric} target {target:.4g} not reached {how}with rft_tokens "
                            f"{budget.rft_tokens:g}")
             for reason in why:
                 reasons.setdefault(reason, []).append(r)

@@ -272,15 +272,21 @@ def min_rft(
     return _bound(law, sigma, r, D, sign, np.array([sigma]), level, n_draws, seed)
 
 
-def least_rft(law: Law, L0: float, r: float, target: float, D_max: float) -> float:
+def least_rft(law: Law, L0: float, r: float, target: float, D_max: float,
+              assured: float | None = None) -> float:
     """The least D in [0, D_max] at which ``law`` predicts L >= target (accuracy) or
-    <= target (loss) at (L0, r); inf when even D_max misses it. For any form: bisection on
-    log(1 + D) to a relative 1e-9, assuming L improves with D (every registered form does
+    <= target (loss) at (L0, r); inf when even D_max misses it. With ``assured`` (a level,
+    e.g. 0.95), the worse end of that prediction interval must meet the target, not the point
+    prediction (a law without uncertainty uses its point prediction). For any form: bisection
+    on log(1 + D) to a relative 1e-9, assuming L improves with D (every registered form does
     with the signs it is fitted with; a law where RFT hurts gets D = 0 or inf)."""
     sign = _sign(law.metric)
 
     def meets(D: float) -> bool:
-        return bool(sign * (float(law.predict(L0, r, D).L[0]) - target) <= 0)
+        pred = law.predict(L0, r, D, level=assured or 0.95)
+        worse = pred.pi_high if sign > 0 else pred.pi_low
+        value = pred.L if assured is None or worse is None else worse
+        return bool(sign * (float(value[0]) - target) <= 0)
 
     if meets(0.0):
         return 0.0

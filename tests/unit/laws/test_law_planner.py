@@ -86,3 +86,30 @@ def test_bad_specs(tmp_path):
     path = tmp_path / "plan.yaml"
     path.write_text(yaml.safe_dump(SPEC))
     assert load_plan(path).candidates[0].name == "llama-3-8b"
+
+
+def test_assured_plans_meet_the_target_with_the_interval(tmp_path, loss_table):
+    """With `assured`, the worse end of the prediction interval meets the target at D_needed;
+    without it only the point prediction does, so assurance never allows a larger ratio."""
+    import json
+
+    from complaw.laws import fit
+
+    path = tmp_path / "laws.json"
+    path.write_text(json.dumps(fit(loss_table, "eq1").to_dict()))
+    spec = {
+        "target": {"metric": "loss", "value": 4.0},
+        "budget": {"rft_tokens": 1000},
+        "objective": "smallest",
+        "candidates": [{"name": "m", "params": 1e9, "L0": {"loss": 2.5},
+                        "law": f"{path}#fit:eq1:loss"}],
+    }
+    plain = plan(parse_plan(spec))
+    sure = plan(parse_plan(dict(spec, assured=True)))
+    assert sure.target.endswith("95% assured") and sure.choices
+    assert max(c.r for c in sure.choices) < max(c.r for c in plain.choices)
+    law = get_law(f"{path}#fit:eq1:loss")
+    for c in sure.choices:
+        assert law.predict(2.5, c.r, c.D_needed).pi_high[0] <= 4.0 + 1e-9
+    missed = [c for c in plain.choices if c.r not in {s.r for s in sure.choices}]
+    assert missed and all(law.predict(2.5, c.r, 1000).pi_high[0] > 4.0 for c in missed)
