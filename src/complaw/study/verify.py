@@ -47,7 +47,7 @@ def verification_spec(spec: PlanSpec, choice: Choice) -> dict[str, Any]:
             "in the candidate's where: {method: ...}"
         )
     kind = EVALUATION_OF[spec.target.metric]
-    evaluation = dict(source["evaluations"][kind] or {})
+    evaluation = dict(source["evaluations"][kind] or {}, recovered=True)  # the planned D's
     if kind == "intrinsic" and "dataset" in where:
         evaluation["data"] = [where["dataset"]]
     recovery = source.get("recovery")

@@ -56,6 +56,7 @@ def test_verification_runs_the_top_choice_with_the_source_settings(plan_file, tm
     assert (top.r, top.form) == (0.4, "onset")  # smallest: the largest ratio
     study = verification_spec(spec, top)
     assert study["ratios"] == [0.4] and [m["name"] for m in study["methods"]] == ["prunenet"]
+    assert study["evaluations"]["intrinsic"]["recovered"] is True  # also on the planned D
     assert study["recovery"]["samples"] == [0] or study["recovery"]["samples"][0] * 16 >= \
         top.D_needed
     out = tmp_path / "verify"
