@@ -10,6 +10,14 @@ from rich.table import Table
 from typer import Argument, Option
 
 from complaw.cli.app import app, console, err_console, quiet_transformers
+from complaw.cli.design import (
+    BatchOption,
+    BudgetOption,
+    ByOption,
+    FormOption,
+    MetricOption,
+    design_spec,
+)
 
 
 @app.command("run")
@@ -40,14 +48,40 @@ def run_command(
     data_dir: Annotated[
         Path | None, Option(help="Dataset folder (default: $COMPLAW_DATA_DIR).")
     ] = None,
+    design: Annotated[
+        str | None, Option(help="full (every experiment) or adaptive (only those that tell "
+                                "most about the law per unit of cost, up to --budget); "
+                                "default: the spec's design, else full.")
+    ] = None,
+    budget: BudgetOption = None,
+    batch: BatchOption = None,
+    ci_width: Annotated[float | None, Option(
+        help="Adaptive: also stop once every coefficient's 95 % CI is narrower than this.")
+    ] = None,
+    form: FormOption = None,
+    by: ByOption = None,
+    metric: MetricOption = None,
 ) -> None:
-    """Run every experiment of SPEC that the study folder OUT does not hold yet, then fit the
-    laws and write the report; the last line printed is the report's index.html."""
+    """Run every experiment of SPEC that the study folder OUT does not hold yet (with
+    --design adaptive: the batches the design chooses), then fit the laws and write the
+    report; the last line printed is the report's index.html."""
+    from complaw.errors import ConfigError
     from complaw.study.grid import describe, expand
     from complaw.study.runner import run_study
     from complaw.study.spec import load_spec
 
     study = load_spec(spec)
+    if design not in (None, "full", "adaptive"):
+        raise ConfigError(f"--design {design}: give full or adaptive")
+    flags = (budget, batch, ci_width, form, by, metric)
+    if design == "adaptive" or (design is None and study.design is not None):
+        study = study.model_copy(update={"design": design_spec(
+            study.design, budget, batch, form, by, metric, ci_width)})
+    elif any(f is not None for f in flags):
+        raise ConfigError("--budget, --batch, --ci-width, --form, --by and --metric belong to "
+                          "an adaptive design; add --design adaptive")
+    else:
+        study = study.model_copy(update={"design": None})
     if dry_run:
         grid = expand(study)
         table = Table(title=f"study {study.name}: the grid", show_header=False)
@@ -60,8 +94,18 @@ def run_command(
     out = out or Path("runs") / study.name
     quiet_transformers()
     options = {"address": address} if executor == "ray" else {}
-    summary = run_study(study, out, executor=executor, retry_failed=retry_failed,
-                        keep_checkpoints=keep_checkpoints, data_dir=data_dir, **options)
+    if study.design is not None:
+        from complaw.study.design import run_adaptive
+
+        summary = run_adaptive(study, out, executor=executor, retry_failed=retry_failed,
+                               keep_checkpoints=keep_checkpoints, data_dir=data_dir, **options)
+        last = summary.steps[-1]
+        console.print(f"design: {len(last.chosen)} of {summary.units} experiments "
+                      f"chosen, {last.spent / last.total:.1%} of the grid's cost; "
+                      f"{last.stop or 'stopped'}", highlight=False, soft_wrap=True)
+    else:
+        summary = run_study(study, out, executor=executor, retry_failed=retry_failed,
+                            keep_checkpoints=keep_checkpoints, data_dir=data_dir, **options)
     for problem in summary.problems:
         err_console.print(f"[yellow]recomputing:[/] {problem}", highlight=False)
     ran = ", ".join(f"{stage} {n}" for stage, n in sorted(summary.ran.items())) or "nothing"
@@ -91,8 +135,10 @@ def run_command(
 def status_command(
     study: Annotated[Path, Argument(help="Study folder written by `complaw run`.")],
 ) -> None:
-    """Done / failed / pending stage executions per stage of a study folder."""
-    from complaw.study.runner import study_status
+    """Done / failed / pending stage executions per stage of a study folder; for an adaptive
+    study also the design's progress: experiments and cost used, CI widths."""
+    from complaw.experiment.folder import StudyFolder
+    from complaw.study.runner import load_spec, study_status
 
     table = Table(title=f"study {study}")
     for column in ("stage", "done", "failed", "pending"):
@@ -100,3 +146,13 @@ def status_command(
     for stage, s in study_status(study).items():
         table.add_row(stage, f"{s.done:,}", f"{s.failed:,}", f"{s.pending:,}")
     console.print(table)
+    spec = load_spec(StudyFolder(study))
+    if spec.design is not None:
+        from complaw.study.design import design_status
+
+        progress = Table(title="adaptive design", show_header=False)
+        progress.add_column()
+        progress.add_column(justify="right")
+        for name, value in design_status(study, spec).rows():
+            progress.add_row(name, value)
+        console.print(progress)

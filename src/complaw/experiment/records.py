@@ -224,9 +224,9 @@ def _variant_key(record: Record, dataset: str) -> str:
 
 
 def law_table(folder: str | Path) -> pd.DataFrame:
-    """Rows for fitting laws (columns LAW_COLUMNS and the experiment's ``seed``, which the
-    laws' noise floor reads): one per metric of each compressed or
-    recovered model, with L0 taken from the matching base record (same config but for
+    """Rows for fitting laws (columns LAW_COLUMNS, the experiment's ``seed``, which the
+    laws' noise floor reads, and the record id as ``experiment``): one per metric of each
+    compressed or recovered model, with L0 taken from the matching base record (same config but for
     compression and recovery, and the same data variant). Metrics without a base are skipped
     and counted in `.attrs["unmatched"]`. Where one dataset was measured on several data
     variants, its rows are named `dataset@variant`, so that no law mixes them."""
@@ -266,7 +266,8 @@ def law_table(folder: str | Path) -> pd.DataFrame:
                 "r": comp.ratio if comp else 0.0,
                 "D": rec.tokens if rec else 0,
                 "seed": comp.seed if comp else rec.seed,
+                "experiment": r.id,
             })
-    df = pd.DataFrame(rows, columns=[*LAW_COLUMNS, "seed"])
+    df = pd.DataFrame(rows, columns=[*LAW_COLUMNS, "seed", "experiment"])
     df.attrs["unmatched"] = unmatched
     return df

@@ -27,7 +27,7 @@ import pandas as pd
 
 from complaw.errors import LawError
 from complaw.laws.forms import Form, get_form
-from complaw.laws.table import NUMERIC_COLUMNS, validate
+from complaw.laws.table import COLUMNS, NUMERIC_COLUMNS, validate
 
 Folds = list[tuple[np.ndarray, np.ndarray]]
 """(train, test) positional row indices, one pair per fold."""
@@ -205,7 +205,7 @@ def noise_floor(df: pd.DataFrame, seed_column: str = "seed") -> dict[str, Any] |
     beat. None when the table has fewer than two seeds."""
     if seed_column not in df.columns or df[seed_column].nunique() < 2:
         return None
-    keys = [c for c in df.columns if c not in ("L", seed_column)]
+    keys = [c for c in COLUMNS if c != "L"]
     errors = []
     for _, cell in df.groupby(keys, sort=False, dropna=False):
         if cell[seed_column].nunique() < 2:

@@ -77,10 +77,14 @@ class Todo:
         return Counter(n.stage for n in self.nodes)
 
 
-def todo(grid: Grid, folder: StudyFolder, retry_failed: bool = False) -> Todo:
+def todo(grid: Grid, folder: StudyFolder, retry_failed: bool = False,
+         select: set[str] | None = None) -> Todo:
+    """What to run for every record node (only those in ``select``, when given)."""
     problems: list[str] = []
     needed: set[str] = set()
     for node in grid.records():
+        if select is not None and node.id not in select:
+            continue
         try:
             record = read_record(folder, node.id)
         except RecordError as exc:
@@ -134,10 +138,13 @@ def _bars(totals: Counter, experiments: int) -> Iterator[Report]:
         yield advance
 
 
-def prune(grid: Grid, folder: StudyFolder) -> int:
-    """Remove checkpoints whose every consumer experiment is done ok; returns how many."""
+def prune(grid: Grid, folder: StudyFolder, select: set[str] | None = None) -> int:
+    """Remove checkpoints whose every consumer experiment (in ``select``, when given) is done
+    ok; returns how many."""
     removed = 0
     for ckpt, consumers in grid.consumers().items():
+        if select is not None:
+            consumers = [i for i in consumers if i in select]
         path = folder.checkpoint_path(ckpt)
         if not path.is_dir():
             continue
@@ -154,15 +161,16 @@ def prune(grid: Grid, folder: StudyFolder) -> int:
 def run_study(
     spec: Spec, out: str | Path, executor: str = "local", retry_failed: bool = False,
     keep_checkpoints: bool = False, data_dir: str | Path | None = None,
-    progress: bool = True, **executor_options: Any,
+    progress: bool = True, select: set[str] | None = None, **executor_options: Any,
 ) -> RunSummary:
-    """Run every missing experiment of `spec` in the study folder `out` (see module docs)."""
+    """Run every missing experiment of `spec` (of those in ``select``, when given) in the
+    study folder `out` (see module docs)."""
     grid = expand(spec)
     make_executor = EXECUTORS.get(executor)
     folder = StudyFolder(out).create()
     save_spec(folder, spec)
     folder.clean_partial()
-    the_todo = todo(grid, folder, retry_failed)
+    the_todo = todo(grid, folder, retry_failed, select)
     execution = Execution(
         device=spec.device, data_dir=None if data_dir is None else str(data_dir),
         plugins=tuple(spec.plugins),
@@ -200,7 +208,7 @@ def run_study(
     finally:
         folder.clean_partial()
     if not keep_checkpoints and not summary.interrupted:
-        summary.pruned = prune(grid, folder)
+        summary.pruned = prune(grid, folder, select)
     return summary
 
 

@@ -26,6 +26,7 @@ evaluations:                      # at least one
 plugins: [my_package.stages]      # optional: modules that register more stages
 resources:                        # optional: per-stage Ray resources
   compress: {cpus: 4, gpus: 1}
+design: {budget: 0.25, batch: 4}  # optional: an adaptive design (complaw.laws.design)
 ```
 
 `load_spec` validates it with pydantic; every error names the key path and, where the value
@@ -128,6 +129,30 @@ class ResourceSpec(_Model):
     gpus: float = Field(0, ge=0)
 
 
+class DesignSpec(_Model):
+    """An adaptive design (complaw.laws.design): run only the experiments that tell most about
+    the law per unit of cost, up to a budget. `complaw run --design adaptive` sets it."""
+
+    kind: Literal["adaptive"] = "adaptive"
+    budget: float | str = 0.25      # a fraction of the grid's cost, or 900s / 30m / 2h
+    batch: int = Field(4, ge=1)     # experiments chosen per step (run together, e.g. on Ray)
+    ci_width: float | None = Field(None, gt=0)  # stop once every 95 % CI is narrower
+    metric: Literal["loss", "accuracy"] = "loss"
+    form: str | None = None         # the law form (default: the metric's)
+    by: list[str] = []              # one law per group of these columns
+
+    @field_validator("budget")
+    @classmethod
+    def _budget(cls, value: float | str) -> float | str:
+        from complaw.laws.design import Budget
+
+        try:
+            Budget.parse(value)
+        except ComplawError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
 class Spec(_Model):
     name: str = "study"
     models: list[str] = Field(min_length=1)
@@ -140,6 +165,7 @@ class Spec(_Model):
     evaluations: EvaluationsSpec
     plugins: list[str] = []
     resources: dict[str, ResourceSpec] = {}
+    design: DesignSpec | None = None
 
     @field_validator("ratios")
     @classmethod
@@ -226,6 +252,15 @@ def parse_spec(data: Any, source: str = "spec") -> Spec:
     except ValidationError as exc:
         lines = [_message(e) for e in exc.errors()]
         raise ConfigError(f"{source} is invalid: " + "; ".join(lines)) from None
+
+
+def parse_design(data: dict[str, Any]) -> DesignSpec:
+    """Validate design settings (a spec's ``design:``, with command-line flags on top)."""
+    try:
+        return DesignSpec.model_validate(data)
+    except ValidationError as exc:
+        lines = [_message({**e, "loc": ("design", *e["loc"])}) for e in exc.errors()]
+        raise ConfigError("; ".join(lines)) from None
 
 
 def shipped_specs() -> list[str]:
