@@ -8,6 +8,8 @@ and of reporting; on a cluster it must be on a filesystem every worker sees):
                                    `.<id>.*.tmp` folder, never taken as done
     STUDY/log.jsonl                one line per stage execution the runner saw finish
     STUDY/report/                  the report (`complaw report`)
+    STUDY/design.json              an adaptive study's steps and held-out error against cost
+                                   (for the report; the design itself is rebuilt from records)
 
 A plain folder of record files (what `complaw evaluate --out DIR` writes) is read as a study
 folder without spec, checkpoints or log: its records are the folder itself.
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from complaw.errors import RecordError
-from complaw.io import ensure_dir, write_text_atomic
+from complaw.io import ensure_dir, write_json_atomic, write_text_atomic
 
 
 class StudyFolder:
@@ -30,6 +32,7 @@ class StudyFolder:
     CHECKPOINTS = "checkpoints"
     LOG = "log.jsonl"
     REPORT = "report"
+    DESIGN = "design.json"
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -37,6 +40,7 @@ class StudyFolder:
         self.log = self.root / self.LOG
         self.spec = self.root / self.SPEC
         self.report = self.root / self.REPORT
+        self.design = self.root / self.DESIGN
 
     @property
     def records(self) -> Path:
@@ -93,6 +97,16 @@ class StudyFolder:
 
     def write_spec(self, text: str) -> None:
         write_text_atomic(self.spec, text)
+
+    def write_design(self, summary: dict[str, Any]) -> None:
+        write_json_atomic(self.design, summary)
+
+    def read_design(self) -> dict[str, Any] | None:
+        """The adaptive design's summary (None when the study has none or it is damaged)."""
+        try:
+            return json.loads(self.design.read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
 
     def spec_text(self) -> str | None:
         """The spec as written (None when the folder has none)."""

@@ -429,6 +429,56 @@ def _random_subset(pool: Pool, seed_units: list[str], budget: float, costs: dict
     return chosen
 
 
+def _random_mapes(table: pd.DataFrame, design: AdaptiveDesign, spent: float,
+                  costs: dict[str, float], seeds: int, seed: int) -> np.ndarray:
+    """Held-out MAPEs of ``seeds`` random subsets of ``table``'s units costing at most
+    ``spent`` (each with the seed design), each judged on the units it left out."""
+    pool = design.pool.subset(table["unit"].unique().tolist() + design.seed)
+    out = []
+    for i in range(seeds):
+        subset = set(_random_subset(pool, design.seed, spent, costs,
+                                    np.random.default_rng(seed + i)))
+        fits = design._fit(table[table["unit"].isin(subset)].reset_index(drop=True))
+        rest = table[~table["unit"].isin(subset)]
+        value = mape(fits, rest, design.by) if fits is not None and len(rest) else None
+        if value is not None:
+            out.append(value)
+    return np.asarray(out, dtype=float)
+
+
+def _spread(values: np.ndarray) -> dict[str, Any]:
+    if not len(values):
+        return {"median_mape_pct": None, "p10": None, "p90": None, "seeds": 0}
+    return {"median_mape_pct": float(np.median(values)),
+            "p10": float(np.percentile(values, 10)), "p90": float(np.percentile(values, 90)),
+            "seeds": len(values)}
+
+
+def curve(table: pd.DataFrame, design: AdaptiveDesign, steps: Sequence[Step],
+          seeds: int = 10, seed: int = 0) -> pd.DataFrame:
+    """Held-out error against the fraction of cost spent, one row per step of the design that
+    left units of ``table`` unchosen: the adaptive law's MAPE on them, and the median and
+    10th-90th percentiles of random subsets of the same cost (`replay`'s comparison). The
+    units of ``table`` are the universe: the whole grid in a replay, the units an adaptive
+    study ran in its report."""
+    table = table[table["metric"] == design.metric].reset_index(drop=True)
+    costs = design.pool.costs(design.pool.units)
+    total = design.pool.total(costs)
+    rows = []
+    for step in steps:
+        if step.fits is None:
+            continue
+        held = table[~table["unit"].isin(set(step.chosen))]
+        if held.empty:
+            continue
+        spent = design.pool.cost_of(step.chosen, set(), costs)
+        rows.append({"step": step.index, "experiments": len(step.chosen),
+                     "cost_fraction": spent / total,
+                     "adaptive_mape_pct": mape(step.fits, held, design.by),
+                     **_spread(_random_mapes(table, design, spent, costs, seeds, seed))})
+    return pd.DataFrame(rows)
+
+
 def replay(table: pd.DataFrame, design: AdaptiveDesign, seeds: int = 10, seed: int = 0
            ) -> Replay:
     """Replay the adaptive design on a completed grid: ``table`` holds every unit's law rows
@@ -457,25 +507,12 @@ def replay(table: pd.DataFrame, design: AdaptiveDesign, seeds: int = 10, seed: i
     full = fit(table, design.form, design.by)
     costs = pool.costs(pool.units)  # every unit ran: the grid's true costs
     spent, total = pool.cost_of(chosen, set(), costs), pool.total(costs)
-    mapes = []
-    for i in range(seeds):
-        subset = _random_subset(pool, design.seed, spent, costs,
-                                np.random.default_rng(seed + i))
-        fits = design._fit(observe(subset))
-        rest = table[~table["unit"].isin(set(subset))]
-        value = mape(fits, rest, design.by) if fits is not None and len(rest) else None
-        if value is not None:
-            mapes.append(value)
-    arr = np.asarray(mapes, dtype=float)
     return Replay(
         budget=str(design.budget),
         adaptive={"mape_pct": mape(last.fits, held, design.by) if len(held) else None,
                   "cost_fraction": spent / total, "n": len(chosen),
                   "rows_heldout": len(held), "form": design.form.name},
         full={"mape_pct": mape(full, held, design.by) if len(held) else None},
-        random={"median_mape_pct": float(np.median(arr)) if len(arr) else None,
-                "p10": float(np.percentile(arr, 10)) if len(arr) else None,
-                "p90": float(np.percentile(arr, 90)) if len(arr) else None,
-                "seeds": len(arr)},
+        random=_spread(_random_mapes(table, design, spent, costs, seeds, seed)),
         steps=len(steps),
     )

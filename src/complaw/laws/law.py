@@ -56,7 +56,8 @@ def _scale(form: Form, L: np.ndarray) -> np.ndarray:
 
 
 def _unscale(form: Form, z: np.ndarray) -> np.ndarray:
-    return np.exp(z) if form.log_response else z
+    with np.errstate(over="ignore"):  # an interval that wide is unbounded: inf
+        return np.exp(z) if form.log_response else z
 
 
 @dataclass

@@ -176,7 +176,8 @@ def _feasible_mask(p: dict[str, np.ndarray], law: Law, sign: float) -> np.ndarra
 
 
 def _r_crit(p: dict[str, np.ndarray], sigma: float) -> np.ndarray:
-    return (sigma * np.exp(-p[CONST])) ** (1.0 / p["beta"]) - 1.0
+    with np.errstate(over="ignore"):  # a draw with beta near 0 has r_crit = inf
+        return (sigma * np.exp(-p[CONST])) ** (1.0 / p["beta"]) - 1.0
 
 
 def _d_min(p: dict[str, np.ndarray], s: np.ndarray, r: np.ndarray, sign: float) -> np.ndarray:

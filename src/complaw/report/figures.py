@@ -343,6 +343,33 @@ def critical(a: Analysis) -> Figure:
     return fig
 
 
+def design_curve(a: Analysis) -> Figure:
+    """An adaptive study's held-out error against the fraction of the grid's cost spent: the
+    design's law at each step, and random subsets of the same cost (median, 10th-90th
+    percentile), each judged on the study's experiments it had not run (design.json)."""
+    from complaw.experiment.folder import StudyFolder
+
+    summary = StudyFolder(a.study.folder).read_design()
+    if not summary:
+        raise Skip("not an adaptive study (no design.json; run with --design adaptive)")
+    points = pd.DataFrame(summary.get("curve") or [])
+    if points.empty or points["adaptive_mape_pct"].isna().all():
+        raise Skip("the design stopped before any step left experiments to predict")
+    fig, axes = panels(1, 1, 5.6, 3.8)
+    ax = axes[0][0]
+    x = 100 * points["cost_fraction"]
+    if points["median_mape_pct"].notna().any():
+        ax.fill_between(x, points["p10"], points["p90"], color=color(1), alpha=0.2,
+                        linewidth=0, label="random, 10th-90th percentile")
+        observed(ax, x, points["median_mape_pct"], "random subsets (median)", color(1))
+    observed(ax, x, points["adaptive_mape_pct"], f"adaptive ({summary.get('form')})", color(0))
+    ax.set_xlabel("cost spent (% of the grid)")
+    ax.set_ylabel("held-out MAPE of L (%)")
+    ax.set_title("law error on the experiments not yet run", fontsize=8)
+    legend(ax)
+    return fig
+
+
 for _spec in (
     FigureSpec("fig01", "Figure 1: accuracy against r (calibration-free)",
                "Zero-shot accuracy per task and their mean, without and with RFT.",
@@ -384,5 +411,9 @@ for _spec in (
                partial(metric_vs_r, metric="accuracy", calibrated=True)),
     FigureSpec("fig10", "Figure 10: per-dataset laws",
                "Test loss against r per test dataset with Table 6's law.", per_dataset),
+    FigureSpec("design", "Adaptive design: held-out error against cost",
+               "Held-out MAPE of the law after each step of the adaptive design, against the "
+               "share of the grid's cost spent; beside it, random subsets of the same cost. "
+               "Each is judged on the study's experiments it had not run.", design_curve),
 ):
     FIGURES.add(_spec.name, _spec)

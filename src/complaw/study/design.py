@@ -29,7 +29,16 @@ import pandas as pd
 from complaw.errors import RecordError
 from complaw.experiment.folder import StudyFolder
 from complaw.experiment.records import law_table
-from complaw.laws.design import AdaptiveDesign, Budget, DesignError, Pool, Replay, Step, replay
+from complaw.laws.design import (
+    AdaptiveDesign,
+    Budget,
+    DesignError,
+    Pool,
+    Replay,
+    Step,
+    curve,
+    replay,
+)
 from complaw.study.grid import Grid, Node, expand
 from complaw.study.runner import RunSummary, load_spec, prune, read_record, run_study, save_spec
 from complaw.study.spec import DesignSpec, Spec
@@ -187,7 +196,10 @@ def observed(folder: StudyFolder, study: StudyPool, units: Sequence[str]) -> pd.
     return table.reset_index(drop=True)
 
 
-def make_design(spec: Spec, study: StudyPool, design: DesignSpec) -> AdaptiveDesign:
+def make_design(spec: Spec, study: StudyPool, design: DesignSpec | None) -> AdaptiveDesign:
+    """The adaptive design ``design`` on the pool of ``spec``'s grid."""
+    if design is None:
+        raise DesignError("the spec has no design; give --design adaptive or a design: key")
     metrics = {"intrinsic": "loss", "extrinsic": "accuracy"}
     kinds = {n.stage for n in study.grid.records()}
     if design.metric not in {metrics[k] for k in kinds if k in metrics}:
@@ -229,15 +241,14 @@ def missing_records(folder: StudyFolder, study: StudyPool, units: Sequence[str])
     return out
 
 
-def run_adaptive(spec: Spec, out: str | Path, design: DesignSpec, **run_options: Any
-                 ) -> AdaptiveRun:
-    """Run the adaptive design of ``spec`` in study folder ``out``: each step's batch is run
-    with `run_study` (only its experiments); a rerun replays the finished steps from the
-    records and goes on where it stopped. ``run_options`` go to `run_study`."""
+def run_adaptive(spec: Spec, out: str | Path, **run_options: Any) -> AdaptiveRun:
+    """Run the adaptive design of ``spec`` (its ``design``) in study folder ``out``: each
+    step's batch is run with `run_study` (only its experiments); a rerun replays the finished
+    steps from the records and goes on where it stopped. ``run_options`` go to `run_study`."""
     grid = expand(spec)
     folder = StudyFolder(out)
     study = build_pool(grid, folder)
-    the_design = make_design(spec, study, design)
+    the_design = make_design(spec, study, spec.design)
     folder.create()
     save_spec(folder, spec)
     result = AdaptiveRun(units=len(study.pool.units))
@@ -250,10 +261,26 @@ def run_adaptive(spec: Spec, out: str | Path, design: DesignSpec, **run_options:
                                  **run_options))
             if result.interrupted:
                 return result
+    chosen = result.steps[-1].chosen
     if not keep:
-        result.pruned = prune(grid, folder, {i for u in result.steps[-1].chosen
-                                             for i in study.records[u]})
+        result.pruned = prune(grid, folder, {i for u in chosen for i in study.records[u]})
+    folder.write_design(summary(spec.design, the_design, result.steps,
+                                observed(folder, study, chosen)))
     return result
+
+
+def summary(settings: DesignSpec, design: AdaptiveDesign, steps: list[Step],
+            table: pd.DataFrame, seeds: int = 10) -> dict[str, Any]:
+    """What design.json holds: the settings, each step (batch, cost, CI widths, why it
+    stopped) and the held-out error against cost of the study's own records (`curve`)."""
+    return {
+        "settings": settings.model_dump(mode="json"),
+        "form": design.form.name,
+        "steps": [{"index": s.index, "batch": s.batch, "experiments": len(s.chosen),
+                   "spent_s": s.spent, "budget_s": s.budget, "grid_s": s.total,
+                   "stop": s.stop, "ci_widths": s.ci_widths()} for s in steps],
+        "curve": curve(table, design, steps, seeds).to_dict("records"),
+    }
 
 
 @dataclass

@@ -1,0 +1,151 @@
+"""Adaptive studies on a tiny real model: only the chosen experiments run, the design is rebuilt
+from the records (a study killed mid-batch resumes with the same batch), status, replay, and
+bad input that writes nothing."""
+
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from complaw.cli import app, main
+from complaw.experiment.folder import StudyFolder
+from complaw.study.design import build_pool, design_status, run_adaptive
+from complaw.study.grid import expand
+from complaw.study.spec import parse_spec
+
+QUICKSTART = "tests/unit/data/quickstart"
+
+
+@pytest.fixture
+def spec_dict(tiny_checkpoint, tiny_data_dir):
+    return {
+        "models": [str(tiny_checkpoint)],
+        "ratios": [0.2, 0.4, 0.6, 0.8],
+        "methods": [{"name": "prunenet"}],
+        "recovery": {"datasets": ["ptb:train"], "samples": [0, 1, 2], "seq_len": 16,
+                     "options": {"batch_size": 1}},
+        "evaluations": {"intrinsic": {"data": ["ptb:test", "ptb:valid"], "seq_len": 16,
+                                      "max_tokens": 64}},
+        "design": {"budget": 0.7, "batch": 2},
+    }
+
+
+@pytest.fixture
+def finished(spec_dict, tmp_path):
+    """An adaptive study run to its end."""
+    spec = parse_spec(spec_dict)
+    out = tmp_path / "study"
+    return spec, out, run_adaptive(spec, out, progress=False)
+
+
+def fails(argv, monkeypatch, capsys) -> str:
+    """Run `complaw ARGV` as the console script does; assert it fails with one line (exit 2)
+    and return that line."""
+    monkeypatch.setattr("sys.argv", ["complaw", *map(str, argv)])
+    capsys.readouterr()  # what ran before
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def records_of(study, units, path):
+    return {i for u in units for i in study.records[u]} & {p.stem for p in path.glob("*.json")}
+
+
+def test_only_the_chosen_experiments_run_within_the_budget(finished, tmp_path, monkeypatch,
+                                                            capsys):
+    spec, out, result = finished
+    last = result.steps[-1]
+    assert last.stop == "the budget is spent"
+    assert result.failed == 0 and result.done == len(list((out / "records").iterdir()))
+    study = build_pool(expand(spec), StudyFolder(out))
+    chosen = last.chosen
+    assert len(chosen) == len(set(chosen)) < len(study.pool.units)
+    written = {p.stem for p in (out / "records").glob("*.json")}
+    assert written == {i for u in chosen for i in study.records[u]}
+    assert last.spent <= last.budget
+    assert list((out / "checkpoints").iterdir()) == []  # pruned at the end
+
+    summary = json.loads((out / "design.json").read_text())
+    assert [s["index"] for s in summary["steps"]] == [s.index for s in result.steps]
+    assert summary["curve"] and all(0 < p["cost_fraction"] < 1 for p in summary["curve"])
+    from complaw.report import build_report
+
+    report = build_report(out)
+    assert "design" in report.figures and (out / "report" / "figures" / "design.png").is_file()
+
+    again = run_adaptive(spec, out, progress=False)  # everything is in the records
+    assert sum(again.ran.values()) == 0 and again.steps[-1].chosen == chosen
+
+    shown = CliRunner().invoke(app, ["status", str(out)])
+    assert shown.exit_code == 0, shown.output
+    assert "adaptive design" in shown.output and "finished: the budget is spent" in shown.output
+    assert "cost used" in shown.output and "CI width loss alpha" in shown.output
+
+    # replay needs two experiments per coefficient: the seed design alone is too few
+    few = tmp_path / "few"
+    (few / "records").mkdir(parents=True)
+    shutil.copy(out / "spec.yaml", few / "spec.yaml")
+    for ident in records_of(study, result.steps[0].batch, out / "records"):
+        shutil.copy(out / "records" / f"{ident}.json", few / "records")
+    before = sorted(p.name for p in few.rglob("*"))
+    assert "two experiments per coefficient" in fails(["design", "replay", few], monkeypatch,
+                                                      capsys)
+    assert sorted(p.name for p in few.rglob("*")) == before
+
+
+def test_a_study_killed_mid_batch_resumes_with_the_same_batch(finished, tmp_path):
+    spec, out, result = finished
+    step = result.steps[2]  # the second batch the design chose after the seed
+    assert len(step.batch) == 2
+    study = build_pool(expand(spec), StudyFolder(out))
+    killed = tmp_path / "killed"
+    (killed / "records").mkdir(parents=True)
+    shutil.copy(out / "spec.yaml", killed / "spec.yaml")
+    shutil.copy(out / "log.jsonl", killed / "log.jsonl")
+    done = step.chosen + step.batch[:1]  # killed after the first experiment of the batch
+    for ident in records_of(study, done, out / "records"):
+        shutil.copy(out / "records" / f"{ident}.json", killed / "records")
+
+    status = design_status(killed, spec)
+    assert not status.finished and status.step.index == step.index
+    assert status.step.batch == step.batch and status.batch_done == 1
+
+    resumed = run_adaptive(spec, killed, progress=False)
+    assert resumed.steps[step.index].batch == step.batch
+    # the first execution ran only the missing experiment of the batch, then went on
+    assert resumed.done >= len(study.records[step.batch[1]])
+
+
+def test_replay_on_the_default_study_records():
+    runner = CliRunner()
+    args = ["design", "replay", QUICKSTART, "--budget", "0.4", "--seeds", "3", "--by", "method",
+            "--json"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    payload = json.loads(first.output)
+    assert payload == json.loads(runner.invoke(app, args).output)
+    assert payload["adaptive"]["cost_fraction"] <= 0.4 and payload["random"]["seeds"] == 3
+    assert payload["full"]["mape_pct"] > 0
+
+
+@pytest.mark.parametrize("change, args, message", [
+    ({}, ["--budget", "0"], "budget"),
+    ({}, ["--budget", "1.5"], "budget"),
+    ({"ratios": [0.5], "recovery": None}, [], "no law to fit"),
+    ({"evaluations": {"speed": {}}}, [], "no law to fit"),
+])
+def test_bad_adaptive_runs_write_nothing(spec_dict, tmp_path, change, args, message,
+                                         monkeypatch, capsys):
+    import yaml
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({**spec_dict, **change}))
+    out = tmp_path / "out"
+    err = fails(["run", spec, "--out", out, "--design", "adaptive", *args], monkeypatch, capsys)
+    assert message in err
+    assert not out.exists()
