@@ -228,7 +228,10 @@ class AdaptiveRun(RunSummary):
         self.interrupted = self.interrupted or batch.interrupted
 
 
-def missing_records(folder: StudyFolder, study: StudyPool, units: Sequence[str]) -> list[str]:
+def missing_records(folder: StudyFolder, study: StudyPool, units: Sequence[str],
+                    failed: bool = False) -> list[str]:
+    """The record ids of ``units`` not in the folder (damaged ones too; ``failed``: and the
+    failed ones)."""
     out = []
     for unit in units:
         for ident in study.records[unit]:
@@ -236,7 +239,7 @@ def missing_records(folder: StudyFolder, study: StudyPool, units: Sequence[str])
                 record = read_record(folder, ident)
             except RecordError:
                 record = None
-            if record is None:
+            if record is None or (failed and not record.ok):
                 out.append(ident)
     return out
 
@@ -255,7 +258,7 @@ def run_adaptive(spec: Spec, out: str | Path, **run_options: Any) -> AdaptiveRun
     keep = run_options.pop("keep_checkpoints", False)
     for step in the_design.steps(lambda units: observed(folder, study, units)):
         result.steps.append(step)
-        todo = missing_records(folder, study, step.batch)
+        todo = missing_records(folder, study, step.batch, run_options.get("retry_failed"))
         if todo:
             result.add(run_study(spec, out, select=set(todo), keep_checkpoints=True,
                                  **run_options))
