@@ -212,13 +212,21 @@ def predict(fits: Fits, rows: pd.DataFrame, by: Sequence[str]) -> np.ndarray:
     return out
 
 
-def mape(fits: Fits, rows: pd.DataFrame, by: Sequence[str]) -> float | None:
-    """MAPE (%) of the laws' predictions of ``rows`` (None when none can be predicted)."""
+TRUTH = "L_true"
+"""A simulated grid's noise-free L: replays then also report the error against it."""
+
+
+def mape(fits: Fits | None, rows: pd.DataFrame, by: Sequence[str], column: str = "L"
+         ) -> float | None:
+    """MAPE (%) of the laws' predictions of ``rows``' ``column`` (None when none can be
+    predicted)."""
+    if fits is None or rows.empty:
+        return None
     hat = predict(fits, rows, by)
     ok = np.isfinite(hat)
     if not ok.any():
         return None
-    L = rows["L"].to_numpy(float)[ok]
+    L = rows[column].to_numpy(float)[ok]
     return 100.0 * float(np.mean(np.abs(hat[ok] - L) / L))
 
 
@@ -430,28 +438,34 @@ def _random_subset(pool: Pool, seed_units: list[str], budget: float, costs: dict
 
 
 def _random_mapes(table: pd.DataFrame, design: AdaptiveDesign, spent: float,
-                  costs: dict[str, float], seeds: int, seed: int) -> np.ndarray:
+                  costs: dict[str, float], seeds: int, seed: int) -> dict[str, np.ndarray]:
     """Held-out MAPEs of ``seeds`` random subsets of ``table``'s units costing at most
-    ``spent`` (each with the seed design), each judged on the units it left out."""
+    ``spent`` (each with the seed design), each judged on the units it left out; by column
+    (L, and `TRUTH` when the table has it)."""
     pool = design.pool.subset(table["unit"].unique().tolist() + design.seed)
-    out = []
+    columns = ["L", *([TRUTH] if TRUTH in table.columns else [])]
+    out: dict[str, list[float]] = {c: [] for c in columns}
     for i in range(seeds):
         subset = set(_random_subset(pool, design.seed, spent, costs,
                                     np.random.default_rng(seed + i)))
         fits = design._fit(table[table["unit"].isin(subset)].reset_index(drop=True))
         rest = table[~table["unit"].isin(subset)]
-        value = mape(fits, rest, design.by) if fits is not None and len(rest) else None
-        if value is not None:
-            out.append(value)
-    return np.asarray(out, dtype=float)
+        for column in columns:
+            value = mape(fits, rest, design.by, column)
+            if value is not None:
+                out[column].append(value)
+    return {c: np.asarray(v, dtype=float) for c, v in out.items()}
 
 
-def _spread(values: np.ndarray) -> dict[str, Any]:
-    if not len(values):
+def _spread(values: dict[str, np.ndarray]) -> dict[str, Any]:
+    L = values["L"]
+    if not len(L):
         return {"median_mape_pct": None, "p10": None, "p90": None, "seeds": 0}
-    return {"median_mape_pct": float(np.median(values)),
-            "p10": float(np.percentile(values, 10)), "p90": float(np.percentile(values, 90)),
-            "seeds": len(values)}
+    out = {"median_mape_pct": float(np.median(L)), "p10": float(np.percentile(L, 10)),
+           "p90": float(np.percentile(L, 90)), "seeds": len(L)}
+    if TRUTH in values and len(values[TRUTH]):
+        out["truth_median_mape_pct"] = float(np.median(values[TRUTH]))
+    return out
 
 
 def curve(table: pd.DataFrame, design: AdaptiveDesign, steps: Sequence[Step],
@@ -507,12 +521,12 @@ def replay(table: pd.DataFrame, design: AdaptiveDesign, seeds: int = 10, seed: i
     full = fit(table, design.form, design.by)
     costs = pool.costs(pool.units)  # every unit ran: the grid's true costs
     spent, total = pool.cost_of(chosen, set(), costs), pool.total(costs)
-    return Replay(
-        budget=str(design.budget),
-        adaptive={"mape_pct": mape(last.fits, held, design.by) if len(held) else None,
-                  "cost_fraction": spent / total, "n": len(chosen),
-                  "rows_heldout": len(held), "form": design.form.name},
-        full={"mape_pct": mape(full, held, design.by) if len(held) else None},
-        random=_spread(_random_mapes(table, design, spent, costs, seeds, seed)),
-        steps=len(steps),
-    )
+    adaptive = {"mape_pct": mape(last.fits, held, design.by), "cost_fraction": spent / total,
+                "n": len(chosen), "rows_heldout": len(held), "form": design.form.name}
+    whole = {"mape_pct": mape(full, held, design.by)}
+    if TRUTH in table.columns:  # a simulation: the error against the noise-free law too
+        adaptive["truth_mape_pct"] = mape(last.fits, held, design.by, TRUTH)
+        whole["truth_mape_pct"] = mape(full, held, design.by, TRUTH)
+    return Replay(budget=str(design.budget), adaptive=adaptive, full=whole,
+                  random=_spread(_random_mapes(table, design, spent, costs, seeds, seed)),
+                  steps=len(steps))

@@ -30,6 +30,7 @@ from complaw.errors import RecordError
 from complaw.experiment.folder import StudyFolder
 from complaw.experiment.records import law_table
 from complaw.laws.design import (
+    TRUTH,
     AdaptiveDesign,
     Budget,
     DesignError,
@@ -406,8 +407,9 @@ def simulate(spec: Spec, law: str, noise: float = 0.05, seed: int = 0
         n = params_from_name(p.model)
         for d in datasets:
             L0 = (E + A / n**a) * DATASET_FACTOR.get(d, 1.0)
-            L = float(laws[p.model].predict(L0, p.r, p.D).L[0]) * math.exp(noise * rng.normal())
+            truth = float(laws[p.model].predict(L0, p.r, p.D).L[0])
             rows.append({"model": p.model, "method": p.method, "calibration": p.calibration,
-                         "dataset": d, "metric": laws[p.model].metric, "L": L, "L0": L0, "r": p.r,
-                         "D": p.D, "unit": p.unit})
+                         "dataset": d, "metric": laws[p.model].metric,
+                         "L": truth * math.exp(noise * rng.normal()), "L0": L0, "r": p.r,
+                         "D": p.D, "unit": p.unit, TRUTH: truth})
     return pd.DataFrame(rows), study

@@ -149,3 +149,26 @@ def test_bad_adaptive_runs_write_nothing(spec_dict, tmp_path, change, args, mess
     err = fails(["run", spec, "--out", out, "--design", "adaptive", *args], monkeypatch, capsys)
     assert message in err
     assert not out.exists()
+
+
+def test_a_grid_simulated_from_each_models_published_law():
+    """With no noise, a law per model recovers each model's Table 2 law exactly, so the full
+    grid's and the adaptive law's errors are zero; with noise, they are judged against L and
+    against the noise-free L."""
+    from complaw.laws.published import get_law
+    from complaw.study.design import replay_simulated, simulate
+    from complaw.study.spec import DesignSpec, load_spec
+
+    spec = load_spec("paper").model_copy(update={"models": [
+        "Qwen/Qwen2.5-0.5B", "meta-llama/Llama-3.2-1B"], "methods": load_spec("paper").methods[:1]})
+    table, study = simulate(spec, "paper:{model}:intrinsic", noise=0.0)
+    qwen = table[table["model"] == "Qwen/Qwen2.5-0.5B"].iloc[0]
+    expected = get_law("paper:qwen-2.5-0.5b:intrinsic").predict(qwen["L0"], qwen["r"], qwen["D"])
+    assert qwen["L"] == pytest.approx(expected.L[0])
+    exact = replay_simulated(spec, "paper:{model}:intrinsic",
+                             DesignSpec(budget=0.3, by=["model"]), noise=0.0, seeds=2).to_dict()
+    assert exact["full"]["mape_pct"] < 1e-6 and exact["adaptive"]["mape_pct"] < 1e-6
+    noisy = replay_simulated(spec, "paper:{model}:intrinsic",
+                             DesignSpec(budget=0.3, by=["model"]), noise=0.05, seeds=2).to_dict()
+    assert noisy["adaptive"]["truth_mape_pct"] < noisy["adaptive"]["mape_pct"]
+    assert "truth_median_mape_pct" in noisy["random"]
