@@ -27,7 +27,8 @@ BatchOption = Annotated[int | None, Option(
 FormOption = Annotated[str | None, Option(
     "--form", help="Law form the design fits (default: the metric's, eq1 for loss).")]
 ByOption = Annotated[list[str] | None, Option(
-    "--by", help="Fit one law per group of these columns (comma-separated).")]
+    "--by", help="Fit one law per group of these columns (comma-separated; default: model "
+                 "and method where the grid has several; none: one law for everything).")]
 MetricOption = Annotated[str | None, Option(
     "--metric", help="Metric whose law the design fits: loss (default) or accuracy.")]
 
@@ -41,7 +42,8 @@ def design_spec(base, budget: str | None = None, batch: int | None = None,
     values = (base or DesignSpec()).model_dump()
     flags = {"budget": budget, "batch": batch, "form": form, "metric": metric,
              "ci_width": ci_width,
-             "by": [p.strip() for v in by for p in v.split(",") if p.strip()] if by else None}
+             "by": [p.strip() for v in by for p in v.split(",")
+                    if p.strip() and p.strip() != "none"] if by else None}
     values.update({k: v for k, v in flags.items() if v is not None})
     return parse_design(values)
 

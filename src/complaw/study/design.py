@@ -207,7 +207,11 @@ def make_design(spec: Spec, study: StudyPool, design: DesignSpec | None) -> Adap
         raise DesignError(
             f"no law to fit: the design fits {design.metric}, and the spec has no "
             f"{'intrinsic' if design.metric == 'loss' else 'extrinsic'} evaluation; add one")
-    return AdaptiveDesign(study.pool, metric=design.metric, form=design.form, by=design.by,
+    by = design.by
+    if by is None:
+        varied = study.pool.points[~study.pool.points["base"]]
+        by = [c for c in ("model", "method") if varied[c].nunique() > 1]
+    return AdaptiveDesign(study.pool, metric=design.metric, form=design.form, by=by,
                           budget=Budget.parse(design.budget), batch=design.batch,
                           ci_width=design.ci_width)
 

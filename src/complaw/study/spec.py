@@ -139,7 +139,8 @@ class DesignSpec(_Model):
     ci_width: float | None = Field(None, gt=0)  # stop once every 95 % CI is narrower
     metric: Literal["loss", "accuracy"] = "loss"
     form: str | None = None         # the law form (default: the metric's)
-    by: list[str] = []              # one law per group of these columns
+    by: list[str] | None = None     # one law per group (default: model and method, where the
+                                    # grid has several; [] for one law over everything)
 
     @field_validator("budget")
     @classmethod

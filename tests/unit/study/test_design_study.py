@@ -172,3 +172,19 @@ def test_a_grid_simulated_from_each_models_published_law():
                              DesignSpec(budget=0.3, by=["model"]), noise=0.05, seeds=2).to_dict()
     assert noisy["adaptive"]["truth_mape_pct"] < noisy["adaptive"]["mape_pct"]
     assert "truth_median_mape_pct" in noisy["random"]
+
+
+def test_the_cli_runs_an_adaptive_design_with_flags_over_the_spec(spec_dict, tmp_path):
+    import yaml
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({k: v for k, v in spec_dict.items() if k != "design"}))
+    out = tmp_path / "out"
+    done = CliRunner().invoke(app, ["run", str(spec), "--out", str(out), "--design", "adaptive",
+                                    "--budget", "0.5", "--batch", "3", "--no-report"])
+    assert done.exit_code == 0, done.output
+    assert "experiments chosen" in done.output and "the budget is spent" in done.output
+    saved = yaml.safe_load((out / "spec.yaml").read_text())
+    assert saved["design"]["budget"] == "0.5" and saved["design"]["batch"] == 3
+    full = CliRunner().invoke(app, ["run", str(spec), "--out", str(out), "--budget", "0.5"])
+    assert full.exit_code != 0 and "--design adaptive" in str(full.exception or full.output)
