@@ -3,8 +3,9 @@ registered executor (complaw.study.executors: locally or on Ray).
 
 A record with status "ok" is done; "failed" is skipped unless `retry_failed`; a record or
 checkpoint that cannot be read (truncated, corrupt, wrong id) is reported and recomputed.
-Each experiment is isolated (complaw.study.execution). Checkpoints that no pending or failed
-experiment still needs are removed at the end unless `keep_checkpoints`.
+Each experiment is isolated (complaw.study.execution). A checkpoint is removed as soon as every
+experiment that reads it is done ok (a grid of 14B models would otherwise fill any disk), and
+the rest that no pending or failed experiment needs at the end, unless `keep_checkpoints`.
 """
 
 from __future__ import annotations
@@ -138,24 +139,31 @@ def _bars(totals: Counter, experiments: int) -> Iterator[Report]:
         yield advance
 
 
+def _prune_done(folder: StudyFolder, ckpt: str, consumers: list[str]) -> bool:
+    """Remove checkpoint ``ckpt`` if every one of its ``consumers`` is done ok."""
+    path = folder.checkpoint_path(ckpt)
+    if not path.is_dir():
+        return False
+    for ident in consumers:
+        try:
+            record = read_record(folder, ident)
+        except RecordError:
+            return False
+        if record is None or not record.ok:
+            return False
+    shutil.rmtree(path)
+    return True
+
+
+def _consumers(grid: Grid, select: set[str] | None) -> dict[str, list[str]]:
+    return {ckpt: [i for i in ids if select is None or i in select]
+            for ckpt, ids in grid.consumers().items()}
+
+
 def prune(grid: Grid, folder: StudyFolder, select: set[str] | None = None) -> int:
     """Remove checkpoints whose every consumer experiment (in ``select``, when given) is done
     ok; returns how many."""
-    removed = 0
-    for ckpt, consumers in grid.consumers().items():
-        if select is not None:
-            consumers = [i for i in consumers if i in select]
-        path = folder.checkpoint_path(ckpt)
-        if not path.is_dir():
-            continue
-        records = []
-        for ident in consumers:
-            with contextlib.suppress(RecordError):
-                records.append(read_record(folder, ident))
-        if all(r is not None and r.ok for r in records) and len(records) == len(consumers):
-            shutil.rmtree(path)
-            removed += 1
-    return removed
+    return sum(_prune_done(folder, ckpt, ids) for ckpt, ids in _consumers(grid, select).items())
 
 
 def run_study(
@@ -178,6 +186,7 @@ def run_study(
     )
     summary = RunSummary(problems=list(the_todo.problems))
     n_records = sum(n.produces == "record" for n in the_todo.nodes)
+    consumers = {} if keep_checkpoints else _consumers(grid, select)
 
     def report(node: Node, outcome: Outcome) -> None:
         summary.ran[node.stage] += 1
@@ -189,6 +198,10 @@ def run_study(
         if node.produces == "record":
             if outcome.status == "ok":
                 summary.done += 1
+                parent = node.parent  # free the disk as soon as a checkpoint is used up
+                while parent is not None and consumers:
+                    summary.pruned += _prune_done(folder, parent, consumers[parent])
+                    parent = grid.nodes[parent].parent
             else:
                 summary.failed += 1
                 summary.failures.append((node.id, outcome.error or ""))
@@ -208,7 +221,7 @@ def run_study(
     finally:
         folder.clean_partial()
     if not keep_checkpoints and not summary.interrupted:
-        summary.pruned = prune(grid, folder, select)
+        summary.pruned += prune(grid, folder, select)
     return summary
 
 

@@ -178,3 +178,13 @@ def test_recovery_stage_shares_one_checkpoint_and_gives_records_their_d(tiny_che
     run_study(spec, tmp_path / "again", progress=False, keep_checkpoints=True)
     recovered = StudyFolder(tmp_path / "again").checkpoint_path(node.parent)
     assert experiment_of(str(recovered), node.experiment.eval) == node.experiment
+
+
+def test_checkpoints_go_as_soon_as_every_experiment_reading_them_is_done(tiny_spec, tmp_path,
+                                                                        monkeypatch):
+    import complaw.study.runner as runner
+
+    monkeypatch.setattr(runner, "prune", lambda *args, **kwargs: 0)  # no clean-up at the end
+    summary = run_study(tiny_spec, tmp_path / "study", progress=False)
+    assert (summary.done, summary.pruned) == (4, 3)
+    assert list((tmp_path / "study" / "checkpoints").iterdir()) == []
