@@ -9,9 +9,9 @@ knows the grid, the study folder and what a stage execution costs.
 `OVERHEAD_TOKENS` for loading) x (seconds per parameter-token of its stage). `TOKENS` says how
 many tokens each stage processes (calibration, RFT, evaluation); `PRIOR_RATE` holds seconds per
 parameter-token measured with SmolLM2-135M on 2 CPU cores. Once stage executions have run, the
-study's log calibrates the rates: a stage's rate becomes its measured seconds over its
-parameter-tokens, a stage not yet measured is scaled like the measured ones, and an execution
-that ran costs what it took.
+study's log calibrates the rates: a stage's rate on a model becomes its measured seconds over
+its parameter-tokens (on that model, else on any model), a stage not yet measured is scaled
+like the measured ones, and an execution that ran costs what it took.
 """
 
 from __future__ import annotations
@@ -141,19 +141,26 @@ def build_pool(grid: Grid, folder: StudyFolder | None = None,
 
     def costs(sizes: dict[str, float], seconds: dict[str, float]) -> dict[str, float]:
         amount = {i: sizes[model_of[i]] * w for i, w in units_of.items()}
-        measured: dict[str, list[float]] = {}
-        for i, s in seconds.items():
-            if i in amount:
-                pair = measured.setdefault(stage_of[i], [0.0, 0.0])
-                pair[0] += s
-                pair[1] += amount[i]
-        rates = {stage: s / a for stage, (s, a) in measured.items() if a > 0 and s > 0}
-        scales = [rates[s] / PRIOR_RATE.get(s, _EVAL_RATE) for s in rates]
-        scale = float(np.median(scales)) if scales else 1.0
-        return {i: seconds[i] if i in seconds else
-                amount[i] * rates.get(stage_of[i], scale * PRIOR_RATE.get(stage_of[i],
-                                                                          _EVAL_RATE))
-                for i in amount}
+
+        def rates(key: Callable[[str], Any]) -> dict[Any, float]:
+            sums: dict[Any, list[float]] = {}
+            for i, s in seconds.items():
+                if i in amount:
+                    pair = sums.setdefault(key(i), [0.0, 0.0])
+                    pair[0] += s
+                    pair[1] += amount[i]
+            return {k: s / a for k, (s, a) in sums.items() if a > 0 and s > 0}
+
+        own = rates(lambda i: (stage_of[i], model_of[i]))  # this stage on this model
+        stage = rates(lambda i: stage_of[i])  # this stage on any model
+        scales = [stage[s] / PRIOR_RATE.get(s, _EVAL_RATE) for s in stage]
+        scale = float(np.median(scales)) if scales else 1.0  # the machine against the prior
+
+        def rate(i: str) -> float:
+            return own.get((stage_of[i], model_of[i])) or stage.get(stage_of[i]) or (
+                scale * PRIOR_RATE.get(stage_of[i], _EVAL_RATE))
+
+        return {i: seconds[i] if i in seconds else amount[i] * rate(i) for i in amount}
 
     def costs_for(chosen: Sequence[str]) -> dict[str, float]:
         paid = set().union(*(nodes[u] for u in chosen)) if chosen else set()
