@@ -144,4 +144,9 @@ def make_study(
         (folder / "log.jsonl").write_text("\n".join(lines) + "\n", "utf-8")
         meta = {"timings": {"report": 1.25}, "done": len(out) - 1, "failed": 1}
         (folder / "study.json").write_text(json.dumps(meta), encoding="utf-8")
+        curve = [{"step": k, "experiments": 4 * k, "cost_fraction": 0.1 * k,
+                  "adaptive_mape_pct": 12.0 / k, "median_mape_pct": 14.0 / k,
+                  "p10": 13.0 / k, "p90": 16.0 / k, "seeds": 10} for k in (1, 2, 3)]
+        (folder / "design.json").write_text(json.dumps({"form": "eq1", "curve": curve}),
+                                            encoding="utf-8")
     return folder

@@ -71,7 +71,7 @@ def _check(report) -> dict:
 
 def test_full_report_in_chromium(full_report):
     seen = _check(full_report)
-    assert len(seen["images"]) == len(full_report.figures) == 13
+    assert len(seen["images"]) == len(full_report.figures) == 14
 
 
 def test_partial_report_in_chromium(partial_report):
