@@ -34,7 +34,7 @@ import itertools
 import math
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -244,7 +244,6 @@ class Step:
     budget: float
     total: float
     stop: str | None = None
-    scores: dict[str, float] = field(default_factory=dict)
 
     def ci_widths(self) -> dict[str, float]:
         """Width of each coefficient's confidence interval, by ``group coefficient``."""
@@ -314,8 +313,7 @@ class AdaptiveDesign:
             elif self.ci_width is not None and max(step.ci_widths().values()) < self.ci_width:
                 step.stop = f"every coefficient's 95 % CI is narrower than {self.ci_width:g}"
             else:
-                step.batch, step.scores = self.choose(fits, observed, chosen, costs,
-                                                      budget - spent)
+                step.batch = self.choose(fits, observed, chosen, costs, budget - spent)
                 if not step.batch:
                     step.stop = ("the grid is used up" if len(chosen) == len(self.pool.units)
                                  else "the budget is spent")
@@ -352,17 +350,15 @@ class AdaptiveDesign:
         return info, adds
 
     def choose(self, fits: Fits, observed: pd.DataFrame, chosen: list[str],
-               costs: dict[str, float], remaining: float
-               ) -> tuple[list[str], dict[str, float]]:
-        """The next batch (at most ``batch`` units costing at most ``remaining``) and each
-        candidate's variance reduction per unit of cost on its own."""
+               costs: dict[str, float], remaining: float) -> list[str]:
+        """The next batch: at most ``batch`` units costing at most ``remaining``."""
         done = set(chosen)
         pending = [u for u in self.pool.units if u not in done]
         paid = self.pool.paid(chosen)
         affordable = [u for u in pending
                       if self.pool.cost_of([u], paid, costs) <= remaining * (1 + 1e-9)]
         if not affordable:
-            return [], {}
+            return []
         info, adds = self.information(fits, observed, affordable)
         base = sum(i.variance() for i in info.values())
 
@@ -376,7 +372,6 @@ class AdaptiveDesign:
         def cost(batch: Sequence[str]) -> float:
             return max(self.pool.cost_of(batch, paid, costs), 1e-12)
 
-        scores = {u: (base - variance([u])) / cost([u]) for u in affordable}
         k = min(self.batch, len(affordable))
         if math.comb(len(affordable), k) <= EXHAUSTIVE_LIMIT:
             best, best_score = [], -math.inf
@@ -388,7 +383,7 @@ class AdaptiveDesign:
                 if score > best_score + 1e-12 * abs(best_score):
                     best, best_score = list(batch), score
             if best:
-                return best, scores
+                return best
         batch: list[str] = []
         for _ in range(k):
             now = variance(batch)
@@ -406,7 +401,7 @@ class AdaptiveDesign:
             if best_u is None:
                 break
             batch.append(best_u)
-        return batch, scores
+        return batch
 
 
 @dataclass

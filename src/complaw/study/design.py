@@ -104,14 +104,6 @@ class StudyPool:
     records: dict[str, list[str]]  # unit -> its record node ids
 
 
-def _chain(grid: Grid, node: Node) -> list[str]:
-    out, parent = [node.id], node.parent
-    while parent is not None:
-        out.append(parent)
-        parent = grid.nodes[parent].parent
-    return out
-
-
 def build_pool(grid: Grid, folder: StudyFolder | None = None,
                params: dict[str, float] | None = None) -> StudyPool:
     """The design pool of ``grid``. With a study ``folder``, its log and its baselines' records
@@ -121,7 +113,7 @@ def build_pool(grid: Grid, folder: StudyFolder | None = None,
     for node in grid.records():
         unit = unit_of(node)
         records.setdefault(unit, []).append(node.id)
-        nodes[unit] = tuple(sorted(set(nodes.get(unit, ())) | set(_chain(grid, node))))
+        nodes[unit] = tuple(sorted(set(nodes.get(unit, ())) | {node.id, *grid.ancestors(node.id)}))
         if len(records[unit]) > 1:
             continue
         exp = node.experiment
@@ -166,7 +158,7 @@ def build_pool(grid: Grid, folder: StudyFolder | None = None,
         paid = set().union(*(nodes[u] for u in chosen)) if chosen else set()
         sizes = dict(named)
         if folder is not None and chosen:
-            sizes.update(_base_params(folder, grid, [u for u in chosen if u.startswith("base:")],
+            sizes.update(_base_params(folder, [u for u in chosen if u.startswith("base:")],
                                       records))
             log = {e["id"]: float(e["seconds"]) for e in folder.read_log()
                    if e.get("status") == "ok" and e.get("id") in paid}
@@ -180,8 +172,9 @@ def build_pool(grid: Grid, folder: StudyFolder | None = None,
     return StudyPool(pool, grid, records)
 
 
-def _base_params(folder: StudyFolder, grid: Grid, bases: list[str],
+def _base_params(folder: StudyFolder, bases: list[str],
                  records: dict[str, list[str]]) -> dict[str, float]:
+    """Parameters of the models whose baseline units ran, from their records."""
     out = {}
     for unit in bases:
         for ident in records[unit]:

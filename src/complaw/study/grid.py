@@ -61,14 +61,20 @@ class Grid:
     def checkpoints(self) -> list[Node]:
         return [n for n in self.nodes.values() if n.produces == "checkpoint"]
 
+    def ancestors(self, ident: str) -> list[str]:
+        """The checkpoint nodes node ``ident`` reads, directly or not, nearest first."""
+        out, parent = [], self.nodes[ident].parent
+        while parent is not None:
+            out.append(parent)
+            parent = self.nodes[parent].parent
+        return out
+
     def consumers(self) -> dict[str, list[str]]:
         """Checkpoint id -> ids of the record nodes that read it, directly or not."""
         out: dict[str, list[str]] = {n.id: [] for n in self.checkpoints()}
         for node in self.records():
-            parent = node.parent
-            while parent is not None:
+            for parent in self.ancestors(node.id):
                 out[parent].append(node.id)
-                parent = self.nodes[parent].parent
         return out
 
 

@@ -198,10 +198,9 @@ def run_study(
         if node.produces == "record":
             if outcome.status == "ok":
                 summary.done += 1
-                parent = node.parent  # free the disk as soon as a checkpoint is used up
-                while parent is not None and consumers:
+                for parent in grid.ancestors(node.id) if consumers else []:
+                    # free the disk as soon as a checkpoint is used up
                     summary.pruned += _prune_done(folder, parent, consumers[parent])
-                    parent = grid.nodes[parent].parent
             else:
                 summary.failed += 1
                 summary.failures.append((node.id, outcome.error or ""))
