@@ -22,7 +22,7 @@ AIC/BIC are computed on the scale of L itself (the log-space likelihood plus its
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -401,8 +401,8 @@ def _statistics(form: Form, L: np.ndarray, z: np.ndarray, resid: np.ndarray, k: 
     r2_u = 1.0 - rss / tss_u if tss_u > 0 else np.nan
     dof = n - k
     f_value = ((tss_c - rss) / (k - 1)) / (rss / dof) if k > 1 and dof > 0 and rss > 0 else np.nan
-    jacobian = float(np.log(L).sum()) if form.log_response else 0.0
-    llf = -0.5 * n * (np.log(2 * np.pi * rss / n) + 1.0) - jacobian if rss > 0 else np.inf
+    llf = (-0.5 * n * (np.log(2 * np.pi * rss / n) + 1.0) + form.scale.log_jacobian(L)
+           if rss > 0 else np.inf)
     return dict(
         n=n, df_model=float(k - 1), df_resid=float(dof), r2=r2_c,
         adj_r2=1.0 - (n - 1) / dof * (1.0 - r2_c) if dof > 0 else np.nan, r2_kind="centered",
@@ -435,7 +435,7 @@ class CurveFitter:
                                          axis=0, return_inverse=True)
         self.inverse = self.inverse.ravel()
         self.data = {"L0": points[:, 0], "r": points[:, 1], "D": points[:, 2]}
-        self.z = np.log(L) if form.log_response else np.asarray(L, float)
+        self.z = form.scale.to_scale(L)
         self.names = form.coef_names()
         lo = np.array([c.bounds[0] for c in form.coefs], dtype=float)
         hi = np.array([c.bounds[1] for c in form.coefs], dtype=float)
@@ -462,7 +462,7 @@ class CurveFitter:
         pred = self.form.predict({n: theta[:, [j]] for j, n in enumerate(self.names)},
                                  self.data)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            zhat = np.log(pred) if self.form.log_response else pred
+            zhat = self.form.scale.to_scale(pred)
         return np.where(np.isfinite(zhat), zhat, self.z.max() + 1e3)[:, self.inverse] - self.z
 
     def solve_many(self, W: np.ndarray, theta0: np.ndarray, iters: int = 60) -> np.ndarray:
@@ -530,8 +530,8 @@ class CurveFitter:
         return self.natural(best)
 
 
-def _fit_curve(df: pd.DataFrame, form: CurveForm, level: float, bootstrap: int, seed: int,
-               bootstrap_by: str | None) -> dict[str, Any]:
+def _fit_curve(df: pd.DataFrame, form: CurveForm, *, intercept: bool, label: str, level: float,
+               bootstrap: int, seed: int, bootstrap_by: str | None) -> dict[str, Any]:
     names = form.coef_names()
     data = inputs_of(df)
     L = df["L"].to_numpy(float)
@@ -558,11 +558,11 @@ def _fit_curve(df: pd.DataFrame, form: CurveForm, level: float, bootstrap: int, 
     return out
 
 
-def _fit_ols(df: pd.DataFrame, form: LinearForm, use: bool, label: str, level: float,
+def _fit_ols(df: pd.DataFrame, form: LinearForm, *, intercept: bool, label: str, level: float,
              bootstrap: int, seed: int, bootstrap_by: str | None) -> dict[str, Any]:
-    names = form.coef_names(use)
+    names = form.coef_names(intercept)
     data = inputs_of(df)
-    X = form.design(data, use)
+    X = form.design(data, intercept)
     y = form.response(df["L"].to_numpy(float), data)
     _check_identifiable(X, names, label)
 
@@ -575,8 +575,7 @@ def _fit_ols(df: pd.DataFrame, form: LinearForm, use: bool, label: str, level: f
     tss_c = float(((y - y.mean()) ** 2).sum())
     r2_u = 1.0 - rss / tss_u if tss_u > 0 else np.nan
     r2_c = 1.0 - rss / tss_c if tss_c > 0 else np.nan
-    jacobian = float(np.log(df["L"].to_numpy(float)).sum()) if form.log_response else 0.0
-    llf = float(res.llf) - jacobian
+    llf = float(res.llf) + form.scale.log_jacobian(df["L"].to_numpy(float))
     ci = np.asarray(res.conf_int(1.0 - level))
     params, bse, pvalues = (np.asarray(v) for v in (res.params, res.bse, res.pvalues))
     coefficients = {
@@ -605,6 +604,20 @@ def _fit_ols(df: pd.DataFrame, form: LinearForm, use: bool, label: str, level: f
     return out
 
 
+Fitter = Callable[..., dict[str, Any]]
+FITTERS: dict[type[Form], Fitter] = {LinearForm: _fit_ols, CurveForm: _fit_curve}
+"""How each kind of form is fitted: ``fitter(rows, form, *, intercept, label, level, bootstrap,
+seed, bootstrap_by)`` returns the `FitResult` fields but ``form``, ``intercept``, ``metric`` and
+``group``. A new kind of form registers its fitter here (``two-step``: `complaw.laws.twostep`)."""
+
+
+def _fitter(form: Form) -> Fitter:
+    for kind in type(form).__mro__:
+        if kind in FITTERS:
+            return FITTERS[kind]
+    raise LawError(f"form {form.name} is a {type(form).__name__}, which no fitter fits")
+
+
 def fit_group(
     df: pd.DataFrame,
     form: str | Form = "eq1",
@@ -617,8 +630,9 @@ def fit_group(
     bootstrap_by: str | None = None,
     holdout: Sequence[str] = (),
 ) -> FitResult:
-    """Fit one law on all rows of a validated table (one metric): OLS for a linear form,
-    robust nonlinear least squares for a curve form.
+    """Fit one law on all rows of a validated table (one metric, plus the rows of the form's
+    companion metric when it has one): OLS for a linear form, robust nonlinear least squares
+    for a curve form, both steps for a two-step form (`FITTERS`).
 
     ``bootstrap`` resamples (seeded by ``seed``; whole ``bootstrap_by`` clusters when given)
     add percentile CIs; ``holdout`` names splits (``r:0.5``, ``D``, ``model``, ``kfold:5``, ...;
@@ -630,7 +644,8 @@ def fit_group(
     if intercept and not linear:
         raise LawError(f"form {form.name} is not linear; it has no --intercept option")
     group = dict(group or {})
-    metrics = sorted(df["metric"].unique())
+    own, _ = form.split_rows(df)
+    metrics = sorted(own["metric"].unique())
     if len(metrics) != 1:
         raise LawError(f"one fit needs one metric; got {', '.join(metrics)}; group by metric")
     metric = metrics[0]
@@ -638,11 +653,9 @@ def fit_group(
         raise LawError(f"form {form.name} models {', '.join(form.metrics)}, not {metric}")
     group.setdefault("metric", metric)
     label = " ".join(f"{k}={v}" for k, v in group.items())
-    check_enough_rows(len(df), len(form.coef_names(use)), f"the {form.name} fit of {label}")
-    if linear:
-        stats = _fit_ols(df, form, use, label, level, bootstrap, seed, bootstrap_by)
-    else:
-        stats = _fit_curve(df, form, level, bootstrap, seed, bootstrap_by)
+    check_enough_rows(len(own), len(form.coef_names(use)), f"the {form.name} fit of {label}")
+    stats = _fitter(form)(df, form, intercept=use, label=label, level=level,
+                          bootstrap=bootstrap, seed=seed, bootstrap_by=bootstrap_by)
     result = FitResult(form=form.name, intercept=use, metric=metric, group=group, **stats)
     if holdout:
         from complaw.laws.holdout import heldout_error
@@ -659,11 +672,12 @@ def _split_names(holdout: Sequence[str] | str | None) -> list[str]:
     return [holdout] if isinstance(holdout, str) else list(holdout)
 
 
-def _groups(df: pd.DataFrame, metrics: Sequence[str], by: Sequence[str] | str | None,
+def _by_list(by: Sequence[str] | str | None) -> list[str]:
+    return [by] if isinstance(by, str) else list(by or [])
+
+
+def _groups(df: pd.DataFrame, metrics: Sequence[str], by: list[str],
             what: str) -> tuple[list, list]:
-    if isinstance(by, str):
-        by = [by]
-    by = list(by or [])
     unknown = [c for c in by if c not in df.columns]
     if unknown:
         raise LawError(
@@ -684,6 +698,23 @@ def _groups(df: pd.DataFrame, metrics: Sequence[str], by: Sequence[str] | str | 
     return keys, groups
 
 
+def _with_companion(df: pd.DataFrame, part: pd.DataFrame, group: dict[str, Any],
+                    form: Form) -> pd.DataFrame:
+    """``part`` and, for a form with a companion metric, that metric's rows of the same group."""
+    if form.companion is None:
+        return part
+    mine = df["metric"] == form.companion
+    for column, value in group.items():
+        if column != "metric":
+            mine &= df[column] == value
+    return pd.concat([part, df[mine]])
+
+
+def _extra_by(forms: Iterable[Form], by: list[str]) -> list[str]:
+    """``by`` and every column the ``forms`` are always fitted per (`Form.by`)."""
+    return list(dict.fromkeys([*by, *(c for f in forms for c in f.by)]))
+
+
 def fit(
     df: pd.DataFrame,
     form: str | Form | None = "eq1",
@@ -699,8 +730,12 @@ def fit(
     """Fit ``form`` on a law table, one law per group of ``by`` columns (and of metric).
 
     Rows whose metric the form does not model are left out. ``form=None`` fits every metric of
-    the table with its default form (`default_form`: eq1 for loss and accuracy, runtime for
-    runtime). ``intercept`` None uses the form's default (none for Eq. 1-3, as in the paper).
+    the table with its default form (`default_form`: eq1 for loss, task loss and accuracy,
+    runtime for runtime). A form with extra grouping columns (`Form.by`: ``two-step`` is fitted
+    per dataset) is grouped by them too; a form with a companion metric (``two-step``: the task
+    loss) gets the companion rows of each group, and groups without any (task means, records
+    older than task loss) are left out; when no group has any, the error says why.
+    ``intercept`` None uses the form's default (none for Eq. 1-3, as in the paper).
     ``bootstrap`` > 0 adds seeded percentile CIs from that many resamples. ``holdout`` names
     held-out splits (see `complaw.laws.holdout`) whose error each fit carries.
 
@@ -722,13 +757,16 @@ def fit(
         metrics = list(the_form.metrics)
         chosen = dict.fromkeys(metrics, the_form)
         what = f"form {the_form.name}"
-    keys, groups = _groups(df, metrics, by, what)
+    keys, groups = _groups(df, metrics, _extra_by(chosen.values(), _by_list(by)), what)
+    parts = [(g, _with_companion(df, p, g, chosen[g["metric"]])) for g, p in groups]
+    having = [(g, p) for g, p in parts if chosen[g["metric"]].companion is None
+              or (p["metric"] == chosen[g["metric"]].companion).any()]
     results = [
         fit_group(
             part, chosen[group["metric"]], intercept=intercept, group=group, level=level,
             bootstrap=bootstrap, seed=seed, bootstrap_by=bootstrap_by, holdout=splits,
         )
-        for group, part in groups
+        for group, part in (having or parts[:1])  # none: the first group's fit says why
     ]
     name = ", ".join(dict.fromkeys(r.form for r in results))
     return Fits(name, keys, results)
@@ -760,9 +798,9 @@ class Comparison:
                 "coverage": h["coverage"] if h else None, "rank": rank,
             })
         table = pd.DataFrame(rows)
-        keys = [k for k in ("metric", *self.by) if k in table.columns]
+        group = pd.Series([f.label for f in self.fits], index=table.index)
         for ic in ("aic", "bic"):
-            table[f"delta_{ic}"] = table[ic] - table.groupby(keys)[ic].transform("min")
+            table[f"delta_{ic}"] = table[ic] - table.groupby(group)[ic].transform("min")
         return table
 
     def best(self, feasible: bool = True) -> list[FitResult]:
@@ -804,20 +842,26 @@ def compare(
 ) -> Comparison:
     """Fit every form in ``forms`` (None: every registered form of each metric) on each group
     and rank them by held-out MAPE on ``holdout`` (then AIC). Forms that cannot be fitted on a
-    group (too few rows, not identifiable, no such metric) are left out of that group."""
+    group (too few rows, not identifiable, no such metric, no companion rows) are left out of
+    that group. A metric is grouped by ``by`` and by every column one of its forms is always
+    fitted per (`Form.by`), so that all its forms compete on the same groups: with task-loss
+    rows, accuracy is compared per dataset (task), where ``two-step`` can be fitted."""
     df = validate(df)
-    by_list = [by] if isinstance(by, str) else list(by or [])
+    by_list = _by_list(by)
+    present = set(df["metric"])
     grouped: dict[tuple, list[FitResult]] = {}
-    for metric in sorted(df["metric"].unique()):
-        candidates = ([get_form(f) for f in forms] if forms is not None else forms_for(metric))
+    for metric in sorted(present):
+        candidates = [
+            form for form in
+            ([get_form(f) for f in forms] if forms is not None else forms_for(metric))
+            if metric in form.metrics and (form.companion is None or form.companion in present)
+        ]
+        _, groups = _groups(df, [metric], _extra_by(candidates, by_list), "compare")
         for form in candidates:
-            if metric not in form.metrics:
-                continue
-            _, groups = _groups(df, [metric], by_list, f"form {form.name}")
             for group, part in groups:
                 try:
-                    f = fit_group(part, form, group=group, level=level,
-                                  holdout=[holdout] if holdout else ())
+                    f = fit_group(_with_companion(df, part, group, form), form, group=group,
+                                  level=level, holdout=[holdout] if holdout else ())
                 except LawError:
                     continue
                 grouped.setdefault(tuple(group.items()), []).append(f)

@@ -13,6 +13,12 @@ Two kinds:
   statsmodels OLS. The paper's Eq. 1-3, the runtime law and the additive form.
 * `CurveForm`: any prediction function, fitted by robust nonlinear least squares on log
   residuals from several starting points (`complaw.laws.fit`). The feasible forms.
+* `complaw.laws.twostep.TwoStepForm`: accuracy through the task loss, (r, D) -> task loss (a
+  loss form) -> accuracy (a link, `complaw.laws.link`); registered there as ``two-step``.
+
+Every loss form models ``loss`` and ``task_loss`` (`LOSS_METRICS`). A form's residuals and
+intervals live on its response `Scale` (log L for most, L for ``additive``, logit for
+``two-step``, which keeps accuracy intervals inside (0, 1)).
 
 | name | law | kind | feasible |
 |---|---|---|---|
@@ -36,6 +42,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
+from scipy.special import expit, logit
 
 from complaw.errors import LawError
 from complaw.registry import Registry
@@ -47,6 +55,45 @@ Params = Mapping[str, float | np.ndarray]
 
 CONST = "const"
 INF = math.inf
+LOSS_METRICS: tuple[str, ...] = ("loss", "task_loss")
+"""The metrics a loss law models: the test loss (nats) and a task's loss (bits per byte of the
+correct answer)."""
+
+
+@dataclass(frozen=True)
+class Scale:
+    """The scale a form's residuals and intervals live on: z = to_scale(L), L = from_scale(z).
+
+    ``log_slope`` is log |dz/dL|, the Jacobian that puts a likelihood on z back on L (AIC/BIC
+    compare forms on different scales). Values outside the scale's domain are clipped into it
+    (an interval that wide is unbounded, not an error)."""
+
+    name: str
+    to: Callable[[np.ndarray], np.ndarray]
+    back: Callable[[np.ndarray], np.ndarray]
+    log_slope: Callable[[np.ndarray], np.ndarray]
+
+    def to_scale(self, L: np.ndarray) -> np.ndarray:
+        return self.to(np.asarray(L, dtype=float))
+
+    def from_scale(self, z: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return self.back(np.asarray(z, dtype=float))
+
+    def log_jacobian(self, L: np.ndarray) -> float:
+        """sum log |dz/dL| over ``L``."""
+        return float(np.sum(self.log_slope(np.asarray(L, dtype=float))))
+
+
+def _unit(L: np.ndarray) -> np.ndarray:
+    return np.clip(L, 1e-15, 1.0 - 1e-15)
+
+
+IDENTITY = Scale("identity", lambda L: L, lambda z: z, np.zeros_like)
+LOG = Scale("log", lambda L: np.log(np.maximum(L, 1e-300)), np.exp,
+            lambda L: -np.log(np.maximum(L, 1e-300)))
+LOGIT = Scale("logit", lambda L: logit(_unit(L)), expit,
+              lambda L: -np.log(_unit(L)) - np.log1p(-_unit(L)))
 
 
 @dataclass(frozen=True)
@@ -71,11 +118,15 @@ class Form:
     """The law with ``{name}`` where each coefficient's value goes, e.g.
     ``L = L0^{alpha} (1+r)^{beta}``."""
     source: str = ""
-    metrics: tuple[str, ...] = ("loss", "accuracy")
+    metrics: tuple[str, ...] = (*LOSS_METRICS, "accuracy")
     feasible: bool = False
     """L = L0 at r = 0 for every D (whatever the coefficients)."""
-    log_response: bool = True
-    """The fit's residuals and its prediction interval are on log L (else on L)."""
+    scale: Scale = LOG
+    """The scale of the fit's residuals and of the intervals (log L, L or logit L)."""
+    companion: str | None = None
+    """A second metric whose rows (of the same group) the fit needs beside the form's own."""
+    by: tuple[str, ...] = ()
+    """Columns the form is always fitted per level of (on top of the user's grouping)."""
 
     @property
     def linear(self) -> bool:
@@ -103,6 +154,12 @@ class Form:
         """L predicted at the rows of ``data``."""
         raise NotImplementedError
 
+    def split_rows(self, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """A table's rows of the metrics this form predicts, and its companion rows (none
+        without a companion)."""
+        companion = (df["metric"] == self.companion).to_numpy()
+        return df[~companion], df[companion]
+
     def check(self, coefficients: Mapping[str, float], what: str) -> None:
         """Raise unless ``coefficients`` holds every coefficient this form needs."""
         missing = [c.name for c in self.coefs if c.name not in coefficients]
@@ -117,7 +174,7 @@ class Form:
         text = self.template.format_map({k: f"{v:.3g}" for k, v in coefficients.items()})
         if CONST in coefficients:
             c = coefficients[CONST]
-            text += f" × {math.exp(c):.3g}" if self.log_response else f" {c:+.3g}"
+            text += f" × {math.exp(c):.3g}" if self.scale is LOG else f" {c:+.3g}"
         return text
 
 
@@ -155,7 +212,7 @@ class LinearForm(Form):
     @property
     def power_law(self) -> bool:
         """True for the multiplicative forms on which the paper's closed-form theory works."""
-        return self.log_response and self.offset is None
+        return self.scale is LOG and self.offset is None
 
     def coef_names(self, intercept: bool | None = None) -> list[str]:
         """Coefficient names in design-matrix order (``const`` first when present)."""
@@ -179,13 +236,11 @@ class LinearForm(Form):
 
     def response(self, L: np.ndarray, data: Inputs) -> np.ndarray:
         """The regression response: transform(L) minus the offset."""
-        L = np.asarray(L, dtype=float)
-        y = np.log(L) if self.log_response else L
-        return y - self.offset_of(data)
+        return self.scale.to_scale(L) - self.offset_of(data)
 
     def link_inverse(self, eta: np.ndarray) -> np.ndarray:
         """Map the linear predictor (offset included) back to L."""
-        return np.exp(eta) if self.log_response else np.asarray(eta)
+        return self.scale.from_scale(eta)
 
     def predict(self, coefficients: Params, data: Inputs) -> np.ndarray:
         """L predicted by this form with ``coefficients`` (``const`` optional, default 0)."""
@@ -201,8 +256,8 @@ class LinearForm(Form):
 
 @dataclass(frozen=True)
 class CurveForm(Form):
-    """A form with any prediction function, fitted by robust least squares on log residuals
-    (``loss``: scipy's ``soft_l1`` or ``huber``, with scale ``f_scale`` on log L)."""
+    """A form with any prediction function, fitted by robust least squares on residuals on its
+    scale (``loss``: scipy's ``soft_l1`` or ``huber``, with scale ``f_scale`` on log L)."""
 
     parameters: tuple[Coef, ...] = ()
     fn: Callable[[Params, Inputs], np.ndarray] = field(default=lambda p, d: d["L0"])
@@ -244,7 +299,7 @@ def forms_for(metric: str) -> list[Form]:
     return [f for _, f in FORMS.items() if metric in f.metrics]
 
 
-DEFAULTS = {"loss": "eq1", "accuracy": "eq1", "runtime": "runtime"}
+DEFAULTS = {"loss": "eq1", "task_loss": "eq1", "accuracy": "eq1", "runtime": "runtime"}
 """The form each metric is fitted with when none is named: the paper's."""
 
 
@@ -298,7 +353,7 @@ FORMS.add("runtime", LinearForm(
 FORMS.add("additive", LinearForm(
     "additive", "L = alpha L0 + beta r + gamma/(D+1)",
     "additive alternative, fitted on L itself (for AIC/BIC comparison)",
-    "L = {alpha} L0 + {beta} r + {gamma}/(D+1)", "complaw baseline", log_response=False,
+    "L = {alpha} L0 + {beta} r + {gamma}/(D+1)", "complaw baseline", scale=IDENTITY,
     terms=(
         Term("alpha", "L0", lambda d: _x(d, "L0"), "α"),
         Term("beta", "r", lambda d: _x(d, "r"), "β"),
@@ -326,7 +381,7 @@ FORMS.add("degradation", CurveForm(
     "P² law (Chen et al. 2025, arXiv 2411.10272): the loss after pruning and post-training is "
     "L0 plus a pruning term; Rectified Scaling Law (Lin et al. 2024, arXiv 2402.02314): a "
     "power law in D + D_l",
-    metrics=("loss",), feasible=True,
+    metrics=LOSS_METRICS, feasible=True,
     parameters=(Coef("A", "A", (1e-6, 1e3), (1.0, 10.0, 30.0)),
                 Coef("b", "b", (0.05, 10.0), (1.0, 2.0)), *RECOVERY),
     fn=lambda p, d: _x(d, "L0") + np.asarray(p["A"]) * _x(d, "r") ** np.asarray(p["b"])
@@ -349,7 +404,7 @@ FORMS.add("onset", CurveForm(
     "L = L0 + {A} r^({k}+1) / (r^{k} + {h}^{k}) (1 + D/{Dl})^-{c}",
     "P² law (Chen et al. 2025, arXiv 2411.10272) for the additive pruning term; a Hill switch "
     "(Hill 1910) for its onset; Rectified Scaling Law (Lin et al. 2024, arXiv 2402.02314) for D",
-    metrics=("loss",), feasible=True,
+    metrics=LOSS_METRICS, feasible=True,
     parameters=(Coef("A", "A", (1e-6, 1e3), (3.0, 10.0, 30.0)),
                 Coef("k", "k", (0.05, 10.0), (1.0, 3.0)),
                 Coef("h", "h", (0.01, 5.0), (0.1, 0.3, 1.0)), *RECOVERY),

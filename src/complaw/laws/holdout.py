@@ -12,12 +12,21 @@ A *split* says which rows a law is fitted on and which it must predict:
 Baselines (r = 0) always stay in the fit and are never predicted. For each split,
 `heldout_error` reports the number of test rows, the MAPE of L, the MAPE of the degradation
 L - L0, and the coverage of the prediction interval (the share of test rows inside it); the
-predictions themselves are kept for figures. `noise_floor` is the error a law cannot be
-expected to beat: one seed's L against the other seeds' mean on the same cells.
+predictions themselves are kept for figures. For accuracy it adds the mean absolute error in
+accuracy points, and, where the rows carry their standard errors ``L_se``, the measurement noise
+floor: sqrt(2/pi) sigma is the expected |error| of a normal measurement with s.d. sigma, so a
+perfect law's mean absolute error is sqrt(2/pi) mean(L_se) (points, or % of L for other
+metrics). `noise_floor` is the error a law cannot be expected to beat from seeds: one seed's L
+against the other seeds' mean on the same cells.
+
+Only the form's own metric is predicted. A form with a companion metric (``two-step``: task
+loss beside accuracy) is fitted on the companion rows too, except those at a held-out
+condition (same model, method, calibration, dataset, r and D as a test row).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,9 +136,10 @@ class HeldOut:
 
     split: str
     form: str
+    metric: str = ""
     predictions: pd.DataFrame = field(default_factory=pd.DataFrame)
-    """One row per predicted test row: its index in the group, L, L0, r, D, L_hat, pi_low,
-    pi_high, fold."""
+    """One row per predicted test row: its index among the group's rows of the metric,
+    dataset, L, L0, r, D, L_se (when the table has it), L_hat, pi_low, pi_high, fold."""
     unfitted: int = 0
     """Test rows whose fold could not be fitted (too few rows, not identifiable)."""
     reasons: list[str] = field(default_factory=list)
@@ -139,11 +149,33 @@ class HeldOut:
         return len(self.predictions)
 
     def summary(self) -> dict[str, Any]:
-        """``{split, n, mape_pct, degradation_mape_pct, coverage}`` (None where undefined)."""
+        """``{split, n, mape_pct, degradation_mape_pct, coverage}`` (None where undefined);
+        for accuracy also ``abs_error_points`` (100 mean |L_hat - L|) and
+        ``noise_floor_points`` (100 sqrt(2/pi) mean L_se: None without L_se on every test row);
+        for another metric whose table has ``L_se``, ``noise_floor_pct`` (100 sqrt(2/pi)
+        mean(L_se / L), to set beside ``mape_pct``)."""
+        out = self._errors() | self._noise()
+        return {"split": self.split, "n": int(len(self.predictions)), **out}
+
+    def _noise(self) -> dict[str, float | None]:
+        p = self.predictions
+        se = p["L_se"].to_numpy(float) if "L_se" in p.columns else None
+        known = se is not None and len(se) > 0 and bool(np.isfinite(se).all())
+        floor = 100.0 * math.sqrt(2.0 / math.pi)
+        if self.metric == "accuracy":
+            return {
+                "abs_error_points": 100.0 * float(np.mean(np.abs(p["L_hat"] - p["L"])))
+                if len(p) else None,
+                "noise_floor_points": floor * float(np.mean(se)) if known else None,
+            }
+        if se is None:
+            return {}
+        return {"noise_floor_pct": floor * float(np.mean(se / p["L"])) if known else None}
+
+    def _errors(self) -> dict[str, float | None]:
         p = self.predictions
         if p.empty:
-            return {"split": self.split, "n": 0, "mape_pct": None,
-                    "degradation_mape_pct": None, "coverage": None}
+            return {"mape_pct": None, "degradation_mape_pct": None, "coverage": None}
         L, L0, hat = (p[c].to_numpy(float) for c in ("L", "L0", "L_hat"))
         moved = L != L0
         deg = (100.0 * float(np.mean(np.abs((hat - L0)[moved] - (L - L0)[moved])
@@ -154,8 +186,6 @@ class HeldOut:
                                   & (p["L"][inside] <= p["pi_high"][inside])))
                     if inside.all() else None)
         return {
-            "split": self.split,
-            "n": int(len(p)),
             "mape_pct": 100.0 * float(np.mean(np.abs(hat - L) / L)),
             "degradation_mape_pct": deg,
             "coverage": coverage,
@@ -170,33 +200,48 @@ def heldout_error(
     intercept: bool | None = None,
     level: float = 0.95,
 ) -> HeldOut:
-    """Fit ``form`` on each fold's train rows of one group (one metric) and predict its test
-    rows, with the ``level`` prediction interval."""
+    """Fit ``form`` on each fold's train rows of one group (one metric, plus its companion
+    metric's rows for a form with one) and predict its test rows, with the ``level``
+    prediction interval. Companion rows at a test row's condition are left out of the fit."""
     from complaw.laws.fit import fit_group
 
     form = get_form(form)
-    df = validate(df).reset_index(drop=True)
-    out = HeldOut(split, form.name)
+    own, companion = form.split_rows(validate(df))
+    own = own.reset_index(drop=True)
+    out = HeldOut(split, form.name, metric=str(own["metric"].iloc[0]) if len(own) else "")
+    kept = [c for c in ("dataset", *NUMERIC_COLUMNS, "L_se") if c in own.columns]
     frames = []
-    for i, (train, test) in enumerate(folds(df, split)):
+    for i, (train, test) in enumerate(folds(own, split)):
         if np.intersect1d(train, test).size:  # a fold rule must never do this
             raise AssertionError(f"split {split}: fold {i} tests rows it was fitted on")
+        rows = own.iloc[test]
+        seen = companion[~_at(companion, rows)]
         try:
-            fitted = fit_group(df.iloc[train], form, intercept=intercept, level=level)
+            fitted = fit_group(pd.concat([own.iloc[train], seen]), form, intercept=intercept,
+                               level=level)
         except LawError as exc:
             out.unfitted += len(test)
             out.reasons.append(str(exc))
             continue
-        rows = df.iloc[test]
         pred = fitted.law().predict(*(rows[c].to_numpy(float) for c in ("L0", "r", "D")),
                                     level=level)
         frames.append(pd.DataFrame({
-            "index": test, **{c: rows[c].to_numpy(float) for c in NUMERIC_COLUMNS},
+            "index": test, **{c: rows[c].to_numpy() for c in kept},
             "L_hat": pred.L, "pi_low": pred.pi_low, "pi_high": pred.pi_high, "fold": i,
         }))
     if frames:
         out.predictions = pd.concat(frames, ignore_index=True)
     return out
+
+
+CONDITION: tuple[str, ...] = ("model", "method", "calibration", "dataset", "r", "D")
+"""The columns that say where a row was measured (any metric)."""
+
+
+def _at(df: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
+    """Which rows of ``df`` were measured at the condition of one of ``rows``."""
+    where = list(CONDITION)
+    return pd.MultiIndex.from_frame(df[where]).isin(pd.MultiIndex.from_frame(rows[where]))
 
 
 def noise_floor(df: pd.DataFrame, seed_column: str = "seed") -> dict[str, Any] | None:

@@ -50,23 +50,13 @@ class Prediction:
     pi_high: np.ndarray | None = None
 
 
-def _scale(form: Form, L: np.ndarray) -> np.ndarray:
-    """L on the scale the form's residuals live on (log L, or L)."""
-    return np.log(np.maximum(L, 1e-300)) if form.log_response else L
-
-
-def _unscale(form: Form, z: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):  # an interval that wide is unbounded: inf
-        return np.exp(z) if form.log_response else z
-
-
 @dataclass
 class Law:
     """A compression law: a form with coefficients, and what is known of their uncertainty.
 
     ``coefficients`` holds the form's coefficients (plus ``const`` for a linear form with an
     intercept). ``cov`` (in `coef_names` order), ``df_resid`` and ``resid_std`` (the residual
-    standard deviation on the fit's scale: log L for most forms) come from a fit and give
+    standard deviation on the form's `Scale`: log L for most forms) come from a fit and give
     confidence and prediction intervals; ``draws`` are bootstrap coefficient draws. Published
     laws carry none of them.
     """
@@ -116,7 +106,7 @@ class Law:
         return self.form_obj.formula(self.coefficients)
 
     def gradient(self, data: dict[str, np.ndarray]) -> np.ndarray:
-        """d(scaled L)/d(coefficients) at ``data`` (rows x `coef_names`), by central
+        """d(L on the form's scale)/d(coefficients) at ``data`` (rows x `coef_names`), by central
         differences (exact for the linear forms up to rounding)."""
         form = self.form_obj
         names = self.coef_names
@@ -127,28 +117,31 @@ class Law:
             up, down = dict(self.coefficients), dict(self.coefficients)
             up[name] += h
             down[name] -= h
-            out[:, j] = (_scale(form, form.predict(up, data))
-                         - _scale(form, form.predict(down, data))) / (2 * h)
+            out[:, j] = (form.scale.to_scale(form.predict(up, data))
+                         - form.scale.to_scale(form.predict(down, data))) / (2 * h)
         return out
 
     def predict(self, L0: Any, r: Any, D: Any = 0.0, level: float = 0.95) -> Prediction:
         """Predict L at (L0, r, D); with a covariance, also the ``level`` confidence interval
-        of the mean and, with ``resid_std``, the prediction interval of a new measurement."""
+        of the mean and, with ``resid_std``, the prediction interval of a new measurement,
+        both symmetric on the form's scale (delta method), so a logit-scale law's intervals lie
+        inside (0, 1)."""
         data = law_inputs(L0, r, D)
         form = self.form_obj
         L = form.predict(self.coefficients, data)
         if self.cov is None:
             return Prediction(L, level=level)
-        z = _scale(form, L)
+        z = form.scale.to_scale(L)
         G = self.gradient(data)
         var = np.maximum(np.einsum("ij,jk,ik->i", G, np.asarray(self.cov), G), 0.0)
         dof = self.df_resid if self.df_resid and self.df_resid > 0 else np.inf
         q = stdtrit(dof, 0.5 + level / 2.0)
         se = np.sqrt(var)
-        out = Prediction(L, _unscale(form, z - q * se), _unscale(form, z + q * se), level)
+        back = form.scale.from_scale
+        out = Prediction(L, back(z - q * se), back(z + q * se), level)
         if self.resid_std is not None and np.isfinite(self.resid_std):
             wide = np.sqrt(var + self.resid_std**2)
-            out.pi_low, out.pi_high = _unscale(form, z - q * wide), _unscale(form, z + q * wide)
+            out.pi_low, out.pi_high = back(z - q * wide), back(z + q * wide)
         return out
 
     def coefficient_draws(self, n: int = 2000, seed: int = 0) -> np.ndarray | None:

@@ -8,14 +8,23 @@ One row is one measured metric of one compressed model:
 | method | compression method (e.g. ``prunenet``) |
 | calibration | ``none`` or the calibration dataset |
 | dataset | evaluation dataset (or task group) the metric was measured on |
-| metric | ``loss`` (nats), ``accuracy`` (a fraction in (0, 1]) or ``runtime`` (seconds) |
+| metric | ``loss`` (nats), ``task_loss`` (bits per byte of a task's correct answers), |
+| | ``accuracy`` (a fraction in (0, 1]) or ``runtime`` (seconds) |
 | L | the compressed model's value of the metric |
 | L0 | the uncompressed model's value of the same metric on the same data |
 | r | compression ratio in [0, 1) |
 | D | recovery fine-tuning size (0 = no RFT) |
 
 `COLUMNS` is the one definition of these columns; `complaw.experiment.records.law_table` builds the
-table from experiment records with exactly them.
+table from experiment records with exactly them. Optional columns (`OPTIONAL_COLUMNS`; absent or
+NaN in older tables, and every consumer copes):
+
+| column | meaning |
+|---|---|
+| L_se | the standard error of L over the task's documents (accuracy, task_loss rows) |
+| chance | the task's chance accuracy (0.25 for arc_easy, 0.5 for piqa; the same rows) |
+| experiment | the record id: accuracy and task_loss rows with the same experiment and |
+| | dataset were measured on the same model |
 
 Each kind of bad input raises its own `LawError` subclass, whose message names the bad value
 and the fix.
@@ -44,7 +53,9 @@ COLUMNS: tuple[str, ...] = (
 )
 TEXT_COLUMNS: tuple[str, ...] = ("model", "method", "calibration", "dataset", "metric")
 NUMERIC_COLUMNS: tuple[str, ...] = ("L", "L0", "r", "D")
-METRICS: tuple[str, ...] = ("loss", "accuracy", "runtime")
+METRICS: tuple[str, ...] = ("loss", "task_loss", "accuracy", "runtime")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("L_se", "chance", "experiment")
+OPTIONAL_NUMERIC: tuple[str, ...] = ("L_se", "chance")
 
 
 class MissingColumnsError(LawError):
@@ -96,7 +107,8 @@ def validate(df: pd.DataFrame) -> pd.DataFrame:
     Raises one `LawError` subclass per kind of problem: `MissingColumnsError`,
     `NonNumericError`, `NonPositiveValueError` (L or L0 <= 0), `RatioOutOfRangeError`
     (r outside [0, 1)), `NegativeDataSizeError` (D < 0), `UnknownMetricError`,
-    `AccuracyScaleError` (accuracy > 1). Extra columns are kept.
+    `AccuracyScaleError` (accuracy > 1). Extra columns are kept; the optional numeric ones
+    (`OPTIONAL_NUMERIC`) as floats, NaN where missing.
     """
     if not isinstance(df, pd.DataFrame):
         raise LawError(f"expected a pandas DataFrame, got {type(df).__name__}")
@@ -118,6 +130,9 @@ def validate(df: pd.DataFrame) -> pd.DataFrame:
                 "fix or drop those rows"
             )
         out[column] = converted.astype(float)
+    for column in OPTIONAL_NUMERIC:
+        if column in out.columns:
+            out[column] = pd.to_numeric(out[column], errors="coerce").astype(float)
     out["metric"] = out["metric"].str.lower()
     unknown = ~out["metric"].isin(METRICS)
     if unknown.any():

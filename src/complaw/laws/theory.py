@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from complaw.errors import LawError
-from complaw.laws.forms import CONST
+from complaw.laws.forms import CONST, LOSS_METRICS
 from complaw.laws.law import Law, law_inputs
 
 
@@ -107,10 +107,10 @@ def _finite(x: float, inf: Any = None) -> Any:
 
 
 def _sign(metric: str) -> float:
-    """-1 for accuracy (beta, gamma < 0), +1 for loss (beta, gamma > 0)."""
+    """-1 for accuracy (beta, gamma < 0), +1 for a loss (beta, gamma > 0)."""
     if metric == "accuracy":
         return -1.0
-    if metric == "loss":
+    if metric in LOSS_METRICS:
         return 1.0
     raise LawError(
         f"the critical-ratio theory applies to loss and accuracy laws, not {metric!r} laws"
@@ -149,7 +149,7 @@ def _check_sigma(metric: str, sigma: float) -> None:
             f"sigma = {sigma} is outside (0, 1): for an accuracy law sigma is the fraction of "
             "L0^alpha to keep (e.g. 0.8)"
         )
-    if metric == "loss" and not sigma > 1:
+    if metric in LOSS_METRICS and not sigma > 1:
         raise SigmaOutOfRangeError(
             f"sigma = {sigma} is not > 1: for a loss law sigma bounds L / L0^alpha from above "
             "(e.g. 1.5)"
