@@ -363,6 +363,15 @@ class Extrinsic(Evaluation):
 
 
 @dataclass(frozen=True)
+class TaskLoss(Extrinsic):
+    """Task loss alone on lm-eval `tasks`: each document's correct continuation is scored, one
+    request per document (no accuracy), for grid points where accuracy itself is not needed;
+    `options` are ExtrinsicOptions."""
+
+    kind: ClassVar[str] = "task_loss"
+
+
+@dataclass(frozen=True)
 class Speed(Evaluation):
     """Latency / throughput / memory on `device` (part of the identity: speed depends on it);
     `options` are the speed stage's own settings, resolved by that stage."""
@@ -386,7 +395,8 @@ class Custom(Evaluation):
         return StageConfig.to_dict(self)
 
 
-EVALUATIONS: dict[str, type[Evaluation]] = {c.kind: c for c in (Intrinsic, Extrinsic, Speed)}
+EVALUATIONS: dict[str, type[Evaluation]] = {
+    c.kind: c for c in (Intrinsic, Extrinsic, TaskLoss, Speed)}
 
 
 def evaluation_from_dict(data: Mapping[str, Any]) -> Evaluation:

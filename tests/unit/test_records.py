@@ -82,7 +82,8 @@ def test_loader_reports_bad_files_and_law_table_joins_the_base(tmp_path):
         "broken.json", "partial.json"]
 
     table = law_table(tmp_path).sort_values("L")
-    assert list(table.columns) == [*LAW_COLUMNS, "seed", "experiment"] and set(table["seed"]) == {0}
+    assert list(table.columns) == [*LAW_COLUMNS, "seed", "experiment", "L_se", "chance"]
+    assert set(table["seed"]) == {0} and table["L_se"].isna().all()
     assert table[["L", "L0", "r", "D"]].values.tolist() == [[3.5, 3.0, 0.3, 1000],
                                                             [4.5, 3.0, 0.3, 0]]
     assert table["calibration"].tolist() == ["ptb:validation", "none"]
@@ -121,3 +122,31 @@ def test_law_table_never_pairs_or_mixes_data_variants(tmp_path):
     assert table[["L", "L0"]].values.tolist() == [[2.5, 2.0], [4.0, 3.0]]
     assert table["dataset"].nunique() == 2
     assert all(d.startswith("wikitext2:test@") for d in table["dataset"])
+
+
+def _zero_shot(folder, kind, acc, bpb, compression=None):
+    """A zero-shot (kind Extrinsic) or task-loss-only (TaskLoss) record on arc_easy."""
+    config = Experiment(model="m", eval=kind(tasks=("arc_easy",), limit=5),
+                        compression=compression and Compression(**compression))
+    record = Record.new("evaluate", config)
+    record.status = "ok"
+    entry = {"dataset": "arc_easy", "n_docs": 5, "chance": 0.26}
+    if acc is not None:
+        record.metrics.append({"metric": "accuracy", "value": acc, "stderr": 0.2, **entry})
+    record.metrics.append({"metric": "task_loss", "value": bpb, "stderr": 0.05, **entry})
+    record.write(folder)
+
+
+def test_law_table_task_loss_from_either_kind_once_with_its_standard_error(tmp_path):
+    from complaw.config import Extrinsic, TaskLoss
+
+    _zero_shot(tmp_path, Extrinsic, 0.6, 1.0)  # the base: accuracy and task loss
+    half = {"method": "prunenet", "ratio": 0.5}
+    _zero_shot(tmp_path, TaskLoss, None, 1.5, half)  # task loss alone, against that base
+    _zero_shot(tmp_path, TaskLoss, None, 1.3, {"method": "prunenet", "ratio": 0.3})
+    _zero_shot(tmp_path, Extrinsic, 0.4, 1.5, half)  # the same point scored in full: once
+    table = law_table(tmp_path).sort_values(["metric", "r"])
+    assert table[["metric", "r", "L", "L0"]].values.tolist() == [
+        ["accuracy", 0.5, 0.4, 0.6], ["task_loss", 0.3, 1.3, 1.0], ["task_loss", 0.5, 1.5, 1.0]]
+    assert table["L_se"].tolist() == [0.2, 0.05, 0.05]
+    assert table["chance"].tolist() == [0.26] * 3

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from complaw.cli.app import app, console, field_option, quiet_transformers
-from complaw.config import Extrinsic, Intrinsic
+from complaw.config import Extrinsic, Intrinsic, TaskLoss
 from complaw.errors import ConfigError
 
 
@@ -31,13 +31,19 @@ def evaluate(
         "arc_challenge,mmlu, or 'paper' for all six (lm-eval, local files first)."
     ),
     limit: int = field_option(Extrinsic, "limit"),
+    task_loss_only: bool = typer.Option(
+        False, "--task-loss-only", help="With --tasks: score only each document's correct "
+        "answer (task loss in bits/byte, no accuracy), one request per document."),
 ) -> None:
     """Measure intrinsic test cross-entropy (nats) and perplexity of a model, or with --tasks
     its zero-shot accuracy (lm-evaluation-harness)."""
     quiet_transformers()
     if tasks is not None:
-        _zero_shot(model, tasks, limit, batch_size, dtype, device, data_dir, out)
+        _zero_shot(model, tasks, limit, batch_size, dtype, device, data_dir, out,
+                   TaskLoss if task_loss_only else Extrinsic)
         return
+    if task_loss_only:
+        raise ConfigError("--task-loss-only applies to zero-shot tasks; add --tasks")
     if limit is not None:
         raise ConfigError("--limit applies to zero-shot tasks; add --tasks (e.g. --tasks paper)")
     from complaw.experiment.pipeline import experiment_of, run_intrinsic
@@ -61,26 +67,27 @@ def evaluate(
 
 def _zero_shot(
     model: str, tasks: str, limit: int | None, batch_size: int, dtype: str, device: str,
-    data_dir: Path | None, out: Path | None,
+    data_dir: Path | None, out: Path | None, kind: type[Extrinsic],
 ) -> None:
     from complaw.experiment.pipeline import experiment_of, run_extrinsic
 
-    evaluation = Extrinsic(tasks=tuple(tasks.split(",")), limit=limit,
-                           options={"batch_size": batch_size})
+    evaluation = kind(tasks=tuple(tasks.split(",")), limit=limit,
+                      options={"batch_size": batch_size})
     record = run_extrinsic(experiment_of(model, evaluation, dtype), out, device, data_dir,
                            location=model)
-    table = Table(title=f"{model}: zero-shot accuracy")
-    for column in ("task", "metric", "value", "acc", "acc_norm", "docs", "source"):
+    table = Table(title=f"{model}: zero-shot accuracy and task loss")
+    for column in ("task", "metric", "value ± s.e.", "chance", "docs", "source"):
         table.add_column(column, justify="left" if column in ("task", "source") else "right")
     for m in record.metrics:
-        if m["metric"] == "accuracy" and "chosen" in m:
-            norm = "" if m["acc_norm"] is None else f"{m['acc_norm']:.4f}"
-            table.add_row(m["dataset"], m["chosen"], f"{m['value']:.4f}", f"{m['acc']:.4f}",
-                          norm, f"{m['n_docs']:,}", m["source"])
+        if "n_docs" in m:
+            name = m.get("chosen", "bits/byte")
+            table.add_row(m["dataset"], f"{m['metric']} ({name})",
+                          f"{m['value']:.4f} ± {m['stderr']:.4f}", f"{m['chance']:.3f}",
+                          f"{m['n_docs']:,}", m["source"])
         elif m["metric"] == "accuracy":
-            table.add_row("mean (L)", "", f"{m['value']:.4f}", "", "", "", "")
+            table.add_row("mean (L)", "accuracy", f"{m['value']:.4f}", "", "", "")
         else:
-            table.add_row("wall time", "", f"{m['value']:.1f} s", "", "", "", "")
+            table.add_row("wall time", "", f"{m['value']:.1f} s", "", "", "")
     console.print(table)
     if out is not None:
         console.print(f"record: {out / record.file_name}")

@@ -187,8 +187,9 @@ def run_extrinsic(
     data_dir: str | Path | None = None, location: str | None = None,
 ) -> Record:
     """Zero-shot accuracy (lm-eval) that `experiment` describes; the record's metrics are one
-    "accuracy" entry per task, their mean (the extrinsic L) and the "runtime" of the whole
-    evaluation. Bad input (unknown task, missing task files) fails before anything is
+    "accuracy" and one "task_loss" entry per task, the accuracies' mean (the extrinsic L) and the
+    "runtime" of the whole evaluation (a `TaskLoss` evaluation: the task losses and the runtime
+    only). Bad input (unknown task, missing task files) fails before anything is
     written."""
     ev = experiment.eval
     location = location or experiment.model
@@ -199,7 +200,8 @@ def run_extrinsic(
 
     def measure(loaded: LoadedModel, record: Record) -> None:
         result = evaluate_zero_shot(loaded, ev.tasks, ev.limit,
-                                    ExtrinsicOptions.from_dict(ev.options), data_dir)
+                                    ExtrinsicOptions.from_dict(ev.options), data_dir,
+                                    score="target" if ev.kind == "task_loss" else "choices")
         record.timings["evaluate"] = result["seconds"]
         record.metrics.extend(result["metrics"])
 

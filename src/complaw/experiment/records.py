@@ -212,9 +212,17 @@ def load_records(folder: str | Path) -> pd.DataFrame:
     return df
 
 
+def _same_requests(config: Experiment, drop: tuple[str, ...] = ()) -> str:
+    """The id of `config` without its `drop` keys and its evaluation's kind: a zero-shot and a
+    task-loss-only evaluation of one model make the same requests, so the same task loss."""
+    data = {k: v for k, v in config.to_dict().items() if k not in drop}
+    return config_id({**data, "eval": {k: v for k, v in data["eval"].items() if k != "kind"}})
+
+
 def _base_key(config: Experiment) -> str:
-    """What a variant shares with its uncompressed, un-recovered base: all but the variant keys."""
-    return config_id({k: v for k, v in config.to_dict().items() if k not in _VARIANT_KEYS})
+    """What a variant shares with its uncompressed, un-recovered base: all but the variant keys
+    (and the evaluation's kind; metric names tell evaluations apart)."""
+    return _same_requests(config, _VARIANT_KEYS)
 
 
 def _variant_key(record: Record, dataset: str) -> str:
@@ -225,7 +233,9 @@ def _variant_key(record: Record, dataset: str) -> str:
 
 def law_table(folder: str | Path) -> pd.DataFrame:
     """Rows for fitting laws (columns LAW_COLUMNS, the experiment's ``seed``, which the
-    laws' noise floor reads, and the record id as ``experiment``): one per metric of each
+    laws' noise floor reads, the record id as ``experiment``, the standard error of L from its
+    documents as ``L_se`` and a zero-shot task's chance accuracy as ``chance``, both NaN where
+    they do not apply): one per metric of each
     compressed or recovered model, with L0 taken from the matching base record (same config but for
     compression and recovery, and the same data variant). Metrics without a base are skipped
     and counted in `.attrs["unmatched"]`. Where one dataset was measured on several data
@@ -241,12 +251,17 @@ def law_table(folder: str | Path) -> pd.DataFrame:
                 key = (_base_key(r.config), m["metric"], m["dataset"],
                        _variant_key(r, m["dataset"]))
                 base[key] = m["value"]
-    rows, unmatched = [], 0
+    rows, unmatched, measured = [], 0, set()
     for r in records:
         if r.config.is_base:
             continue
         comp, rec = r.config.compression, r.config.recovery
         for m in r.metrics:
+            if m["metric"] == "task_loss":  # measured once per model, whichever kind ran it
+                same = (_same_requests(r.config), m["dataset"])
+                if same in measured:
+                    continue
+                measured.add(same)
             variant = _variant_key(r, m["dataset"])
             key = (_base_key(r.config), m["metric"], m["dataset"], variant)
             if key not in base:
@@ -267,7 +282,24 @@ def law_table(folder: str | Path) -> pd.DataFrame:
                 "D": rec.tokens if rec else 0,
                 "seed": comp.seed if comp else rec.seed,
                 "experiment": r.id,
+                "L_se": _stderr(m),
+                "chance": m.get("chance", _chance(m["dataset"])),
             })
-    df = pd.DataFrame(rows, columns=[*LAW_COLUMNS, "seed", "experiment"])
+    df = pd.DataFrame(rows, columns=[*LAW_COLUMNS, "seed", "experiment", "L_se", "chance"])
     df.attrs["unmatched"] = unmatched
     return df
+
+
+def _stderr(metric: dict[str, Any]) -> float:
+    """The standard error of a metric entry's value from its documents (NaN when unknown):
+    `stderr`, or in records from before it, the chosen accuracy metric's lm-eval stderr."""
+    value = metric.get("stderr", metric.get(f"{metric.get('chosen')}_stderr"))
+    return float("nan") if value is None else float(value)
+
+
+def _chance(dataset: str) -> float:
+    """The nominal chance accuracy of a zero-shot task (records from before task loss do not
+    carry the measured one); NaN for other datasets."""
+    from complaw.evaluate.tasks import TASKS
+
+    return TASKS.get(dataset).chance if dataset in TASKS else float("nan")

@@ -59,6 +59,7 @@ TOKENS: dict[str, Callable[[Any], float]] = {
     "recover": lambda r: r.tokens or (r.samples or 0) * r.seq_len,
     "intrinsic": lambda e: len(e.data) * (e.max_tokens or DEFAULT_EVAL_TOKENS),
     "extrinsic": lambda e: len(e.tasks) * (e.limit or DEFAULT_TASK_DOCS) * REQUEST_TOKENS,
+    "task_loss": lambda e: len(e.tasks) * (e.limit or DEFAULT_TASK_DOCS) * REQUEST_TOKENS / 3,
     "speed": lambda s: (s.options.get("repeats", 5) + s.options.get("warmup", 1)) * (
         s.options.get("prompt_len", 256) + DECODE_FACTOR * s.options.get("new_tokens", 32)),
 }
@@ -70,6 +71,7 @@ PRIOR_RATE: dict[str, float] = {
     "recover": 400 / 170 * _EVAL_RATE,  # LoRA trains about 170 tokens/s
     "intrinsic": _EVAL_RATE,
     "extrinsic": _EVAL_RATE,
+    "task_loss": _EVAL_RATE,
     "speed": _EVAL_RATE,
 }
 DEFAULT_PARAMS = 1e8

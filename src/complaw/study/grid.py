@@ -14,12 +14,12 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 
 from complaw.config import (
+    EVALUATIONS,
     Compression,
     Custom,
     Evaluation,
     Experiment,
     Extrinsic,
-    Intrinsic,
     Recovery,
     Speed,
     StageConfig,
@@ -87,25 +87,60 @@ def _resolve(grid: Grid, stage: str, step: StageConfig, path: str) -> StageConfi
     return step
 
 
-def _evaluations(grid: Grid, spec: Spec) -> list[tuple[Evaluation, bool | list[int]]]:
-    """Each evaluation of the spec, and whether it also runs on recovered models (True, False
-    or the recovery sizes in samples it runs on)."""
-    out: list[tuple[Evaluation, bool | list[int]]] = []
+@dataclass(frozen=True)
+class Where:
+    """Which models an evaluation runs on: `models` None (all) or the models (their base and
+    compressed versions); of the compressed ones, `recovered` True, False or the recovery sizes
+    in samples, and `ratios` None (all) or the ratios."""
+
+    recovered: bool | list[int] = True
+    ratios: tuple[float, ...] | None = None
+    models: tuple[str, ...] | None = None
+
+    def covers(self, model: str, comp: Compression | None, rec: Recovery | None) -> bool:
+        if self.models is not None and model not in self.models:
+            return False
+        if comp is None:
+            return True
+        if self.ratios is not None and comp.ratio not in self.ratios:
+            return False
+        return rec is None or self.recovered is True or (
+            isinstance(self.recovered, list) and rec.samples in self.recovered)
+
+
+def _evaluations(grid: Grid, spec: Spec) -> list[tuple[Evaluation, Where]]:
+    """Each evaluation of the spec, and the compressed models it runs on."""
+    out: list[tuple[Evaluation, Where]] = []
     for kind, opts in spec.evaluation_options().items():
         recovered = opts.pop("recovered", True)
-        if kind == "intrinsic":
-            step: Evaluation = Intrinsic(**opts)
-        elif kind == "extrinsic":
-            step = Extrinsic(**opts)
-        elif kind == "speed":
-            step = Speed(device=spec.device, **opts)
+        ratios, models = opts.pop("ratios", None), opts.pop("models", None)
+        unknown = sorted(set(models or []) - set(spec.models))
+        if unknown:
+            raise ConfigError(f"evaluations.{kind}.models: {', '.join(unknown)} not in models; "
+                              f"allowed: {', '.join(spec.models)}")
+        if kind == "speed":
+            step: Evaluation = Speed(device=spec.device, **opts)
+        elif kind in EVALUATIONS:
+            step = EVALUATIONS[kind](**opts)
         else:
             step = Custom(kind=kind, options=opts.get("options", opts))
         step = _resolve(grid, kind, step, f"evaluations.{kind}")
-        out.append((step, recovered if "recover" in require(kind, kind).inputs else False))
+        if "recover" not in require(kind, kind).inputs:
+            recovered = False
+        out.append((step, Where(recovered, None if ratios is None else tuple(ratios),
+                                None if models is None else tuple(models))))
     if not out:
         raise ConfigError("evaluations: give at least one (intrinsic, extrinsic, speed)")
     return out
+
+
+def _subsumed(evaluation: Evaluation, others: list[Evaluation]) -> bool:
+    """A task-loss-only evaluation that a zero-shot evaluation of the same model already gives
+    (same tasks, limit and options: the same requests, and more)."""
+    return evaluation.kind == "task_loss" and any(
+        o.kind == "extrinsic" and isinstance(o, Extrinsic) and isinstance(evaluation, Extrinsic)
+        and set(evaluation.tasks) <= set(o.tasks) and o.limit == evaluation.limit
+        and o.options == evaluation.options for o in others)
 
 
 def _add(grid: Grid, node: Node) -> str:
@@ -150,8 +185,10 @@ def expand(spec: Spec) -> Grid:
                 raise ConfigError(f"methods[{i}].models: {', '.join(unknown)} not in models; "
                               f"allowed: {', '.join(spec.models)}")
     for model in spec.models:
-        for evaluation, _ in evaluations:
-            _experiment(grid, model, dtype, None, None, evaluation, None)
+        base = [e for e, where in evaluations if where.covers(model, None, None)]
+        for evaluation in base:
+            if not _subsumed(evaluation, base):
+                _experiment(grid, model, dtype, None, None, evaluation, None)
         for i, method in enumerate(spec.methods):
             if method.models is not None and model not in method.models:
                 continue
@@ -173,10 +210,10 @@ def expand(spec: Spec) -> Grid:
                             parent = _add(grid, Node(
                                 chain_id(model, dtype, comp, rec), "recover", "checkpoint", rec,
                                 None, comp_id, model, dtype))
-                        for evaluation, on_recovered in evaluations:
-                            if rec is None or on_recovered is True or (
-                                isinstance(on_recovered, list) and rec.samples in on_recovered
-                            ):
+                        here = [e for e, where in evaluations
+                                if where.covers(model, comp, rec)]
+                        for evaluation in here:
+                            if not _subsumed(evaluation, here):
                                 _experiment(grid, model, dtype, comp, rec, evaluation, parent)
     if not spec.methods and spec.ratios:
         raise ConfigError("ratios are given but no methods; add methods (e.g. prunenet)")

@@ -22,6 +22,7 @@ recovery:                         # optional: LoRA recovery fine-tuning
 evaluations:                      # at least one
   intrinsic: {data: [wikitext2:test], seq_len: 1024, max_tokens: 16384, batch_size: 4}
   extrinsic: {tasks: [piqa, arc_easy], limit: 100, recovered: false}  # not on recovered models
+  task_loss: {tasks: [piqa, arc_easy], limit: 100}  # task loss alone, where extrinsic is not
   speed: {options: {}}
 plugins: [my_package.stages]      # optional: modules that register more stages
 resources:                        # optional: per-stage Ray resources
@@ -85,9 +86,12 @@ class EvaluationSpec(_Model):
     """Settings every built-in evaluation has: `recovered: false` evaluates the base and the
     compressed models only, not the recovered ones (e.g. a costly zero-shot run on a CPU);
     a list of recovery sizes (in samples, as `recovery.samples`) evaluates the recovered models
-    of those sizes only (e.g. `[16]`: zero-shot at D = 0 and the largest D)."""
+    of those sizes only (e.g. `[16]`: zero-shot at D = 0 and the largest D); `ratios` keeps it
+    to the compressed models of those ratios, `models` to those models."""
 
     recovered: bool | list[int] = True
+    ratios: list[float] | None = None  # only the compressed models at these ratios
+    models: list[str] | None = None  # only these models (and their compressed versions)
 
     @field_validator("recovered")
     @classmethod
@@ -110,6 +114,12 @@ class ExtrinsicSpec(EvaluationSpec):
     options: dict[str, Any] = {}
 
 
+class TaskLossSpec(ExtrinsicSpec):
+    """Task loss alone (complaw.config.TaskLoss): the gold continuation of each document, one
+    request per document; where a zero-shot evaluation with the same tasks and limit runs on a
+    model, it gives the task loss and this one is skipped there."""
+
+
 class SpeedSpec(EvaluationSpec):
     options: dict[str, Any] = {}
 
@@ -121,6 +131,7 @@ class EvaluationsSpec(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
     intrinsic: IntrinsicSpec | None = None
     extrinsic: ExtrinsicSpec | None = None
+    task_loss: TaskLossSpec | None = None
     speed: SpeedSpec | None = None
 
 
@@ -179,7 +190,8 @@ class Spec(_Model):
     def evaluation_options(self) -> dict[str, dict[str, Any]]:
         """Evaluation kind -> its settings, built-in and plugin ones alike."""
         ev = self.evaluations
-        builtin = {"intrinsic": ev.intrinsic, "extrinsic": ev.extrinsic, "speed": ev.speed}
+        builtin = {"intrinsic": ev.intrinsic, "extrinsic": ev.extrinsic,
+                   "task_loss": ev.task_loss, "speed": ev.speed}
         out = {k: v.model_dump() for k, v in builtin.items() if v is not None}
         for kind, value in (self.evaluations.model_extra or {}).items():
             out[kind] = value if isinstance(value, dict) else {}

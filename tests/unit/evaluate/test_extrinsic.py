@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -42,12 +44,14 @@ def continuation_logprob(model, tokenizer, context: str, continuation: str) -> f
     return sum(float(logprobs[i - 1, whole[i]]) for i in range(len(ctx), len(whole)))
 
 
-def independent_accuracy(folder: Path, docs: list[dict]) -> tuple[float, float]:
-    """acc and acc_norm on ARC docs: argmax of summed log-likelihoods, and of the same divided
-    by each choice's length in characters."""
+def independent_scores(folder: Path, docs: list[dict]) -> tuple[float, float, list[float]]:
+    """acc and acc_norm on ARC docs (argmax of summed log-likelihoods, and of the same divided
+    by each choice's length in characters), and each document's task loss: the gold answer's
+    negative log-likelihood in bits per UTF-8 byte of its continuation (" " + answer)."""
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     acc = acc_norm = 0
+    bpb = []
     for doc in docs:
         context = f"Question: {doc['question']}\nAnswer:"
         choices = doc["choices"]["text"]
@@ -56,7 +60,8 @@ def independent_accuracy(folder: Path, docs: list[dict]) -> tuple[float, float]:
         norm = [ll / len(c) for ll, c in zip(lls, choices, strict=True)]
         acc += max(range(len(lls)), key=lls.__getitem__) == gold
         acc_norm += max(range(len(norm)), key=norm.__getitem__) == gold
-    return acc / len(docs), acc_norm / len(docs)
+        bpb.append(-lls[gold] / (math.log(2) * len((" " + choices[gold]).encode("utf-8"))))
+    return acc / len(docs), acc_norm / len(docs), bpb
 
 
 def test_arc_easy_accuracy_matches_independent_computation(tiny_smol_folder, shared_data,
@@ -69,8 +74,9 @@ def test_arc_easy_accuracy_matches_independent_computation(tiny_smol_folder, sha
     (path,) = out.glob("*.json")
     record = json.loads(path.read_text())
     assert record["status"] == "ok" and record["config"]["eval"]["kind"] == "extrinsic"
-    task, mean, runtime = record["metrics"]
-    acc, acc_norm = independent_accuracy(tiny_smol_folder, arc_docs(shared_data, N_DOCS))
+    task, loss, mean, runtime = record["metrics"]
+    docs = arc_docs(shared_data, N_DOCS)
+    acc, acc_norm, bpb = independent_scores(tiny_smol_folder, docs)
     assert task["acc"] == pytest.approx(acc, abs=1e-12)
     assert task["acc_norm"] == pytest.approx(acc_norm, abs=1e-12)
     assert task["value"] == task["acc_norm"] and task["chosen"] == "acc_norm"
@@ -79,6 +85,38 @@ def test_arc_easy_accuracy_matches_independent_computation(tiny_smol_folder, sha
     assert task["source"].startswith("local:") and task["source"].endswith("ARC-Easy-test.jsonl")
     assert (mean["dataset"], mean["value"]) == ("zeroshot(arc_easy)", task["value"])
     assert runtime["metric"] == "runtime" and runtime["value"] > 0
+    # task loss: the gold answer's bits per byte, averaged over documents, with its s.e.
+    assert (loss["metric"], loss["dataset"], loss["n_docs"]) == ("task_loss", "arc_easy", N_DOCS)
+    assert loss["value"] == pytest.approx(statistics.mean(bpb), rel=1e-5)
+    assert loss["stderr"] == pytest.approx(statistics.stdev(bpb) / N_DOCS**0.5, rel=1e-4)
+    assert task["task_loss"] == loss["value"] and task["stderr"] == task["acc_norm_stderr"]
+    chance = statistics.mean(1 / len(d["choices"]["text"]) for d in docs)
+    assert task["chance"] == loss["chance"] == pytest.approx(chance)
+
+
+def test_task_loss_only_scores_the_gold_answer_alone(tiny_smol_folder, shared_data, tmp_path):
+    """--task-loss-only makes one request per document and gives the same task loss as the
+    full zero-shot evaluation (the same requests), on a 4-choice and a 2-choice task."""
+    losses = {}
+    for flags in ([], ["--task-loss-only"]):
+        out = tmp_path / f"runs{len(flags)}"
+        result = runner.invoke(app, ["evaluate", "--model", str(tiny_smol_folder), "--tasks",
+                                     "arc_easy,piqa", "--limit", "6", "--data-dir",
+                                     str(shared_data), "--out", str(out), *flags])
+        assert result.exit_code == 0, result.output
+        (path,) = out.glob("*.json")
+        record = json.loads(path.read_text())
+        losses[bool(flags)] = {m["dataset"]: m for m in record["metrics"]
+                               if m["metric"] == "task_loss"}
+        kinds = {m["metric"] for m in record["metrics"]}
+        assert ("accuracy" in kinds) is not bool(flags)
+        assert record["config"]["eval"]["kind"] == ("task_loss" if flags else "extrinsic")
+    for task in ("arc_easy", "piqa"):
+        full, alone = losses[False][task], losses[True][task]
+        assert alone["value"] == pytest.approx(full["value"], rel=1e-5)
+        assert alone["stderr"] == pytest.approx(full["stderr"], rel=1e-4)
+        assert alone["n_docs"] == full["n_docs"] == 6
+    assert losses[True]["piqa"]["chance"] == 0.5
 
 
 @pytest.mark.parametrize("args, message", [

@@ -114,3 +114,25 @@ def test_an_evaluation_can_stay_off_recovered_models():
                              "extrinsic": {"tasks": ["arc_easy"], "recovered": False}})
     grid = expand(parse_spec(data))
     assert grid.counts() == {"compress": 1, "recover": 2, "intrinsic": 4, "extrinsic": 2}
+
+
+def test_zero_shot_on_some_ratios_and_models_and_task_loss_where_it_is_not():
+    data = spec(models=["a", "b"], ratios=[0.1, 0.2, 0.3], methods=[{"name": "prunenet"}],
+                recovery={"datasets": ["ptb"], "samples": [0, 16], "seq_len": 32},
+                evaluations={"extrinsic": {"tasks": ["arc_easy"], "limit": 5,
+                                           "ratios": [0.1, 0.3], "models": ["a"]},
+                             "task_loss": {"tasks": ["arc_easy"], "limit": 5}})
+    grid = expand(parse_spec(data))
+    where = sorted((e.model, e.eval.kind, e.compression.ratio if e.compression else 0.0,
+                    e.recovery is not None) for e in grid.experiments.values())
+    zero_shot = [w for w in where if w[1] == "extrinsic"]
+    # model a: its base and r = 0.1, 0.3 at D = 0 and 16 samples; model b: none
+    assert zero_shot == [("a", "extrinsic", 0.0, False), ("a", "extrinsic", 0.1, False),
+                         ("a", "extrinsic", 0.1, True), ("a", "extrinsic", 0.3, False),
+                         ("a", "extrinsic", 0.3, True)]
+    # task loss alone everywhere else: model a at r = 0.2 (x2), model b everywhere (1 + 3 x 2)
+    assert grid.counts()["task_loss"] == 2 + 7
+    assert ("a", "task_loss", 0.2, True) in where and ("b", "task_loss", 0.0, False) in where
+    data["evaluations"]["extrinsic"]["models"] = ["c"]
+    with pytest.raises(ConfigError, match=r"evaluations.extrinsic.models: c not in models"):
+        expand(parse_spec(data))
