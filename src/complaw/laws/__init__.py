@@ -2,10 +2,15 @@
 
 * `table`     - the law table's columns and validation (`validate`, `read_table`)
 * `forms`     - the registry of forms, as data: the paper's eq1-3, runtime and additive (OLS),
-                and the feasible degradation, onset and retention forms (`FORMS`)
+                the feasible degradation, onset and retention forms, and two-step (`FORMS`);
+                loss forms model ``loss`` and ``task_loss`` (`LOSS_METRICS`)
 * `law`       - `Law`: a form with coefficients that predicts L (with a CI when fitted)
 * `fit`       - `fit(df, form, by=[...])`, statistics, bootstrap, `compare`, `best_form`
-* `holdout`   - held-out error by split (r:X, D, a column, kfold:K) and the seed noise floor
+* `holdout`   - held-out error by split (r:X, D, a column, kfold:K), accuracy errors in points,
+                the measurement noise floor (from L_se) and the seed noise floor
+* `link`      - links from a task's loss to its accuracy (`LINKS`: sigmoid), `fit_link`
+* `twostep`   - the two-step accuracy law: (r, D) -> task loss (a loss form) -> accuracy (a
+                link), registered as the form ``two-step``
 * `theory`    - `critical_ratio`, `min_rft` (Theorem 3.1, Corollary 3.2, and their loss variant)
 * `published` - the paper's laws by name (`get_law("paper:llama-3-8b:extrinsic")`)
 * `planner`   - `plan(load_plan("plan.yaml"))`: ranked feasible (model, r, D)
@@ -15,19 +20,24 @@ from complaw.laws.fit import FitResult, Fits, best_form, compare, fit
 from complaw.laws.forms import FORMS, CurveForm, Form, LinearForm, get_form
 from complaw.laws.holdout import HeldOut, heldout_error, noise_floor
 from complaw.laws.law import Law, Prediction
+from complaw.laws.link import LINKS, Link, LinkFit, fit_link, get_link
 from complaw.laws.planner import PlanResult, PlanSpec, load_plan, parse_plan, plan
 from complaw.laws.published import get_law, published_law, published_laws
 from complaw.laws.table import COLUMNS, METRICS, read_table, validate
 from complaw.laws.theory import check_feasible, critical_ratio, min_rft
+from complaw.laws.twostep import TwoStepForm, two_step
 
 __all__ = [
     "COLUMNS",
     "FORMS",
+    "LINKS",
     "METRICS",
     "FitResult",
     "Fits",
     "Form",
     "Law",
+    "Link",
+    "LinkFit",
     "PlanResult",
     "PlanSpec",
     "Prediction",
@@ -35,14 +45,18 @@ __all__ = [
     "compare",
     "critical_ratio",
     "fit",
+    "fit_link",
     "get_form",
     "get_law",
+    "get_link",
     "heldout_error",
     "noise_floor",
     "best_form",
     "HeldOut",
     "CurveForm",
     "LinearForm",
+    "TwoStepForm",
+    "two_step",
     "load_plan",
     "min_rft",
     "parse_plan",
