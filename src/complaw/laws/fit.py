@@ -16,8 +16,9 @@ log L0 when a group has a single L0) it reports the *centered* R² (1 - RSS / su
 are always given as well, labelled. Adjusted: uncentered 1 - n/(n-k) (1-R²), centered
 1 - (n-1)/(n-k) (1-R²), with k coefficients.
 
-AIC/BIC are computed on the scale of L itself (the log-space likelihood plus its Jacobian,
--sum log L), so forms fitted on log L and on L (``additive``) can be compared.
+AIC/BIC are computed on the scale of L itself (the likelihood on the form's scale plus its
+Jacobian, `Scale.log_jacobian`: -sum log L for log L), so forms fitted on log L, on L
+(``additive``) and on logit L (``two-step``) can be compared.
 """
 
 from __future__ import annotations

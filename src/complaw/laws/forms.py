@@ -30,6 +30,7 @@ intervals live on its response `Scale` (log L for most, L for ``additive``, logi
 | degradation | L = L0 + A r^b (1 + D/Dl)^-c | nonlinear | yes |
 | onset | L = L0 + A r^(k+1) / (r^k + h^k) (1 + D/Dl)^-c | nonlinear | yes |
 | retention | L = L0 (1 - (1 - q) (1 - (1-r)^b) (1 + D/Dl)^-c) | nonlinear | yes |
+| two-step | acc = link(ℓ), ℓ = degradation(ℓ0 = link⁻¹(acc0), r, D) | two fits | yes |
 
 Eq. 1-3 are fitted with no intercept, as in the paper; ``intercept=True`` adds a free constant
 ``const`` (log scale: a factor e^const).

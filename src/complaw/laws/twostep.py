@@ -7,8 +7,8 @@ and follows the loss forms. The two-step law fits each on its own rows, one task
 1. ``step`` (a loss form, ``degradation`` by default) on the group's ``task_loss`` rows, exactly
    as any loss fit;
 2. ``link`` (`complaw.laws.link`, ``sigmoid`` by default) on the task's (ℓ, acc) pairs: each
-   accuracy row with the task-loss row of the same experiment (of the same condition where the
-   table has no ``experiment`` column), and each base model's (ℓ0, acc0) from the L0 columns.
+   accuracy row with the task-loss row of the same model (`pairs`), and each base model's
+   (ℓ0, acc0) from the L0 columns.
 
 It predicts from (L0, r, D) like every form, L0 being the base model's accuracy:
 ℓ0 = link⁻¹(L0), ℓ̂ = step(ℓ0, r, D), acc = L0 + link(ℓ̂) - link(ℓ0). That is link(ℓ̂) whenever
@@ -94,11 +94,13 @@ def two_step(name: str, step: str = "degradation", link: str = "sigmoid") -> Two
 
 
 def pairs(acc: pd.DataFrame, loss: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(task loss, accuracy) measured on the same models: the compressed ones (same experiment
-    where both tables say it, else the same condition) and the base ones (the L0 of both
-    metrics of the same model, method, calibration and dataset)."""
-    both = "experiment" in acc.columns and "experiment" in loss.columns
-    keys = [*CONDITION, *(["experiment"] if both else [])]
+    """(task loss, accuracy) measured on the same models: the compressed ones (the same
+    condition, `complaw.laws.holdout.CONDITION`, and seed where the rows have one) and the base
+    ones (the L0 of both metrics of the same model, method, calibration and dataset).
+
+    Not by ``experiment``: the record loader keeps one task-loss row per model, which may come
+    from a task-loss-only evaluation record, whose id is not that of the accuracy's record."""
+    keys = [*CONDITION, *(["seed"] if "seed" in acc.columns and "seed" in loss.columns else [])]
     moved = acc[acc["r"] > 0].merge(loss[loss["r"] > 0], on=keys, suffixes=("_acc", "_loss"))
     base = acc[[*BASE, "L0"]].drop_duplicates().merge(
         loss[[*BASE, "L0"]].drop_duplicates(), on=list(BASE), suffixes=("_acc", "_loss"))

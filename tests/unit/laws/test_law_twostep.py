@@ -46,12 +46,12 @@ def table(loss_noise: float = 0.0, acc_noise: float = 0.0, seed: int = 0,
                     loss *= math.exp(rng.normal(0.0, loss_noise)) if loss_noise else 1.0
                     acc = sigmoid(p, loss) + (rng.normal(0.0, acc_noise) if acc_noise else 0.0)
                     common = {"model": f"m{m}", "method": "prunenet", "calibration": "none",
-                              "dataset": task, "r": r, "D": d, "experiment": f"m{m}-{r}-{d}",
-                              "chance": p["chance"]}
+                              "dataset": task, "r": r, "D": d, "seed": 0, "chance": p["chance"]}
+                    # the task loss may come from another record (a task-loss-only evaluation)
                     rows.append({**common, "metric": "task_loss", "L": loss, "L0": loss0,
-                                 "L_se": 0.01})
-                    rows.append({**common, "metric": "accuracy", "L": acc,
-                                 "L0": sigmoid(p, loss0), "L_se": acc_noise or 0.004})
+                                 "L_se": 0.01, "experiment": f"loss-m{m}-{r}-{d}"})
+                    rows.append({**common, "metric": "accuracy", "L": acc, "L0": sigmoid(p, loss0),
+                                 "L_se": acc_noise or 0.004, "experiment": f"m{m}-{r}-{d}"})
     df = pd.DataFrame(rows)
     acc = df[df["metric"] == "accuracy"]
     mean = acc.groupby(["model", "r", "D"], as_index=False)[["L", "L0"]].mean()
@@ -75,6 +75,19 @@ def task(df: pd.DataFrame, name: str) -> pd.DataFrame:
 
 def truth(name: str, metric: str = "accuracy") -> Law:
     return Law("truth", "two-step", metric, {**STEP, **TASKS[name]})
+
+
+def test_pairs_are_measured_on_the_same_model(exact):
+    from complaw.laws.twostep import pairs
+
+    acc, loss = get_form("two-step").split_rows(task(exact, "piqa"))
+    ell, a = pairs(acc, loss)
+    assert len(ell) == len(acc) + 4  # every compressed model, and the 4 base models
+    np.testing.assert_allclose(a, sigmoid(TASKS["piqa"], ell), rtol=1e-12)
+    # a second seed at the same conditions pairs with its own seed only
+    two = pd.concat([task(exact, "piqa"), task(exact, "piqa").assign(seed=1)])
+    ell, a = pairs(*get_form("two-step").split_rows(two))
+    assert len(ell) == 2 * len(acc) + 4
 
 
 def test_registered_and_declared():
