@@ -245,22 +245,26 @@ def _where(values: list[str] | None) -> dict[str, str]:
 def law_from_records(records: Path, where: dict[str, str], form: str | None, split: str):
     """The law of the rows of ``records`` matching ``where``: ``form`` fitted on them, or the
     feasible form with the lowest held-out MAPE on ``split``. Returns (law, fit)."""
-    from complaw.laws import best_form
+    from complaw.laws import best_form, get_form
     from complaw.laws import fit as fit_law
+    from complaw.laws.select import with_companions
 
     df = _load_records(records)
+    where = dict(where)
+    metric = where.pop("metric", None)
     for key, value in where.items():
         if key not in df.columns:
             raise LawError(f"--where {key}=...: no column {key!r}; columns: "
                            f"{', '.join(map(str, df.columns))}")
         df = df[df[key].astype(str) == value]
-    if df.empty:
-        raise LawError(f"no rows of {str(records)!r} match {where}")
-    metrics = sorted(df["metric"].unique())
-    if len(metrics) > 1:
-        raise LawError(f"the rows hold metrics {', '.join(metrics)}; add --where metric=NAME")
+    if metric is not None:  # with the rows its forms read beside it (task loss for accuracy)
+        df = with_companions(df, metric)
+        if form and get_form(form).companion is None:
+            df = df[df["metric"] == metric]
+    if df.empty or (metric is not None and metric not in set(df["metric"])):
+        raise LawError(f"no rows of {str(records)!r} match {where} and metric={metric}")
     found = (fit_law(df, form, holdout=[split]).only() if form
-             else best_form(df, split))
+             else best_form(df, split, metric=metric))
     return found.law(), found
 
 

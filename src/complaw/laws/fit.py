@@ -874,14 +874,3 @@ def compare(
         fits += ranked
         ranks += list(range(1, len(ranked) + 1))
     return Comparison(holdout, by_list, fits, ranks)
-
-
-def best_form(df: pd.DataFrame, split: str = "r:0.5", level: float = 0.95,
-              feasible: bool = True) -> FitResult:
-    """The fit (on all rows of one group) of the form with the lowest held-out MAPE on
-    ``split`` (where no form can be held out, the lowest AIC): among the feasible forms when
-    one can be fitted, unless ``feasible`` is False."""
-    best = compare(df, None, None, holdout=split, level=level).best(feasible)
-    if len(best) != 1:
-        raise LawError(f"best_form needs one group (one metric); got {len(best)}")
-    return best[0]

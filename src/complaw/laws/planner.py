@@ -253,9 +253,10 @@ def _candidate_law(spec: PlanSpec, c: Candidate, metric: str,
     held-out error of the law's form (None unless fitted on the records here)."""
     if c.law or table is None:
         return get_law(c.law or _default_law(c.name, metric)), None, None
-    from complaw.laws.fit import best_form, fit
+    from complaw.laws.fit import fit
+    from complaw.laws.select import best_form, with_companions
 
-    rows = table[(table["model"].astype(str) == c.name) & (table["metric"] == metric)]
+    rows = with_companions(table[table["model"].astype(str) == c.name], metric)
     for key, value in c.where.items():
         if key not in rows.columns:
             raise LawError(f"candidate {c.name!r}: where {key}: no such column in the records")
@@ -263,14 +264,15 @@ def _candidate_law(spec: PlanSpec, c: Candidate, metric: str,
     if rows.empty:
         raise LawError(f"candidate {c.name!r}: no {metric} rows in {spec.records} with model = "
                        f"{c.name} and {c.where or 'no other filter'}")
-    L0s = sorted(set(rows["L0"].round(12)))
+    own = rows[rows["metric"] == metric]
+    L0s = sorted(set(own["L0"].round(12)))
     if len(L0s) > 1 and metric not in c.L0:
         raise LawError(
             f"candidate {c.name!r}: its rows hold {len(L0s)} values of L0 (datasets "
-            f"{', '.join(sorted(set(rows['dataset'])))}); pin one with where: {{dataset: ...}}"
+            f"{', '.join(sorted(set(own['dataset'])))}); pin one with where: {{dataset: ...}}"
         )
     found = (fit(rows, c.form, holdout=[spec.holdout]).only() if c.form
-             else best_form(rows, spec.holdout, spec.level))
+             else best_form(rows, spec.holdout, spec.level, metric=metric))
     return found.law(), L0s[0], found.heldout.get(spec.holdout)
 
 

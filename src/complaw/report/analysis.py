@@ -1,8 +1,9 @@
 """The fits a report shows, computed once per study and shared by its tables and figures.
 
 `Analysis.fits(kind, form, by, subset)` fits one form on one kind of row (``intrinsic``: test
-loss, ``extrinsic``: mean zero-shot accuracy, ``runtime``), one law per group of ``by``. A group
-that cannot be fitted (too few rows, a constant regressor, ...) is kept as a reason, not an error.
+loss, ``extrinsic``: mean zero-shot accuracy, ``tasks``: each task's accuracy and task loss,
+``runtime``), one law per group of ``by``. A group that cannot be fitted (too few rows, a
+constant regressor, ...) is kept as a reason, not an error.
 """
 
 from __future__ import annotations
@@ -18,15 +19,19 @@ from complaw.errors import LawError
 from complaw.io import write_json_atomic
 from complaw.laws.fit import Comparison, FitResult, compare, fit
 from complaw.laws.forms import get_form
-from complaw.report.study import Study, extrinsic, intrinsic, main_subset
+from complaw.laws.select import credible_best
+from complaw.report.study import Study, extrinsic, intrinsic, is_mean, main_subset
 
-KINDS = ("intrinsic", "extrinsic", "runtime")
+KINDS = ("intrinsic", "extrinsic", "tasks", "runtime")
+LAW_KINDS = ("intrinsic", "extrinsic", "tasks")
+"""The kinds of row whose laws the report compares and plans with."""
 POWER_FORMS = ("eq1", "eq2", "eq3")
 """The paper's power laws, in the order a report falls back on them when Eq. 1 cannot be
 fitted (e.g. D never varies and the study has one L0)."""
 RANK_SPLIT = "r:0.5"
 """The held-out split that ranks forms in a report (extrapolation in compression)."""
-METRIC_OF = {"intrinsic": "loss", "extrinsic": "accuracy", "runtime": "runtime"}
+METRIC_OF = {"intrinsic": "loss", "extrinsic": "accuracy", "tasks": "accuracy",
+             "runtime": "runtime"}
 KIND_COLUMN = "compression"
 """Derived column: ``calibration-free`` or ``calibrated`` (the paper's Table 3 groups)."""
 
@@ -81,6 +86,10 @@ class Analysis:
             df = intrinsic(df)
         elif kind == "extrinsic":
             df = extrinsic(df)
+        elif kind == "tasks":  # only where task loss was measured: the two-step law's rows
+            tasks = set(df.loc[df["metric"] == "task_loss", "dataset"])
+            df = df[df["metric"].isin(["accuracy", "task_loss"]) & df["dataset"].isin(tasks)
+                    & ~is_mean(df["dataset"])]
         else:
             df = df[df["metric"] == "runtime"]
         if subset == "all":
@@ -131,15 +140,22 @@ class Analysis:
 
     def best(self, kind: str, by: Sequence[str] = ("method",)) -> list[FitResult]:
         """The feasible form with the lowest held-out MAPE per group of ``by`` on ``kind`` rows
-        (any form where none is feasible)."""
+        (any form where none is feasible), among those with the evidence to be called best
+        (`complaw.laws.select`): a group without one has none."""
         found = self.compared(kind, by)
-        return found.best() if found else []
+        return credible_best(found)[0] if found else []
+
+    def evidence_note(self, kind: str, by: Sequence[str] = ("method",)) -> str | None:
+        """Why groups of ``kind`` rows have no best law (None when every group has one)."""
+        found = self.compared(kind, by)
+        reasons = credible_best(found)[1] if found else {}
+        return "; ".join(f"{label}: {why}" for label, why in reasons.items()) or None
 
     def write_laws(self, path: Path, sets: Sequence[FitSet]) -> Path:
         """Write the laws of ``sets`` and of the form comparisons as ``complaw fit --json``
         does (readable by ``complaw predict --law FILE.json#NAME``)."""
         fits = {f.name: f.to_dict() for s in sets for f in s.results}
-        for kind in ("intrinsic", "extrinsic"):
+        for kind in LAW_KINDS:
             self.compared(kind)
         for c in self._compared.values():
             fits.update({f.name: f.to_dict() for f in (c.fits if c else [])})

@@ -16,6 +16,7 @@ from complaw.report.figures import FIGURES, FigureSpec
 from complaw.report.render import Section, page_html, page_markdown, to_latex
 from complaw.report.study import Skip, load_study
 from complaw.report.tables import TABLES, TableSpec, fit_sets
+from complaw.report.zeroshot import FIGURES as _ZEROSHOT  # noqa: F401  (registers its items)
 
 MARKER = "index.html"
 SECTION_TITLES = {

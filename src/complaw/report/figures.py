@@ -22,14 +22,15 @@ from complaw.errors import LawError
 from complaw.laws.law import Law
 from complaw.laws.theory import critical_ratio
 from complaw.registry import Registry
-from complaw.report.analysis import KIND_COLUMN, Analysis
+from complaw.report.analysis import KIND_COLUMN, LAW_KINDS, Analysis
 from complaw.report.study import MEAN_PREFIX, Skip
 
 OBS = "obs"
 LAW = "law"
 IDEAL = "ideal"
 LEGEND_MAX = 12
-YLABEL = {"loss": "test loss (nats)", "accuracy": "zero-shot accuracy", "runtime": "runtime (s)"}
+YLABEL = {"loss": "test loss (nats)", "accuracy": "zero-shot accuracy", "runtime": "runtime (s)",
+          "task_loss": "task loss (bits/byte)"}
 METRIC = {"intrinsic": "loss", "extrinsic": "accuracy"}
 SIGMA_GRID = {"extrinsic": np.linspace(0.30, 0.99, 70), "intrinsic": np.linspace(1.01, 3.0, 70)}
 SIGMAS = {"extrinsic": (0.8, 0.9), "intrinsic": (1 / 0.8, 1 / 0.9)}
@@ -98,8 +99,9 @@ def _dataset_order(names) -> list[str]:
 
 
 def metric_vs_r(a: Analysis, metric: str, calibrated: bool) -> Figure:
-    """``metric`` against r for each dataset, without RFT (left, with the base model at r = 0)
-    and with RFT (right, the largest D of each RFT dataset); one line per model and method."""
+    """``metric`` against r for each dataset, without RFT (left) and with RFT (right, the
+    largest D of each RFT dataset), both from the base model at r = 0; one line per model and
+    method."""
     obs = a.study.obs
     rows = obs[obs["metric"] == metric]
     comp = rows[~rows["base"].astype(bool)]
@@ -124,9 +126,8 @@ def metric_vs_r(a: Analysis, metric: str, calibrated: bool) -> Figure:
             for k, ((model, method, calib, rft_set), g) in enumerate(groups):
                 g = g.sort_values(["r", "D"])
                 x, y = g["r"].to_numpy(), g["L"].to_numpy()
-                if j == 0:
-                    b = base[(base["model"] == model) & (base["dataset"] == dataset)]
-                    x, y = np.r_[b["r"].to_numpy(), x], np.r_[b["L"].to_numpy(), y]
+                b = base[(base["model"] == model) & (base["dataset"] == dataset)]  # r = 0
+                x, y = np.r_[b["r"].to_numpy(), x], np.r_[b["L"].to_numpy(), y]
                 label = f"{model} · {method}" + (f" ({calib})" if calibrated else "")
                 if rft_set != "none":
                     label += f" · RFT {rft_set}, D={g['D'].max():g}"
@@ -238,14 +239,16 @@ def heldout_panels(a: Analysis) -> Figure:
     from complaw.laws.holdout import heldout_error
     from complaw.report.analysis import RANK_SPLIT
 
-    found = [(kind, f) for kind in ("intrinsic", "extrinsic") for f in a.best(kind)]
+    found = [(kind, f) for kind in LAW_KINDS for f in a.best(kind)]
     if not found:
         raise Skip("no law could be fitted")
     fig, axes = panels(1, len(found), 4.4, 4.2)
     drawn = 0
     for ax, (kind, best) in zip(axes[0], found, strict=True):
         rows, _ = a.rows(kind, "all")
-        rows = rows[rows["method"] == best.group["method"]]
+        for key in ("method", "dataset"):
+            if key in best.group:
+                rows = rows[rows[key] == best.group[key]]
         forms = list(dict.fromkeys([best.form, "eq1"]))
         for k, form in enumerate(forms):
             p = heldout_error(rows, form, RANK_SPLIT).predictions
@@ -260,9 +263,10 @@ def heldout_panels(a: Analysis) -> Figure:
             drawn += 1
         lims = [float(rows["L"].min()) * 0.9, float(rows["L"].max()) * 1.1]
         curve(ax, lims, lims, "0.5", gid=IDEAL, style=":")
-        ax.set_xlabel(f"measured {YLABEL[METRIC[kind]]}")
+        ax.set_xlabel(f"measured {YLABEL[best.metric]}")
         ax.set_ylabel("predicted (95% prediction interval)")
-        ax.set_title(f"{kind}, {best.group['method']}: held out r > 0.5", fontsize=8)
+        where = " ".join(str(best.group[k]) for k in ("method", "dataset") if k in best.group)
+        ax.set_title(f"{kind}, {where}: held out r > 0.5", fontsize=8)
         legend(ax)
     if not drawn:
         raise Skip("no split held out any row (the study needs ratios on both sides of 0.5)")

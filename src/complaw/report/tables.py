@@ -27,6 +27,7 @@ from complaw.laws.published import get_law, published_laws
 from complaw.registry import Registry
 from complaw.report.analysis import (
     KIND_COLUMN,
+    LAW_KINDS,
     METRIC_OF,
     POWER_FORMS,
     RANK_SPLIT,
@@ -257,6 +258,7 @@ FIT_TABLES: dict[str, FitTableDef] = {
             a.fits(kind, form.name)
             for kind in ("intrinsic", "extrinsic")
             for form in forms_for(METRIC_OF[kind])
+            if form.companion is None  # the two-step law: per task, in the held-out table
         ],
         _paper_all,
     ),
@@ -412,11 +414,13 @@ def _params(a: Analysis, model: str) -> float | None:
     return None
 
 
-def _targets(a: Analysis, kind: str, method: str) -> list[tuple[str, float]]:
-    """(dataset, L0) of the base model rows a method's plan targets (the zero-shot mean for
-    accuracy when the study has one)."""
+def _targets(a: Analysis, kind: str, f: FitResult) -> list[tuple[str, float]]:
+    """(dataset, L0) of the base model rows the plan of fit ``f`` targets (the zero-shot mean
+    for accuracy when the study has one; a per-task law's task)."""
     rows, _ = a.rows(kind, "all")
-    mine = rows[rows["method"] == method]
+    mine = rows[(rows["method"] == f.group["method"]) & (rows["metric"] == f.metric)]
+    if "dataset" in f.group:
+        mine = mine[mine["dataset"] == f.group["dataset"]]
     out = mine.groupby("dataset", sort=True)["L0"].first()
     return [(str(d), float(v)) for d, v in out.items()]
 
@@ -429,17 +433,18 @@ def _plan_row(a: Analysis, kind: str, f: FitResult, sigma: float, dataset: str,
     method = str(f.group.get("method", ""))
     law = f.law()
     h = f.heldout.get(RANK_SPLIT) or {}
-    target = "accuracy ≥ σ·L0" if kind == "extrinsic" else "loss ≤ L0/σ"
-    row: dict[str, Any] = {"sigma": sigma, "L": kind, "method": method, "dataset": dataset,
+    target = "accuracy ≥ σ·L0" if f.metric == "accuracy" else "loss ≤ L0/σ"
+    row: dict[str, Any] = {"sigma": sigma, "L": kind, "metric": f.metric, "method": method,
+                           "dataset": dataset,
                            "L0": L0, "form": f.form, "law": law.name, "target": target,
                            "heldout_mape_pct": h.get("mape_pct")}
     D = float(a.laws["D"].max()) if len(a.laws) else 0.0
     params = _params(a, model)
     try:
         spec = parse_plan({
-            "target": {"metric": METRIC_OF[kind], "sigma": sigma},
+            "target": {"metric": f.metric, "sigma": sigma},
             "budget": {"rft_tokens": D},
-            "candidates": [{"name": model, "params": params, "L0": {METRIC_OF[kind]: L0},
+            "candidates": [{"name": model, "params": params, "L0": {f.metric: L0},
                             "law": f"{a.laws_file}#{law.name}"}],
             "objective": "smallest",
         })
@@ -448,6 +453,10 @@ def _plan_row(a: Analysis, kind: str, f: FitResult, sigma: float, dataset: str,
             c = result.choices[0]
             row.update(r=c.r, D_needed=c.D_needed, D_budget=c.D, L_pred=c.L, L_low=c.pi_low,
                        L_high=c.pi_high, target_value=c.target, params_after=c.params_after)
+            at = law.predict(L0, c.r, c.D_needed)  # the plan's one budget: the D it needs
+            row.update(L_at_need=float(at.L[0]),
+                       low_at_need=None if at.pi_low is None else float(at.pi_low[0]),
+                       high_at_need=None if at.pi_high is None else float(at.pi_high[0]))
         else:
             row["note"] = result.infeasible.get(model, "no feasible choice")
     except LawError as exc:
@@ -469,6 +478,8 @@ def _plan_display(rows: list[dict[str, Any]]) -> pd.DataFrame:
     } for row in rows])
 
 
+PLANNED = ("loss", "accuracy")
+"""The metrics the planner takes targets of."""
 PLAN_NOTES = [
     "target relative to the uncompressed model: loss ≤ L0/σ, accuracy ≥ σ·L0",
     "law: the method's feasible form with the lowest held-out MAPE (fit r ≤ 0.5, predict r > 0.5)",
@@ -481,9 +492,11 @@ def _plans(a: Analysis, sigmas: tuple[float, ...]) -> list[dict[str, Any]]:
     if a.laws_file is None:
         raise Skip("the fitted laws were not written")
     rows = []
-    for kind in ("intrinsic", "extrinsic"):
+    for kind in LAW_KINDS:
         for f in a.best(kind):
-            for dataset, L0 in _targets(a, kind, str(f.group["method"])):
+            if f.metric not in PLANNED:
+                continue
+            for dataset, L0 in _targets(a, kind, f):
                 rows += [_plan_row(a, kind, f, sigma, dataset, L0) for sigma in sigmas]
     if not rows:
         raise Skip("no law could be fitted to plan with")
@@ -498,8 +511,8 @@ def _plan(a: Analysis) -> Built:
 def _compared(a: Analysis) -> Iterator[tuple[str, FitResult, int, dict[str, Any],
                                              pd.DataFrame]]:
     """(kind, fit, rank, group without the metric, the group's rows) of every form compared on
-    the intrinsic and extrinsic rows, per method."""
-    for kind in ("intrinsic", "extrinsic"):
+    the intrinsic, extrinsic and per-task rows, per method."""
+    for kind in LAW_KINDS:
         found = a.compared(kind)
         if found is None:
             continue
@@ -513,26 +526,32 @@ def _compared(a: Analysis) -> Iterator[tuple[str, FitResult, int, dict[str, Any]
 
 
 def _answer(a: Analysis) -> Built:
-    """The best law per method by held-out error, against the paper's Eq. 1 on the same split,
-    and the planner's recommendation at σ = 0.9."""
+    """The best law per method (and task) by held-out error, against the paper's Eq. 1 on the
+    same split, and the planner's recommendation at σ = 0.9."""
     rows, shown = [], []
     eq1 = {(kind, tuple(f.group.items())): f for kind, f, _, _, _ in _compared(a)
            if f.form == "eq1"}
-    chosen = {(kind, id(f)) for kind in ("intrinsic", "extrinsic") for f in a.best(kind)}
+    chosen = {(kind, id(f)) for kind in LAW_KINDS for f in a.best(kind)}
     for kind, best, _, group, mine in _compared(a):
         if (kind, id(best)) in chosen:
             h = best.heldout.get(RANK_SPLIT) or {}
             paper = eq1.get((kind, tuple(best.group.items())))
             h1 = (paper.heldout.get(RANK_SPLIT) or {}) if paper else {}
-            floor = noise_floor(mine)
-            rows.append({**group, "L": kind, "form": best.form, "feasible": best.feasible,
-                         "n": best.n, "heldout_n": h.get("n"), "mape_pct": h.get("mape_pct"),
+            floor = noise_floor(mine[mine["metric"] == best.metric])
+            points = h.get("abs_error_points")
+            rows.append({**group, "L": kind, "metric": best.metric, "form": best.form,
+                         "feasible": best.feasible, "n": best.n, "heldout_n": h.get("n"),
+                         "mape_pct": h.get("mape_pct"), "abs_error_points": points,
+                         "noise_floor_points": h.get("noise_floor_points"),
                          "coverage": h.get("coverage"), "eq1_mape_pct": h1.get("mape_pct"),
                          "noise_floor_pct": floor["mape_pct"] if floor else None,
                          "law": best.law().formula()})
-            shown.append({**group, "L": kind, "best form": best.form + (
-                "" if best.feasible else " (no feasible form fits)"),
-                f"held-out MAPE {RANK_SPLIT}": f"{pct(h.get('mape_pct'))} (n={h.get('n')})",
+            error = f"{pct(h.get('mape_pct'))} (n={h.get('n')})"
+            if points is not None:
+                error += f"; {points:.1f} points (noise floor {fmt(h.get('noise_floor_points'))})"
+            shown.append({**group, "L": f"{kind}: {best.metric}", "best form": best.form + (
+                "" if best.feasible else " (no feasible form qualifies)"),
+                f"held-out error {RANK_SPLIT}": error,
                 "95% PI covers": pct(None if h.get("coverage") is None
                                      else 100 * h["coverage"], 0),
                 "Eq. 1 held-out MAPE": pct(h1.get("mape_pct")),
@@ -540,17 +559,21 @@ def _answer(a: Analysis) -> Built:
                 "law": best.law().formula()})
     if not rows:
         raise Skip("no law could be fitted")
-    notes = ["held-out MAPE: fitted on r ≤ 0.5 (and the baselines), predicting every row with "
-             "r > 0.5; lower is better; the noise floor is the MAPE between seeds of the same "
-             "experiment, which no law can be expected to beat"]
+    notes = ["held-out error: fitted on r ≤ 0.5 (and the baselines), predicting every row with "
+             "r > 0.5; lower is better; for accuracy also the mean absolute error in points, "
+             "beside the noise floor its documents imply (the error of a perfect law); the seed "
+             "noise floor is the MAPE between seeds of the same experiment"]
+    notes += [f"{kind}: {why}" for kind in LAW_KINDS if (why := a.evidence_note(kind))]
     try:
-        plans = [r for r in _plans(a, (ANSWER_SIGMA,)) if r["L"] == "intrinsic"]
-        for r in plans:
-            rec = (f"r = {fmt(r['r'])} with D = {fmt(r['D_needed'])} tokens of RFT keeps "
-                   f"{r['dataset']} loss ≤ {fmt(r['target_value'])} (L0/{ANSWER_SIGMA}); at "
-                   f"D = {fmt(r['D_budget'])} it predicts "
-                   f"{fmt_ci(r['L_pred'], r.get('L_low'), r.get('L_high'))} (95% PI)"
-                   if "r" in r else r.get("note", "no feasible choice"))
+        for r in _plans(a, (ANSWER_SIGMA,)):
+            if r["L"] != "intrinsic" and r["metric"] != "accuracy":
+                continue
+            sign = "≥" if r["metric"] == "accuracy" else "≤"
+            rec = (f"r = {fmt(r['r'])} with D = {r['D_needed']:,.0f} tokens of RFT keeps "
+                   f"{r['dataset']} {r['metric']} {sign} {fmt(r['target_value'])} (σ = "
+                   f"{ANSWER_SIGMA}); predicted there "
+                   f"{fmt_ci(r['L_at_need'], r.get('low_at_need'), r.get('high_at_need'))} "
+                   "(95% PI)" if "r" in r else r.get("note", "no feasible choice"))
             notes.append(f"planner, {r['method']} ({r['form']}): {rec}")
     except Skip as why:
         notes.append(f"planner: {why}")
@@ -566,9 +589,10 @@ def _heldout(a: Analysis) -> Built:
                 f.heldout[split] = heldout_error(mine, f.form, split).summary()
         held, held_shown = _heldout_cells(f)
         h0 = f.heldout.get(RANK_SPLIT) or {}
-        rows.append({**group, "L": kind, "rank": rank, "form": f.form, "feasible": f.feasible,
-                     "k": len(f.coefficients), "n": f.n, "aic": f.aic, **held})
-        shown.append({**group, "L": kind, "#": str(rank), "form": f.form,
+        rows.append({**group, "L": kind, "metric": f.metric, "rank": rank, "form": f.form,
+                     "feasible": f.feasible, "k": len(f.coefficients), "n": f.n, "aic": f.aic,
+                     **held})
+        shown.append({**group, "L": f"{kind}: {f.metric}", "#": str(rank), "form": f.form,
                       "feasible": "yes" if f.feasible else "no", "k": str(len(f.coefficients)),
                       **held_shown,
                       f"MAPE L−L0 {RANK_SPLIT}": pct(h0.get("degradation_mape_pct")),

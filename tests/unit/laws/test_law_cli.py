@@ -47,7 +47,8 @@ def test_fit_json(csv):
 def test_fit_heldout_json_schema(csv):
     out = json.loads(run("fit", csv, "--form", "eq1", "--holdout", "r:0.5", "--json").stdout)
     h = out[0]["heldout"]
-    assert set(h) == {"split", "n", "mape_pct", "degradation_mape_pct", "coverage"}
+    assert {"split", "n", "mape_pct", "degradation_mape_pct", "coverage", "abs_error_points",
+            "noise_floor_points"} <= set(h)
     assert h["split"] == "r:0.5" and h["n"] == 64 and 0 < h["mape_pct"] < 10
     assert 0.5 <= h["coverage"] <= 1
 

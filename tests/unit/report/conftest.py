@@ -11,9 +11,10 @@ from complaw.report import build_report
 @pytest.fixture(scope="session")
 def full_study(tmp_path_factory):
     """Two models, prunenet and slicegpt, 5 ratios, D in {0, 1000, 4000}, three test sets,
-    two zero-shot tasks and their mean, runtime, throughput (and speedups measured against the
-    base for one model), one failed record, spec.yaml, log.jsonl and study.json."""
-    return make_study(tmp_path_factory.mktemp("full"))
+    two zero-shot tasks (with task loss) and their mean, runtime, throughput (and speedups
+    measured against the base for one model), one failed record, spec.yaml, log.jsonl and
+    study.json."""
+    return make_study(tmp_path_factory.mktemp("full"), task_loss=True)
 
 
 @pytest.fixture(scope="session")

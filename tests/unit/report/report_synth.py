@@ -24,6 +24,11 @@ CALIBRATION = {"prunenet": None, "slicegpt": "wikitext2:train"}
 LOSS_LAW = {"prunenet": (0.63, 1.72, 1.16), "slicegpt": (0.70, 1.40, 0.24)}
 ACC_LAW = {"prunenet": (0.98, -1.18, -0.14), "slicegpt": (1.25, -0.91, -0.06)}
 RUNTIME_BETA = -1.5
+# two-step truths: task loss (bits/byte) = l0 + A r^b (1 + D/Dl)^-c, accuracy = chance +
+# (top - chance) sigmoid(-k (l - mid)) per task
+TASK_LOSS = {"arc_easy": 1.1, "piqa": 0.9}
+TASK_LOSS_LAW = {"prunenet": (2.0, 2.0, 500.0, 0.4), "slicegpt": (1.5, 1.5, 800.0, 0.3)}
+LINK = {"arc_easy": (0.25, 0.9, 4.0, 1.6), "piqa": (0.5, 0.95, 5.0, 1.4)}  # chance, top, k, mid
 PHASES = ("prefill", "decode")
 MODELS: dict[str, dict[str, Any]] = {
     "tiny-a": {"loss": (3.2, 3.6, 2.4), "acc": (0.55, 0.66), "runtime": 120.0, "params": 135e6,
@@ -36,6 +41,11 @@ MODELS: dict[str, dict[str, Any]] = {
 def law(L0: float, r: float, D: float, coefs: tuple[float, float, float]) -> float:
     a, b, g = coefs
     return L0**a * (1 + r) ** b * (1 + 1 / (D + 1)) ** g
+
+
+def link(task: str, loss: float) -> float:
+    chance, top, k, mid = LINK[task]
+    return chance + (top - chance) / (1.0 + np.exp(k * (loss - mid)))
 
 
 def _record(kind: str, config: dict, metrics: list[dict], status: str = "ok",
@@ -61,8 +71,12 @@ def make_study(
     runner_files: bool = True,
     models: tuple[str, ...] = tuple(MODELS),
     datasets: tuple[str, ...] = DATASETS,
+    task_loss: bool = False,
 ) -> Path:
-    """Write a study folder (records under ``folder/records``) and return ``folder``."""
+    """Write a study folder (records under ``folder/records``) and return ``folder``. With
+    ``task_loss``, each task's record also carries its task loss, and its accuracy follows
+    from it through the task's link (`TASK_LOSS_LAW`, `LINK`) instead of `ACC_LAW`; the mean
+    row (the paper's extrinsic L) still follows `ACC_LAW`."""
     rng = np.random.default_rng(seed)
     records = folder / "records"
     records.mkdir(parents=True, exist_ok=True)
@@ -107,8 +121,18 @@ def make_study(
                                           "options": {}}}
                 accs = [value(L0, ACC_LAW[method]) for L0 in m["acc"]]
                 runtime = m["runtime"] * (1.0 if base else (1 + r) ** RUNTIME_BETA * jitter())
+                losses = []
+                if task_loss:
+                    A, b, Dl, c = TASK_LOSS_LAW[method]
+                    shift = 0.1 * list(MODELS).index(model)  # each model its own l0
+                    losses = [(TASK_LOSS[t] + shift + A * r**b * (1 + D / Dl) ** -c)
+                              * (1.0 if base else jitter()) for t in TASKS]
+                tasks = [link(t, v) for t, v in zip(TASKS, losses, strict=False)] or accs
                 metrics = [{"metric": "accuracy", "dataset": t, "value": v, "acc": v,
-                            "acc_norm": v} for t, v in zip(TASKS, accs, strict=True)]
+                            "acc_norm": v, **({"stderr": 0.02} if task_loss else {})}
+                           for t, v in zip(TASKS, tasks, strict=True)]
+                metrics += [{"metric": "task_loss", "dataset": t, "value": v, "stderr": 0.01,
+                             "chance": LINK[t][0]} for t, v in zip(TASKS, losses, strict=False)]
                 metrics.append({"metric": "accuracy", "dataset": MEAN,
                                 "value": float(np.mean(accs))})
                 metrics.append({"metric": "runtime", "dataset": MEAN, "value": runtime})

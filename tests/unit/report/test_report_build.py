@@ -49,7 +49,8 @@ def _inside(row: pd.Series, truth: dict[str, float]) -> None:
 
 def test_table1_is_the_fit_of_the_law_table_and_finds_the_true_law(full_study, full_report):
     t1 = _table(full_report, "table1")
-    registered = {f.name for m in ("loss", "accuracy") for f in forms_for(m)}
+    registered = {f.name for m in ("loss", "accuracy") for f in forms_for(m)
+                  if f.companion is None}
     assert set(t1["form"]) == registered
     assert {"eq1", "eq2", "eq3", "additive", "degradation", "retention"} <= registered
     assert set(t1["L"]) == {"intrinsic", "extrinsic"}
@@ -105,7 +106,7 @@ def test_paper_table_and_planner(full_report):
     D = float(law_table(full_report.index.parent.parent / "records")["D"].max())
     for _, row in plan[plan["r"].notna()].iterrows():
         law = laws[row["law"]]
-        acc = row["L"] == "extrinsic"
+        acc = row["metric"] == "accuracy"
         target = row["sigma"] * row["L0"] if acc else row["L0"] / row["sigma"]
 
         def meets(r, law=law, row=row, acc=acc, target=target):
@@ -115,12 +116,22 @@ def test_paper_table_and_planner(full_report):
         assert meets(row["r"]) and (row["r"] >= 0.95 or not meets(row["r"] + 0.05))
         assert row["D_needed"] <= D and row["L_low"] <= row["L_pred"] <= row["L_high"]
     answer = _table(full_report, "answer")
-    assert set(answer["method"]) == {"prunenet", "slicegpt"} and answer["feasible"].all()
+    assert set(answer["method"]) == {"prunenet", "slicegpt"}
+    # an infeasible best law only where the feasible accuracy forms lose to the paper's Eq. 2
+    # (the synthetic mean accuracy follows Eq. 1)
+    assert set(answer.loc[~answer["feasible"], "metric"]) <= {"accuracy"}
     held = _table(full_report, "heldout")
     for _, row in answer.iterrows():
-        mine = held[(held["method"] == row["method"]) & (held["L"] == row["L"])]
+        mine = held[(held["method"] == row["method"]) & (held["L"] == row["L"])
+                    & (held["metric"] == row["metric"])]
+        if isinstance(row.get("dataset"), str):
+            mine = mine[mine["dataset"] == row["dataset"]]
         feasible = mine[mine["feasible"]].sort_values("rank")
-        assert row["form"] == feasible["form"].iloc[0]  # the best feasible form ...
+        if row["feasible"]:
+            assert row["form"] == feasible["form"].iloc[0]  # the best feasible form ...
+        else:  # ... unless it loses to Eq. 2 on the held-out rows (complaw.laws.select)
+            eq2 = mine[mine["form"] == "eq2"]["mape_pct[r:0.5]"].iloc[0]
+            assert feasible["mape_pct[r:0.5]"].iloc[0] > eq2
         eq1 = mine[mine["form"] == "eq1"]["mape_pct[r:0.5]"].iloc[0]
         assert row["eq1_mape_pct"] == pytest.approx(eq1)  # ... beside the paper's Eq. 1
 
@@ -181,7 +192,8 @@ def test_only_base_records(tmp_path):
     report = build_report(study)
     assert report.errors == {}
     assert {"config", "counts", "environment", "timings"} <= set(report.tables)
-    forms = {m: ", ".join(f.name for f in forms_for(m)) for m in ("loss", "accuracy")}
+    forms = {m: ", ".join(f.name for f in forms_for(m) if f.companion is None)
+             for m in ("loss", "accuracy")}
     assert report.skipped["table1"] == (
         f"intrinsic {forms['loss']} (all rows) not fitted: no intrinsic rows in this "
         f"study; extrinsic {forms['accuracy']} (all rows) not fitted: no extrinsic rows in "

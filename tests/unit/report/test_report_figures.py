@@ -39,7 +39,8 @@ def plotted(fig, gid: str = OBS) -> Counter:
 
 
 def _points(records, metric: str, calibrated: bool) -> Counter:
-    """Figures 1/3/7/8: base at r = 0 and D = 0 variants, plus the largest-D variants."""
+    """Figures 1/3/7/8: D = 0 variants and the largest-D variants, each from the base at r = 0
+    (drawn once per column)."""
     out: Counter = Counter()
     for rec in records:
         comp, rft = rec["config"]["compression"], rec["config"]["recovery"]
@@ -47,7 +48,7 @@ def _points(records, metric: str, calibrated: bool) -> Counter:
             if m["metric"] != metric:
                 continue
             if comp is None and rft is None:
-                out[_key(0.0, m["value"])] += 1
+                out[_key(0.0, m["value"])] += 2
             elif comp and (comp["calibration"] is not None) == calibrated:
                 if rft is None or rft["tokens"] == 4000:
                     out[_key(comp["ratio"], m["value"])] += 1
