@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from complaw.data import load_blocks
-from complaw.evaluate import evaluate_loss
+from complaw.evaluate.intrinsic import evaluate_loss
 from complaw.models import load_model
 
 
