@@ -5,7 +5,7 @@ and the lm-eval options (complaw.config.ExtrinsicOptions: batch_size, num_fewsho
 from __future__ import annotations
 
 from complaw.experiment.records import Record
-from complaw.study.stages import Resources, Stage, StageContext, register
+from complaw.study.stages.base import Resources, Stage, StageContext, register
 
 
 def run(ctx: StageContext) -> Record:
