@@ -174,7 +174,7 @@ def run_study(
     """Run every missing experiment of `spec` (of those in ``select``, when given) in the
     study folder `out` (see module docs)."""
     grid = expand(spec)
-    make_executor = EXECUTORS.get(executor)
+    the_executor = EXECUTORS.get(executor)(**executor_options)  # fails early (e.g. no Ray)
     folder = StudyFolder(out).create()
     save_spec(folder, spec)
     folder.clean_partial()
@@ -214,7 +214,7 @@ def run_study(
                 report(node, outcome)
                 advance(node, outcome)
 
-            make_executor(**executor_options).run(the_todo.nodes, folder, execution, report_all)
+            the_executor.run(the_todo.nodes, folder, execution, report_all)
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:

@@ -3,12 +3,13 @@ content id, isolation of failures, recovery from damaged records and checkpoints
 
 import json
 import re
+import sys
 
 import pytest
 from typer.testing import CliRunner
 
 import tests.unit.study.stub_stages  # noqa: F401  (registers the tick stage)
-from complaw.cli import app
+from complaw.cli import app, main
 from complaw.experiment.folder import StudyFolder
 from complaw.experiment.pipeline import experiment_of
 from complaw.experiment.records import law_table
@@ -188,3 +189,19 @@ def test_checkpoints_go_as_soon_as_every_experiment_reading_them_is_done(tiny_sp
     summary = run_study(tiny_spec, tmp_path / "study", progress=False)
     assert (summary.done, summary.pruned) == (4, 3)
     assert list((tmp_path / "study" / "checkpoints").iterdir()) == []
+
+
+def test_ray_executor_without_ray_is_one_line_naming_the_install(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("models: [a]\nplugins: [tests.unit.study.stub_stages]\n"
+                    "evaluations: {tick: {}}\n")
+    monkeypatch.setattr(sys, "argv", ["complaw", "run", str(spec), "--out",
+                                      str(tmp_path / "s"), "--executor", "ray"])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: the ray executor needs Ray")
+    assert "pip install 'complaw[ray]'" in line
+    assert not (tmp_path / "s").exists()  # refused before the study started
