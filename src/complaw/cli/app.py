@@ -43,17 +43,6 @@ def _root() -> None:
     """
 
 
-def quiet_transformers() -> None:
-    """Hide the libraries' own progress bars (transformers' per-tensor ones, lm-eval's and
-    datasets' tqdm bars); complaw shows its own."""
-    import os
-
-    from transformers.utils import logging
-
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    logging.disable_progress_bar()
-
-
 def field_option(cls: type, name: str) -> Any:
     """A typer option whose default and help are those of field `name` of the config dataclass
     `cls` (its `help` metadata), so that the CLI and the library never drift apart; a tuple

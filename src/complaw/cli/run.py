@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from typer import Argument, Option
 
-from complaw.cli.app import app, console, err_console, quiet_transformers
+from complaw.cli.app import app, console, err_console
 from complaw.cli.design import (
     BatchOption,
     BudgetOption,
@@ -18,6 +18,7 @@ from complaw.cli.design import (
     MetricOption,
     design_spec,
 )
+from complaw.progress import quiet_libraries
 
 
 @app.command("run")
@@ -61,6 +62,9 @@ def run_command(
     form: FormOption = None,
     by: ByOption = None,
     metric: MetricOption = None,
+    verbose: Annotated[bool, Option(
+        help="Show the libraries' own progress bars, warnings and logs (lm-eval, transformers, "
+             "peft, ...) beside complaw's.")] = False,
 ) -> None:
     """Run every experiment of SPEC that the study folder OUT does not hold yet (with
     --design adaptive: the batches the design chooses), then fit the laws and write the
@@ -92,7 +96,8 @@ def run_command(
         console.print(table)
         return
     out = out or Path("runs") / study.name
-    quiet_transformers()
+    if not verbose:
+        quiet_libraries()
     options = {"address": address} if executor == "ray" else {}
     if study.design is not None:
         from complaw.study.design import run_adaptive
