@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from typer import Argument, Option
 
@@ -19,6 +21,13 @@ from complaw.cli.design import (
     design_spec,
 )
 from complaw.progress import quiet_libraries
+
+
+def print_refused(refused: Counter) -> None:
+    """One line per reason the grid refused compressions for (`Grid.refused`)."""
+    for (model, why), n in sorted(refused.items()):
+        err_console.print(f"[yellow]refused:[/] {n} compression(s) of {escape(model)}: "
+                          f"{escape(why)}", highlight=False, soft_wrap=True)
 
 
 @app.command("run")
@@ -94,6 +103,7 @@ def run_command(
         for line, count in describe(grid):
             table.add_row(line, f"{count:,}")
         console.print(table)
+        print_refused(grid.refused)
         return
     out = out or Path("runs") / study.name
     if not verbose:
@@ -111,6 +121,7 @@ def run_command(
     else:
         summary = run_study(study, out, executor=executor, retry_failed=retry_failed,
                             keep_checkpoints=keep_checkpoints, data_dir=data_dir, **options)
+    print_refused(summary.refused)
     for problem in summary.problems:
         err_console.print(f"[yellow]recomputing:[/] {problem}", highlight=False)
     ran = ", ".join(f"{stage} {n}" for stage, n in sorted(summary.ran.items())) or "nothing"

@@ -120,6 +120,7 @@ class RunSummary:
     pruned: int = 0
     interrupted: bool = False
     failures: list[tuple[str, str]] = field(default_factory=list)  # (experiment id, error)
+    refused: Counter = field(default_factory=Counter)  # Grid.refused: left out of the grid
 
 
 @contextlib.contextmanager
@@ -184,7 +185,7 @@ def run_study(
         plugins=tuple(spec.plugins),
         resources={k: Resources(**v.model_dump()) for k, v in spec.resources.items()},
     )
-    summary = RunSummary(problems=list(the_todo.problems))
+    summary = RunSummary(problems=list(the_todo.problems), refused=grid.refused)
     n_records = sum(n.produces == "record" for n in the_todo.nodes)
     consumers = {} if keep_checkpoints else _consumers(grid, select)
 
