@@ -44,7 +44,7 @@ from rich.table import Table
 from complaw.compress import METHODS, compress
 from complaw.compress.slicegpt import BASES, SliceOptions
 from complaw.data import DataRef, load_blocks
-from complaw.evaluate import evaluate_loss
+from complaw.evaluate.intrinsic import evaluate_loss
 from complaw.models import load_model
 
 MIB = 2**20

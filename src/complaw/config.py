@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar
 
 from complaw.errors import ConfigError
+from complaw.projections import PROJECTIONS
 from complaw.settings import Settings, check_fields
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -138,10 +139,6 @@ class SpeedOptions(Settings):
         if self.threads is not None and self.threads <= 0:
             raise ConfigError(f"threads must be positive, got {self.threads}; omit it for "
                               "torch's default")
-
-
-PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-"""The attention and MLP projections every architecture adapter names (LoRA's default targets)."""
 
 
 LORA_RUN_OPTIONS = ("grad_checkpointing", "log_every")

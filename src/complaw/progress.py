@@ -40,3 +40,34 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
     """Iterate `items` under a progress bar (removed when done; see `progress_bars`)."""
     with progress_bars() as progress:
         yield from progress.track(items, total=total, description=description)
+
+
+LIBRARIES = ("transformers", "lm_eval", "peft", "datasets", "huggingface_hub", "accelerate",
+             "torch")
+
+
+def quiet_libraries() -> None:
+    """Silence the libraries complaw drives, for the rest of this process, so that complaw's own
+    progress bars and lines are what shows: their tqdm bars, their Future-, Deprecation- and
+    UserWarnings, and their log messages below ERROR (`complaw run --verbose` keeps them)."""
+    import logging
+    import os
+    import warnings
+
+    from tqdm import std
+
+    init = std.tqdm.__init__
+
+    def quiet_init(self: std.tqdm, *args: object, **kwargs: object) -> None:
+        # every bar, even those asked for with disable=False (lm-eval's), which TQDM_DISABLE keeps
+        init(self, *args, **{**kwargs, "disable": True})
+
+    std.tqdm.__init__ = quiet_init
+    # read when these libraries configure their loggers (on import), which resets their level
+    for env in ("TRANSFORMERS_VERBOSITY", "DATASETS_VERBOSITY", "HF_HUB_VERBOSITY"):
+        os.environ[env] = "error"
+    for name in LIBRARIES:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    from_libraries = rf"({'|'.join(LIBRARIES)})(\.|$)"
+    for category in (FutureWarning, DeprecationWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category, module=from_libraries)

@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM
 from complaw.compress import compress
 from complaw.compress.checkpoint import load_compressed, save_compressed
 from complaw.data import load_blocks
-from complaw.evaluate import evaluate_loss
+from complaw.evaluate.intrinsic import evaluate_loss
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ import torch
 from complaw.compress import compress
 from complaw.compress.checkpoint import load_compressed, save_compressed
 from complaw.data import load_blocks
-from complaw.evaluate import evaluate_loss
+from complaw.evaluate.intrinsic import evaluate_loss
 from complaw.recover import Recovery, recover
 from tests.unit.compress.compress_fixtures import one_thread  # noqa: F401  (autouse)
 

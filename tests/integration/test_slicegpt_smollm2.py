@@ -11,7 +11,7 @@ import torch
 from complaw.compress import compress
 from complaw.compress.slicegpt import BASES
 from complaw.data import load_blocks
-from complaw.evaluate import evaluate_loss
+from complaw.evaluate.intrinsic import evaluate_loss
 from tests.unit.compress.compress_fixtures import one_thread  # noqa: F401  (autouse)
 
 pytestmark = [

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from complaw.cli import app
 from complaw.data import load_blocks
-from complaw.evaluate import evaluate_loss
+from complaw.evaluate.intrinsic import evaluate_loss
 from tests.unit.test_intrinsic import reference_loss
 
 pytestmark = pytest.mark.integration

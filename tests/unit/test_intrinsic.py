@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from complaw.errors import ConfigError
-from complaw.evaluate import evaluate_loss
+from complaw.evaluate.intrinsic import evaluate_loss
 
 
 def reference_loss(model, blocks):

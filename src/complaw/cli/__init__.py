@@ -11,6 +11,8 @@ import importlib
 import pkgutil
 import sys
 
+from rich.markup import escape
+
 from complaw.cli.app import app, err_console
 from complaw.errors import ComplawError
 
@@ -24,7 +26,9 @@ def main() -> None:
     try:
         app()
     except ComplawError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # escaped: a message's own brackets ("complaw[ray]") are not rich markup
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False,
+                          soft_wrap=True)
         sys.exit(2)
 
 

@@ -6,7 +6,7 @@ from dataclasses import fields
 from typing import Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 
 app = typer.Typer(
     name="complaw",
@@ -15,8 +15,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+
+
+class _Console(Console):
+    """A console that, while its output is not a terminal (a pipe, a file, a test's capture),
+    has room for lines as long as their content: rich would squeeze tables to 80 columns, wrap
+    cells into one-word lines and cut numbers ("4.…")."""
+
+    def _size(self) -> ConsoleDimensions:
+        size = Console.size.fget(self)
+        return size if self.is_terminal else ConsoleDimensions(10_000, size.height)
+
+    size = property(_size, Console.size.fset)
+
+
+console = _Console()
+err_console = _Console(stderr=True)
 
 
 @app.callback()
@@ -27,17 +41,6 @@ def _root() -> None:
     (test loss or zero-shot accuracy), speed; run / status (a whole study from a spec); fit /
     predict / critical / plan / laws (compression laws); report. Run `complaw COMMAND --help`.
     """
-
-
-def quiet_transformers() -> None:
-    """Hide the libraries' own progress bars (transformers' per-tensor ones, lm-eval's and
-    datasets' tqdm bars); complaw shows its own."""
-    import os
-
-    from transformers.utils import logging
-
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    logging.disable_progress_bar()
 
 
 def field_option(cls: type, name: str) -> Any:

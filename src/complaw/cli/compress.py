@@ -10,8 +10,9 @@ from typing import Annotated, Any
 from rich.table import Table
 from typer import Option
 
-from complaw.cli.app import app, console, quiet_transformers
+from complaw.cli.app import app, console
 from complaw.errors import ConfigError
+from complaw.progress import quiet_libraries
 
 
 def parse_option(text: str) -> tuple[str, Any]:
@@ -56,7 +57,7 @@ def compress_command(
     from complaw.config import Compression
     from complaw.experiment.pipeline import run_compress
 
-    quiet_transformers()
+    quiet_libraries()
     options = dict(parse_option(text) for text in option or [])
     if policy is not None:
         options["policy"] = policy

@@ -8,9 +8,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from complaw.cli.app import app, console, field_option, quiet_transformers
+from complaw.cli.app import app, console, field_option
 from complaw.config import Extrinsic, Intrinsic, TaskLoss
 from complaw.errors import ConfigError
+from complaw.progress import quiet_libraries
 
 
 @app.command()
@@ -37,7 +38,7 @@ def evaluate(
 ) -> None:
     """Measure intrinsic test cross-entropy (nats) and perplexity of a model, or with --tasks
     its zero-shot accuracy (lm-evaluation-harness)."""
-    quiet_transformers()
+    quiet_libraries()
     if tasks is not None:
         _zero_shot(model, tasks, limit, batch_size, dtype, device, data_dir, out,
                    TaskLoss if task_loss_only else Extrinsic)

@@ -8,8 +8,9 @@ from typing import Annotated
 from rich.table import Table
 from typer import Option
 
-from complaw.cli.app import app, console, field_option, quiet_transformers
+from complaw.cli.app import app, console, field_option
 from complaw.config import LoraOptions, Recovery
+from complaw.progress import quiet_libraries
 
 
 @app.command("recover")
@@ -42,7 +43,7 @@ def recover_command(
     """Recover MODEL with LoRA on exactly D tokens of DATA, merge, and save it to OUT."""
     from complaw.recover import recover
 
-    quiet_transformers()
+    quiet_libraries()
     options = {
         "rank": rank, "alpha": alpha, "dropout": dropout, "lr": lr, "weight_decay": weight_decay,
         "warmup": warmup, "scheduler": scheduler, "batch_size": batch_size,

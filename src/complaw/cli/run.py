@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from typer import Argument, Option
 
-from complaw.cli.app import app, console, err_console, quiet_transformers
+from complaw.cli.app import app, console, err_console
 from complaw.cli.design import (
     BatchOption,
     BudgetOption,
@@ -18,6 +20,14 @@ from complaw.cli.design import (
     MetricOption,
     design_spec,
 )
+from complaw.progress import quiet_libraries
+
+
+def print_refused(refused: Counter) -> None:
+    """One line per reason the grid refused compressions for (`Grid.refused`)."""
+    for (model, why), n in sorted(refused.items()):
+        err_console.print(f"[yellow]refused:[/] {n} compression(s) of {escape(model)}: "
+                          f"{escape(why)}", highlight=False, soft_wrap=True)
 
 
 @app.command("run")
@@ -61,6 +71,9 @@ def run_command(
     form: FormOption = None,
     by: ByOption = None,
     metric: MetricOption = None,
+    verbose: Annotated[bool, Option(
+        help="Show the libraries' own progress bars, warnings and logs (lm-eval, transformers, "
+             "peft, ...) beside complaw's.")] = False,
 ) -> None:
     """Run every experiment of SPEC that the study folder OUT does not hold yet (with
     --design adaptive: the batches the design chooses), then fit the laws and write the
@@ -90,9 +103,11 @@ def run_command(
         for line, count in describe(grid):
             table.add_row(line, f"{count:,}")
         console.print(table)
+        print_refused(grid.refused)
         return
     out = out or Path("runs") / study.name
-    quiet_transformers()
+    if not verbose:
+        quiet_libraries()
     options = {"address": address} if executor == "ray" else {}
     if study.design is not None:
         from complaw.study.design import run_adaptive
@@ -106,6 +121,7 @@ def run_command(
     else:
         summary = run_study(study, out, executor=executor, retry_failed=retry_failed,
                             keep_checkpoints=keep_checkpoints, data_dir=data_dir, **options)
+    print_refused(summary.refused)
     for problem in summary.problems:
         err_console.print(f"[yellow]recomputing:[/] {problem}", highlight=False)
     ran = ", ".join(f"{stage} {n}" for stage, n in sorted(summary.ran.items())) or "nothing"

@@ -7,8 +7,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from complaw.cli.app import app, console, field_option, quiet_transformers
+from complaw.cli.app import app, console, field_option
 from complaw.config import Speed, SpeedOptions
+from complaw.progress import quiet_libraries
 
 
 @app.command()
@@ -29,7 +30,7 @@ def speed(
     """Measure inference speed: prefill and decode tokens/s, with the FLOP-proportional ideal."""
     from complaw.experiment.pipeline import experiment_of, run_speed
 
-    quiet_transformers()
+    quiet_libraries()
     options = {"batch_size": batch_size, "prompt_len": prompt_len, "new_tokens": new_tokens,
                "repeats": repeats, "warmup": warmup, "threads": threads}
     experiment = experiment_of(model, Speed(device=device, options=options), dtype, baseline)

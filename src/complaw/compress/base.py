@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from transformers import PreTrainedModel
+from transformers import PretrainedConfig, PreTrainedModel
 
 from complaw.compress.options import resolve
 from complaw.errors import CompressionError
@@ -54,6 +54,10 @@ class CompressionMethod(ABC):
         seed: int,
         **options: Any,
     ) -> PreTrainedModel: ...
+
+    def min_calibration_tokens(self, config: PretrainedConfig) -> int:
+        """The fewest calibration tokens the method can work from on a model of `config`."""
+        return 0
 
     def save_model(self, model: PreTrainedModel, folder: Path) -> None:
         """Write the compressed model into `folder` (default: a plain HF checkpoint)."""
@@ -99,6 +103,20 @@ def check_supported(method: str, impl: CompressionMethod, adapter: ArchitectureA
         raise CompressionError(
             f"method {method!r} cannot compress {adapter.name} models: {adapter.rotation_note}; "
             f"use one of: {', '.join(others)}"
+        )
+
+
+def check_feasible(method: str, config: PretrainedConfig, calibration_tokens: int | None) -> None:
+    """Refuse, from the model's config alone (no weights loaded), what `compress` would refuse
+    later: an architecture the method does not handle, or too little calibration data."""
+    impl = METHODS.get(method)
+    check_supported(method, impl, adapter_for(config))
+    need = impl.min_calibration_tokens(config)
+    if calibration_tokens is not None and calibration_tokens < need:
+        raise CompressionError(
+            f"method {method!r} needs at least {need} calibration tokens on this model "
+            f"(hidden_size {config.hidden_size}), got {calibration_tokens} (samples × seq_len); "
+            "give more calibration samples or a longer seq_len"
         )
 
 

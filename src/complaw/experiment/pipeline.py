@@ -31,8 +31,8 @@ from complaw.config import (
     chain,
 )
 from complaw.data import DataRef, load_blocks, to_blocks, tokenize
-from complaw.evaluate import evaluate_loss
 from complaw.evaluate.extrinsic import evaluate_zero_shot
+from complaw.evaluate.intrinsic import evaluate_loss
 from complaw.evaluate.speed import measure_speed, speed_metrics
 from complaw.evaluate.tasks import plan_tasks
 from complaw.experiment.records import Record, recovery_from_manifest

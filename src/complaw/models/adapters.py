@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
-from complaw.config import PROJECTIONS
 from complaw.errors import ModelError
+from complaw.projections import PROJECTIONS
 from complaw.registry import Registry
 
 ADAPTERS: Registry[ArchitectureAdapter] = Registry("architecture adapter", ModelError)

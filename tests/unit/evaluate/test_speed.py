@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import statistics
 
 import pytest
 import torch
@@ -35,13 +37,19 @@ def test_flops_per_token_from_shapes():
     assert flops_per_token(model, 100) == expected
 
 
-def test_model_against_itself_is_about_one():
+def test_model_against_itself_times_both_alike():
+    # How close to 1 the measured speedup comes is a timing claim: benchmarks/eval_throughput.py
     model = loaded(tiny_model("llama"))
     result = measure_speed(model, SHAPES, baseline=model)
     for phase in ("prefill", "decode"):
-        assert 0.4 < result["speedup"][phase] < 2.5
+        for side in ("model", "baseline"):
+            stats = result[side][phase]
+            assert len(stats["repeats"]) == SHAPES.repeats
+            assert all(0 < v < math.inf for v in stats["repeats"])
+            assert stats["tokens_per_s"] == statistics.median(stats["repeats"])
+        assert result["speedup"][phase] == (result["model"][phase]["tokens_per_s"]
+                                            / result["baseline"][phase]["tokens_per_s"])
         assert result["speedup"][f"ideal_{phase}"] == 1.0
-        assert len(result["model"][phase]["repeats"]) == SHAPES.repeats
     assert result["threads"] == 1
 
 

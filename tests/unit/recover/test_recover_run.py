@@ -12,9 +12,10 @@ from tests.unit.recover.recover_fixtures import SEQ, checkpoint, config, weights
 from transformers import AutoModelForCausalLM
 
 from complaw.compress.checkpoint import MANIFEST, load_compressed
-from complaw.config import PROJECTIONS, Recovery
+from complaw.config import Recovery
 from complaw.errors import ConfigError, DataError, ModelError, RecordError
 from complaw.models import adapter_for
+from complaw.projections import PROJECTIONS
 from complaw.recover import (
     RecoveryError,
     recover,

@@ -3,17 +3,19 @@ content id, isolation of failures, recovery from damaged records and checkpoints
 
 import json
 import re
+import sys
 
 import pytest
 from typer.testing import CliRunner
 
 import tests.unit.study.stub_stages  # noqa: F401  (registers the tick stage)
-from complaw.cli import app
+from complaw.cli import app, main
 from complaw.experiment.folder import StudyFolder
 from complaw.experiment.pipeline import experiment_of
 from complaw.experiment.records import law_table
 from complaw.study.runner import run_study, study_status
 from complaw.study.spec import parse_spec
+from tests.conftest import TINY, tiny_model
 
 
 @pytest.fixture
@@ -188,3 +190,45 @@ def test_checkpoints_go_as_soon_as_every_experiment_reading_them_is_done(tiny_sp
     summary = run_study(tiny_spec, tmp_path / "study", progress=False)
     assert (summary.done, summary.pruned) == (4, 3)
     assert list((tmp_path / "study" / "checkpoints").iterdir()) == []
+
+
+def test_ray_executor_without_ray_is_one_line_naming_the_install(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("models: [a]\nplugins: [tests.unit.study.stub_stages]\n"
+                    "evaluations: {tick: {}}\n")
+    monkeypatch.setattr(sys, "argv", ["complaw", "run", str(spec), "--out",
+                                      str(tmp_path / "s"), "--executor", "ray"])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: the ray executor needs Ray")
+    assert "pip install 'complaw[ray]'" in line
+    assert not (tmp_path / "s").exists()  # refused before the study started
+
+
+def test_infeasible_compressions_are_refused_before_anything_runs(tiny_checkpoint, tmp_path):
+    gemma = tmp_path / "tiny-gemma3"
+    tiny_model("gemma3").config.save_pretrained(gemma)  # a config is all the grid reads
+    slicegpt = {"name": "slicegpt",  # 3 x 16 = 48 tokens, fewer than hidden_size
+                "calibration": {"data": "ptb:train", "samples": 3, "seq_len": 16}}
+    spec = {"models": [str(tiny_checkpoint), str(gemma)], "ratios": [0.25, 0.5],
+            "methods": [{"name": "prunenet"}, slicegpt],
+            "evaluations": {"intrinsic": {"data": ["ptb:test"], "seq_len": 16}}}
+    path = tmp_path / "spec.yaml"
+    path.write_text(json.dumps(spec))
+    dry = CliRunner().invoke(app, ["run", str(path), "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert re.search(r"refused compressions .*│ +4 │", dry.output)
+    assert re.search(r"compress +│ +4 │", dry.output)  # prunenet's, on both models
+    assert (f"refused: 2 compression(s) of {tiny_checkpoint}: method 'slicegpt' needs at least "
+            f"{TINY['hidden_size']} calibration tokens") in dry.output
+    assert f"refused: 2 compression(s) of {gemma}: method 'slicegpt' cannot compress gemma3" \
+        in dry.output
+
+    only_refused = {**spec, "methods": [slicegpt], "plugins": ["tests.unit.study.stub_stages"],
+                    "evaluations": {"tick": {}}}
+    summary = run_study(parse_spec(only_refused), tmp_path / "s", progress=False)
+    assert summary.ran == {"tick": 2} and summary.done == 2  # the baselines only
+    assert sorted(summary.refused.values()) == [2, 2]

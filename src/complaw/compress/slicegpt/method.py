@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from transformers import PreTrainedModel
+from transformers import PretrainedConfig, PreTrainedModel
 
 from complaw.compress.base import CompressionMethod
 from complaw.compress.options import parse_options
@@ -46,11 +46,16 @@ class SliceGPT(CompressionMethod):
         check_model(model, adapter)
         config = model.config
         d_sliced = check_width(config.hidden_size, ratio, opts.round_to)
-        blocks = check_calibration(calibration, opts, config.hidden_size, config.vocab_size)
+        blocks = check_calibration(calibration, opts, self.min_calibration_tokens(config),
+                                   config.vocab_size)
         training = model.training
         with torch.no_grad():
             slice_in_place(model.eval(), adapter, blocks, d_sliced, opts)
         return model.train(training)
+
+    def min_calibration_tokens(self, config: PretrainedConfig) -> int:
+        """The PCA of each d × d residual covariance needs at least d = hidden_size tokens."""
+        return config.hidden_size
 
     def save_model(self, model: PreTrainedModel, folder: Path) -> None:
         """Write the sliced model in SliceGPT's format (see `slicegpt.checkpoint`)."""

@@ -82,7 +82,7 @@ def check_model(model: PreTrainedModel, adapter: ArchitectureAdapter) -> None:
 
 
 def check_calibration(
-    calibration: torch.Tensor | None, opts: SliceOptions, hidden_size: int, vocab_size: int
+    calibration: torch.Tensor | None, opts: SliceOptions, min_tokens: int, vocab_size: int
 ) -> torch.Tensor:
     """The calibration blocks to use (the first `num_samples`), as int64; errors name the fix."""
     if (
@@ -108,9 +108,9 @@ def check_calibration(
             )
         calibration = calibration[: opts.num_samples]
         n_blocks = opts.num_samples
-    if n_blocks * seq_len < hidden_size:
+    if n_blocks * seq_len < min_tokens:
         raise CompressionError(
-            f"slicegpt needs at least hidden_size={hidden_size} calibration tokens for its PCA; "
+            f"slicegpt needs at least hidden_size={min_tokens} calibration tokens for its PCA; "
             f"got {n_blocks} blocks × {seq_len} = {n_blocks * seq_len}"
         )
     if int(calibration.min()) < 0 or int(calibration.max()) >= vocab_size:

@@ -6,6 +6,7 @@ an ObjectRef, so Ray runs compress before its recoveries and those before their 
 Tasks whose worker died are retried (`max_retries`); errors of the stage itself are not retried
 (they become failed records). Workers write checkpoints and records straight into the study
 folder, which therefore must be on a filesystem every node sees; only the driver writes the log.
+Ray is an optional dependency (`pip install 'complaw[ray]'`; `make install` installs it).
 """
 
 from __future__ import annotations
@@ -13,10 +14,21 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from complaw.errors import ConfigError
 from complaw.experiment.folder import StudyFolder
 from complaw.study.execution import Execution, Outcome, run_node, write_failed
 from complaw.study.executors.base import EXECUTORS, Executor, Report
 from complaw.study.grid import Node
+
+
+def _ray() -> Any:
+    """The ray module, or a ConfigError naming how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("the ray executor needs Ray, an optional dependency: "
+                          "pip install 'complaw[ray]' (make install installs it)") from None
+    return ray
 
 
 @EXECUTORS.register("ray")
@@ -25,13 +37,13 @@ class RayExecutor(Executor):
     initialised in this process)."""
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None) -> None:
+        _ray()  # fails here, before the study starts, when Ray is not installed
         self.address = address
         self.num_cpus = num_cpus
 
     def run(self, todo: list[Node], folder: StudyFolder, execution: Execution,
             report: Report) -> None:
-        import ray
-
+        ray = _ray()
         started = not ray.is_initialized()
         if started:
             ray.init(address=self.address, num_cpus=self.num_cpus, include_dashboard=False,

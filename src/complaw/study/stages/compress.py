@@ -6,7 +6,7 @@ from pathlib import Path
 
 from complaw.config import chain_id
 from complaw.errors import RecordError
-from complaw.study.stages import Resources, Stage, StageContext, check_checkpoint, register
+from complaw.study.stages.base import Resources, Stage, StageContext, check_checkpoint, register
 
 
 def run(ctx: StageContext) -> None:

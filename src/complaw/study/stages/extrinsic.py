@@ -6,7 +6,7 @@ batch_size, num_fewshot)."""
 from __future__ import annotations
 
 from complaw.experiment.records import Record
-from complaw.study.stages import Resources, Stage, StageContext, register
+from complaw.study.stages.base import Resources, Stage, StageContext, register
 
 
 def run(ctx: StageContext) -> Record:

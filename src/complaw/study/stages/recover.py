@@ -7,7 +7,7 @@ that they are part of the checkpoint's identity.
 
 from __future__ import annotations
 
-from complaw.study.stages import Resources, Stage, StageContext, register
+from complaw.study.stages.base import Resources, Stage, StageContext, register
 
 
 def run(ctx: StageContext) -> None:

@@ -8,7 +8,7 @@ changes no shape, so their speed is their compressed input's."""
 from __future__ import annotations
 
 from complaw.experiment.records import Record
-from complaw.study.stages import Resources, Stage, StageContext, register
+from complaw.study.stages.base import Resources, Stage, StageContext, register
 
 
 def run(ctx: StageContext) -> Record:
