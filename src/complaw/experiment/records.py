@@ -283,7 +283,7 @@ def law_table(folder: str | Path) -> pd.DataFrame:
                 "seed": comp.seed if comp else rec.seed,
                 "experiment": r.id,
                 "L_se": _stderr(m),
-                "chance": m.get("chance", _chance(m["dataset"])),
+                "chance": m.get("chance", float("nan")),
             })
     df = pd.DataFrame(rows, columns=[*LAW_COLUMNS, "seed", "experiment", "L_se", "chance"])
     df.attrs["unmatched"] = unmatched
@@ -295,11 +295,3 @@ def _stderr(metric: dict[str, Any]) -> float:
     `stderr`, or in records from before it, the chosen accuracy metric's lm-eval stderr."""
     value = metric.get("stderr", metric.get(f"{metric.get('chosen')}_stderr"))
     return float("nan") if value is None else float(value)
-
-
-def _chance(dataset: str) -> float:
-    """The nominal chance accuracy of a zero-shot task (records from before task loss do not
-    carry the measured one); NaN for other datasets."""
-    from complaw.evaluate.tasks import TASKS
-
-    return TASKS.get(dataset).chance if dataset in TASKS else float("nan")

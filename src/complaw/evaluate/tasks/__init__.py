@@ -61,7 +61,6 @@ class ZeroShotTask:
     files: tuple[str, ...]
     docs: int
     hub: str
-    chance: float = 0.25  # the accuracy of a uniform guess (nominal: some ARC items have 3 or 5)
     subjects: tuple[str, ...] = ()  # the subtasks of a group task (mmlu)
     base: str | None = None  # the task whose YAML this one's includes (lm-eval's `include:`)
 
@@ -91,13 +90,12 @@ TASKS.add("arc_challenge", ZeroShotTask(
     "arc_challenge", "acc_norm", ("arc/ARC-Challenge-test.jsonl",), 1172, "allenai/ai2_arc",
     base="arc_easy"))
 TASKS.add("piqa", ZeroShotTask(
-    "piqa", "acc_norm", ("piqa/valid.jsonl", "piqa/valid-labels.lst"), 1838, "baber/piqa",
-    chance=0.5))
+    "piqa", "acc_norm", ("piqa/valid.jsonl", "piqa/valid-labels.lst"), 1838, "baber/piqa"))
 TASKS.add("hellaswag", ZeroShotTask(
     "hellaswag", "acc_norm", (_arrow("hellaswag/validation"),), 10042, "Rowan/hellaswag"))
 TASKS.add("winogrande", ZeroShotTask(
     "winogrande", "acc", (_arrow("winogrande/winogrande_xl/validation"),), 1267,
-    "allenai/winogrande", chance=0.5))
+    "allenai/winogrande"))
 TASKS.add("mmlu", ZeroShotTask(
     "mmlu", "acc",
     tuple(_arrow(f"mmlu/hails_mmlu_no_train/{s}/{split}")
