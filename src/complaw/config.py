@@ -202,6 +202,10 @@ def _canonical_data(ref: str, default_split: str = "test") -> str:
     return DataRef.parse(ref, default_split).name
 
 
+CALIB_SAMPLES, CALIB_SEQ_LEN = 32, 1024
+"""A calibrated method's calibration data by default: 32 samples of 1,024 tokens."""
+
+
 @dataclass(frozen=True)
 class Compression(StageConfig):
     """Compress with a registered method at the method's own ratio."""
@@ -237,8 +241,8 @@ class Compression(StageConfig):
         from complaw.data import DataRef
 
         data = DataRef.parse(self.calibration, "train").require_not_test("calibration").name
-        samples = 32 if self.calib_samples is None else self.calib_samples
-        seq_len = 1024 if self.calib_seq_len is None else self.calib_seq_len
+        samples = CALIB_SAMPLES if self.calib_samples is None else self.calib_samples
+        seq_len = CALIB_SEQ_LEN if self.calib_seq_len is None else self.calib_seq_len
         for name, value in (("calib_samples", samples), ("calib_seq_len", seq_len)):
             if value < 1:
                 raise ConfigError(f"{name}={value} must be >= 1")

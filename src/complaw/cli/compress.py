@@ -40,8 +40,10 @@ def compress_command(
     calibration: Annotated[
         str | None, Option(help="Calibration data DATASET:SPLIT, e.g. ptb:valid.")
     ] = None,
-    calib_samples: Annotated[int, Option(help="Calibration blocks to use.")] = 32,
-    calib_seq_len: Annotated[int, Option(help="Tokens per calibration block.")] = 1024,
+    calib_samples: Annotated[int | None, Option(
+        help="Calibration blocks to use [default: 32].")] = None,
+    calib_seq_len: Annotated[int | None, Option(
+        help="Tokens per calibration block [default: 1024].")] = None,
     seed: Annotated[int, Option(help="Seed of the method's random choices.")] = 0,
     option: Annotated[
         list[str] | None,
@@ -63,8 +65,7 @@ def compress_command(
         options["policy"] = policy
     config = Compression(
         method=method, ratio=ratio, seed=seed, options=options, calibration=calibration,
-        calib_samples=None if calibration is None else calib_samples,
-        calib_seq_len=None if calibration is None else calib_seq_len,
+        calib_samples=calib_samples, calib_seq_len=calib_seq_len,
     )
     result = run_compress(model, config, out, dtype=dtype, data_dir=data_dir,
                           overwrite=overwrite)

@@ -40,10 +40,17 @@ import importlib
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from complaw.errors import ComplawError, ConfigError
 
@@ -56,8 +63,8 @@ class _Model(BaseModel):
 
 class CalibrationSpec(_Model):
     data: str
-    samples: int = Field(32, ge=1)
-    seq_len: int = Field(1024, ge=1)
+    samples: int | None = Field(None, ge=1)  # default: complaw.config.Compression's
+    seq_len: int | None = Field(None, ge=1)
 
 
 class MethodSpec(_Model):
@@ -83,15 +90,19 @@ class RecoverySpec(_Model):
 
 
 class EvaluationSpec(_Model):
-    """Settings every built-in evaluation has: `recovered: false` evaluates the base and the
-    compressed models only, not the recovered ones (e.g. a costly zero-shot run on a CPU);
-    a list of recovery sizes (in samples, as `recovery.samples`) evaluates the recovered models
+    """Where an evaluation runs, and its settings. `recovered: false` evaluates the base and the
+    compressed models only, not the recovered ones (e.g. a costly zero-shot run on a CPU); a
+    list of recovery sizes (in samples, as `recovery.samples`) evaluates the recovered models
     of those sizes only (e.g. `[16]`: zero-shot at D = 0 and the largest D); `ratios` keeps it
-    to the compressed models of those ratios, `models` to those models."""
+    to the compressed models of those ratios, `models` to those models. Every other key is a
+    field of the evaluation's own config (`complaw.config.EVALUATIONS[kind]`: its defaults and
+    types, checked by it; a plugin's stage takes `options`)."""
 
+    model_config = ConfigDict(extra="allow", frozen=True)
+    kind: ClassVar[str | None] = None
     recovered: bool | list[int] = True
-    ratios: list[float] | None = None  # only the compressed models at these ratios
-    models: list[str] | None = None  # only these models (and their compressed versions)
+    ratios: list[float] | None = None
+    models: list[str] | None = None
 
     @field_validator("recovered")
     @classmethod
@@ -100,28 +111,36 @@ class EvaluationSpec(_Model):
             raise ValueError("recovered: recovery sizes must be >= 1 sample (0 = no recovery)")
         return value
 
+    @model_validator(mode="after")
+    def _settings(self) -> EvaluationSpec:
+        if self.kind is not None:
+            from complaw.config import EVALUATIONS
+
+            try:
+                EVALUATIONS[self.kind].from_dict(self.model_extra or {})
+            except ComplawError as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
 
 class IntrinsicSpec(EvaluationSpec):
-    data: list[str] = Field(min_length=1)
-    seq_len: int = Field(1024, ge=1)
-    max_tokens: int | None = Field(None, ge=1)
-    batch_size: int = Field(4, ge=1)
+    kind: ClassVar[str | None] = "intrinsic"
 
 
 class ExtrinsicSpec(EvaluationSpec):
-    tasks: list[str] = Field(min_length=1)
-    limit: int | None = Field(None, ge=1)
-    options: dict[str, Any] = {}
+    kind: ClassVar[str | None] = "extrinsic"
 
 
-class TaskLossSpec(ExtrinsicSpec):
+class TaskLossSpec(EvaluationSpec):
     """Task loss alone (complaw.config.TaskLoss): the gold continuation of each document, one
     request per document; where a zero-shot evaluation with the same tasks and limit runs on a
     model, it gives the task loss and this one is skipped there."""
 
+    kind: ClassVar[str | None] = "task_loss"
+
 
 class SpeedSpec(EvaluationSpec):
-    options: dict[str, Any] = {}
+    kind: ClassVar[str | None] = "speed"
 
 
 class EvaluationsSpec(BaseModel):

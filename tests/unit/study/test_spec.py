@@ -25,7 +25,10 @@ def spec(**changes):
     (spec(ratios=[0.3, 30]), r"ratios: .*\[0, 1\)"),
     (spec(recovery={"samples": [0, -1]}), r"recovery\.samples: .*>= 0"),
     ({"evaluations": EVAL}, r"models: required key is missing"),
-    (spec(evaluations={"intrinsic": {"data": []}}), r"evaluations\.intrinsic\.data"),
+    (spec(evaluations={"intrinsic": {"data": ["ptb"], "colour": 1}}),
+     r"evaluations\.intrinsic: .*unknown field\(s\) colour for Intrinsic; valid fields: data"),
+    (spec(evaluations={"extrinsic": {"tasks": ["piqa"], "limit": "ten"}}),
+     r"evaluations\.extrinsic: .*field limit='ten' for Extrinsic must be"),
 ])
 def test_spec_errors_name_the_key_path(data, message):
     with pytest.raises(ConfigError, match=message):
@@ -38,6 +41,8 @@ def test_spec_errors_name_the_key_path(data, message):
     (spec(methods=[{"name": "prunenet", "options": {"policy": "best"}}], ratios=[0.3]),
      r"methods\[0\]: unknown PruneNet policy 'best'; known: learned, magnitude, random"),
     (spec(evaluations={"nonsense": {}}), r"evaluations\.nonsense: unknown stage 'nonsense'"),
+    (spec(evaluations={"intrinsic": {"data": []}}),
+     r"evaluations\.intrinsic: intrinsic evaluation needs at least one dataset"),
     (spec(methods=[{"name": "prunenet", "models": ["x"]}], ratios=[0.3]),
      r"methods\[0\]\.models: x not in models; allowed: m"),
     (spec(resources={"compres": {"cpus": 2}}),
