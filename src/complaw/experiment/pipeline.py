@@ -30,7 +30,7 @@ from complaw.config import (
     SpeedOptions,
     chain,
 )
-from complaw.data import DataRef, load_blocks, to_blocks, tokenize
+from complaw.data import DataRef, to_blocks, tokenize
 from complaw.evaluate.extrinsic import evaluate_zero_shot
 from complaw.evaluate.intrinsic import evaluate_loss
 from complaw.evaluate.speed import measure_speed, speed_metrics
@@ -100,22 +100,28 @@ def run_compress(
     compression = compression.resolve()
     check_target(out, overwrite)
     loaded = load_model(model, dtype=dtype, device=device, mmap=False)  # every weight is replaced
-    blocks = None
+    blocks, variant = None, None
     if compression.calibration is not None:
-        blocks = load_blocks(
-            compression.calibration, loaded.tokenizer, compression.calib_seq_len,
-            max_tokens=compression.calib_samples * compression.calib_seq_len, data_dir=data_dir,
-        ).to(device)
+        split = DataRef.parse(compression.calibration).load(data_dir)
+        variant = split.variant
+        blocks = to_blocks(tokenize(split.text, loaded.tokenizer), compression.calib_seq_len,
+                           compression.calib_samples * compression.calib_seq_len).to(device)
     result = compress(loaded.model, compression.method, compression.ratio, calibration=blocks,
                       seed=compression.seed, **compression.options)
     extra = {
         "model": model, "calibration": compression.calibration,
+        "calibration_variant": variant,
         "calib_blocks": None if blocks is None else len(blocks),
         "calib_seq_len": compression.calib_seq_len,
         "config": chain(model, dtype, compression),
     }
     save_compressed(result, out, tokenizer=loaded.tokenizer, extra=extra, overwrite=overwrite)
     return result
+
+
+CALIBRATION = "calibration"
+"""The key of a compressed model's record `data` that names its calibration data and variant
+(`{"data": "wikitext2:train", "file", "sha256", ...}`, from the checkpoint's manifest)."""
 
 
 def _check_location(location: str) -> None:
@@ -134,7 +140,11 @@ def _run_record(
     loaded = load_subject(location, experiment.dtype, device)
     record.timings["load"] = time.perf_counter() - start
     if is_compressed(location):
-        record.achieved = read_manifest(location).achieved  # None: a recovered base model
+        manifest = read_manifest(location)
+        record.achieved = manifest.achieved  # None: a recovered base model
+        if manifest.extra.get("calibration_variant"):  # the data the compression was fitted on
+            record.data[CALIBRATION] = {"data": manifest.extra["calibration"],
+                                        **manifest.extra["calibration_variant"]}
     record.model_source = loaded.source.describe()
     record.params = count_parameters(loaded.model, loaded.adapter)
     try:
@@ -168,7 +178,7 @@ def run_intrinsic(
         ensure_dir(out)
 
     def measure(loaded: LoadedModel, record: Record) -> None:
-        record.data = {name: split.variant for name, split in splits.items()}
+        record.data.update({name: split.variant for name, split in splits.items()})
         record.timings["evaluate"] = 0.0
         for name, split in splits.items():
             text = to_blocks(tokenize(split.text, loaded.tokenizer), ev.seq_len,
