@@ -5,7 +5,7 @@ import pytest
 
 from complaw.config import Compression, Experiment, Intrinsic, Recovery, config_id
 from complaw.errors import RecordError
-from complaw.experiment.records import LAW_COLUMNS, Record, law_table, load_records
+from complaw.experiment.records import LAW_COLUMNS, Record, law_table, records_frame
 from complaw.io import atomic_folder, write_json_atomic
 
 
@@ -76,7 +76,7 @@ def test_loader_reports_bad_files_and_law_table_joins_the_base(tmp_path):
     (tmp_path / "broken.json").write_text("{not json")
     (tmp_path / "partial.json").write_text('{"id": "x"}')
 
-    df = load_records(tmp_path)
+    df = records_frame(tmp_path)
     assert len(df) == 5 and "config.model" in df.columns
     assert sorted(p[0].rsplit("/", 1)[1] for p in df.attrs["problems"]) == [
         "broken.json", "partial.json"]
@@ -92,7 +92,7 @@ def test_loader_reports_bad_files_and_law_table_joins_the_base(tmp_path):
 
 def test_missing_records_folder(tmp_path):
     with pytest.raises(RecordError, match="does not exist"):
-        load_records(tmp_path / "nowhere")
+        records_frame(tmp_path / "nowhere")
 
 
 def test_law_table_never_pairs_or_mixes_data_variants(tmp_path):

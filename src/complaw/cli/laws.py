@@ -47,13 +47,13 @@ def _split(values: list[str] | None) -> list[str]:
 
 def _load_records(records: Path):
     """The validated law table of ``records``; skipped metrics are named on stderr."""
-    from complaw.laws.table import load_records
+    from complaw.experiment.records import load_law_table
 
     def skipped(metrics: list[str]) -> None:
         err_console.print(f"skipped metrics without a law: {', '.join(metrics)}",
                           highlight=False)
 
-    return load_records(records, skipped)
+    return load_law_table(records, skipped)
 
 
 def _heldout_cell(h: dict[str, Any] | None) -> str:
@@ -407,12 +407,13 @@ def plan_command(
     as_json: bool = typer.Option(False, "--json", help="print only JSON (all choices)"),
 ) -> None:
     """Rank feasible (model, r, D) choices for a target under a budget (the paper's RQ4)."""
+    from complaw.experiment.records import load_law_table
     from complaw.laws import load_plan, plan
 
     if verify and out is None:
         raise LawError("--verify needs --out DIR: the folder of the verification study")
     the_spec = load_plan(spec)
-    result = plan(the_spec)
+    result = plan(the_spec, load_law_table(the_spec.records) if the_spec.records else None)
     checked = None
     if verify:
         from complaw.study.verify import verify_plan

@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -33,10 +34,10 @@ from typing import Any
 import pandas as pd
 
 from complaw.config import LORA_RUN_OPTIONS, Experiment, config_id
-from complaw.errors import ComplawError, RecordError
+from complaw.errors import ComplawError, LawError, RecordError
 from complaw.experiment.folder import StudyFolder
 from complaw.io import ensure_dir, write_json_atomic
-from complaw.laws.table import COLUMNS
+from complaw.laws.table import COLUMNS, METRICS, read_table, validate
 
 LAW_COLUMNS = list(COLUMNS)  # the law table's columns are defined once, in complaw.laws.table
 _VARIANT_KEYS = ("compression", "recovery")
@@ -204,7 +205,7 @@ def read_records(folder: str | Path) -> RecordSet:
     return out
 
 
-def load_records(folder: str | Path) -> pd.DataFrame:
+def records_frame(folder: str | Path) -> pd.DataFrame:
     """A DataFrame of the records in `folder` (see RecordSet.frame); problems in `.attrs`."""
     records = read_records(folder)
     df = records.frame()
@@ -295,3 +296,29 @@ def _stderr(metric: dict[str, Any]) -> float:
     `stderr`, or in records from before it, the chosen accuracy metric's lm-eval stderr."""
     value = metric.get("stderr", metric.get(f"{metric.get('chosen')}_stderr"))
     return float("nan") if value is None else float(value)
+
+
+def load_law_table(
+    path: str | Path, on_skip: Callable[[list[str]], None] | None = None
+) -> pd.DataFrame:
+    """The validated law table of a ``.csv``/``.parquet`` file or a study folder (`law_table`).
+    A study's records also hold metrics no law models (speed's tokens/s and memory): those rows
+    are left out and, when given, ``on_skip`` is called with their names."""
+    path = Path(path)
+    if not path.is_dir():
+        if not path.exists():
+            raise LawError(
+                f"records {str(path)!r} do not exist; give a CSV/Parquet file or a study folder"
+            )
+        return read_table(path)
+    table = law_table(path)
+    if len(table) == 0:
+        unmatched = table.attrs.get("unmatched", 0)
+        raise LawError(
+            f"no law rows in {str(path)!r} ({unmatched} metric(s) without a matching "
+            "uncompressed record); run the base models too, or check the folder"
+        )
+    skipped = sorted(set(table["metric"]) - set(METRICS))
+    if skipped and on_skip is not None:
+        on_skip(skipped)
+    return validate(table[table["metric"].isin(METRICS)].reset_index(drop=True))

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -247,14 +248,14 @@ def _ranges(rs: list[float], grid: list[float]) -> str:
     return "r = " + ", ".join(parts)
 
 
-def _candidate_law(spec: PlanSpec, c: Candidate, metric: str,
-                   table: Any) -> tuple[Law, float | None, dict[str, Any] | None]:
+def _candidate_law(
+    spec: PlanSpec, c: Candidate, metric: str, table: pd.DataFrame | None
+) -> tuple[Law, float | None, dict[str, Any] | None]:
     """The candidate's law, its L0 from the records (None when not read there) and the
     held-out error of the law's form (None unless fitted on the records here)."""
     if c.law or table is None:
         return get_law(c.law or _default_law(c.name, metric)), None, None
-    from complaw.laws.fit import fit
-    from complaw.laws.select import best_form, with_companions
+    from complaw.laws.select import best_form, fit, with_companions
 
     rows = with_companions(table[table["model"].astype(str) == c.name], metric)
     for key, value in c.where.items():
@@ -276,23 +277,23 @@ def _candidate_law(spec: PlanSpec, c: Candidate, metric: str,
     return found.law(), L0s[0], found.heldout.get(spec.holdout)
 
 
-def plan(spec: PlanSpec) -> PlanResult:
+def plan(spec: PlanSpec, table: pd.DataFrame | None = None) -> PlanResult:
     """Solve a planning problem: feasible choices ranked by ``spec.objective``.
 
     ``best``: best predicted L with the full RFT budget; ``smallest``: fewest parameters;
     ``fastest``: largest speedup. ``L`` and its intervals are predicted at D = the RFT budget;
-    ``D_needed`` is the least RFT that meets the target (rounded up).
+    ``D_needed`` is the least RFT that meets the target (rounded up). ``table`` is the law
+    table of ``spec.records`` (`complaw.experiment.records.load_law_table`), which a plan with
+    records needs.
     """
+    if spec.records is not None and table is None:
+        raise LawError(f"the plan fits its laws on records {spec.records!r}: pass their law "
+                       "table (complaw.experiment.records.load_law_table)")
     t = spec.target
     acc = t.metric == "accuracy"
     assured = f", {spec.level:.0%} assured" if spec.assured else ""
     out = PlanResult(spec.objective, t.describe() + assured, spec.level)
     budget = spec.budget
-    table = None
-    if spec.records is not None:
-        from complaw.laws.table import load_records
-
-        table = load_records(spec.records)
     for c in spec.candidates:
         law, rows_L0, heldout = _candidate_law(spec, c, t.metric, table)
         out.laws[c.name] = law

@@ -16,8 +16,9 @@ One row is one measured metric of one compressed model:
 | D | recovery fine-tuning size (0 = no RFT) |
 
 `COLUMNS` is the one definition of these columns; `complaw.experiment.records.law_table` builds the
-table from experiment records with exactly them. Optional columns (`OPTIONAL_COLUMNS`; absent or
-NaN in older tables, and every consumer copes):
+table from experiment records with exactly them (`load_law_table` reads a file or a study
+folder). Optional columns (`OPTIONAL_COLUMNS`; absent or NaN in older tables, and every consumer
+copes):
 
 | column | meaning |
 |---|---|
@@ -32,7 +33,7 @@ and the fix.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -197,36 +198,3 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise LawError(f"cannot read law table {str(path)!r}: {exc}") from exc
     return validate(df)
 
-
-def load_records(
-    path: str | Path, on_skip: Callable[[list[str]], None] | None = None
-) -> pd.DataFrame:
-    """The validated law table of a ``.csv``/``.parquet`` file or a study folder (through the
-    record loader, `complaw.experiment.records.law_table`). A study's records also hold metrics no
-    law models (speed's tokens/s and memory): those rows are left out and, when given,
-    ``on_skip`` is called with their names."""
-    path = Path(path)
-    if not path.is_dir():
-        if not path.exists():
-            raise LawError(
-                f"records {str(path)!r} do not exist; give a CSV/Parquet file or a study folder"
-            )
-        return read_table(path)
-    try:
-        from complaw.experiment.records import law_table
-    except ImportError as exc:
-        raise LawError(
-            f"cannot read the record folder {str(path)!r}: the record loader is not available "
-            f"({exc}); export a CSV and pass that instead"
-        ) from None
-    table = law_table(path)
-    if len(table) == 0:
-        unmatched = table.attrs.get("unmatched", 0)
-        raise LawError(
-            f"no law rows in {str(path)!r} ({unmatched} metric(s) without a matching "
-            "uncompressed record); run the base models too, or check the folder"
-        )
-    skipped = sorted(set(table["metric"]) - set(METRICS))
-    if skipped and on_skip is not None:
-        on_skip(skipped)
-    return validate(table[table["metric"].isin(METRICS)].reset_index(drop=True))

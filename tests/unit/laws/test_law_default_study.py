@@ -11,15 +11,15 @@ import pytest
 from typer.testing import CliRunner
 
 from complaw.cli import app
+from complaw.experiment.records import load_law_table
 from complaw.laws import compare
-from complaw.laws.table import load_records
 
 STUDY = Path(__file__).resolve().parents[1] / "data" / "quickstart"
 
 
 @pytest.fixture(scope="module")
 def rows():
-    return load_records(STUDY)
+    return load_law_table(STUDY)
 
 
 def test_old_records_fit_on_every_metric_a_law_exists_for():

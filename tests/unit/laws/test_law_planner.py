@@ -113,3 +113,13 @@ def test_assured_plans_meet_the_target_with_the_interval(tmp_path, loss_table):
         assert law.predict(2.5, c.r, c.D_needed).pi_high[0] <= 4.0 + 1e-9
     missed = [c for c in plain.choices if c.r not in {s.r for s in sure.choices}]
     assert missed and all(law.predict(2.5, c.r, 1000).pi_high[0] > 4.0 for c in missed)
+
+
+def test_a_plan_with_records_fits_on_the_table_it_is_given(loss_table):
+    spec = parse_plan({"records": "rows.csv", "target": {"metric": "loss", "sigma": 0.5},
+                       "candidates": [{"name": "m3", "form": "eq1"}]})
+    with pytest.raises(LawError, match="load_law_table"):
+        plan(spec)
+    result = plan(spec, loss_table)
+    assert result.laws["m3"].name == "fit:eq1:loss" and result.choices
+    assert result.choices[0].L0 == pytest.approx(loss_table.set_index("model")["L0"]["m3"].iloc[0])

@@ -193,13 +193,13 @@ def test_the_cli_runs_an_adaptive_design_with_flags_over_the_spec(spec_dict, tmp
 def test_the_cpu_grid_records_replay_and_give_leave_one_model_out_errors():
     """results/cpu-grid holds the real three-model CPU grid (JSON records only): the design
     replays on it, and a law fitted on two models predicts the third."""
+    from complaw.experiment.records import load_law_table
     from complaw.laws import fit
-    from complaw.laws.table import load_records
     from complaw.study.design import replay_study
     from complaw.study.spec import DesignSpec
 
     folder = "results/cpu-grid"
-    table = load_records(folder)
+    table = load_law_table(folder)
     assert table["model"].nunique() == 3 and len(table) >= 3 * 9 * 4 * 3 * 0.9
     result = replay_study(folder, DesignSpec(budget=0.25), seeds=3).to_dict()
     # the budget is a fraction of the grid's estimated cost; against the true cost of the

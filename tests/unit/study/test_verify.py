@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from complaw.cli import app
 from complaw.errors import LawError
-from complaw.experiment.records import law_table
+from complaw.experiment.records import law_table, load_law_table
 from complaw.laws import load_plan, plan
 from complaw.study.runner import run_study
 from complaw.study.spec import parse_spec
@@ -51,7 +51,7 @@ def plan_file(source, tiny_checkpoint, tmp_path):
 
 def test_verification_runs_the_top_choice_with_the_source_settings(plan_file, tmp_path):
     spec = load_plan(plan_file)
-    result = plan(spec)
+    result = plan(spec, load_law_table(spec.records))
     top = result.choices[0]
     assert (top.r, top.form) == (0.4, "onset")  # smallest: the largest ratio
     study = verification_spec(spec, top)
@@ -93,4 +93,5 @@ def test_verify_cli_and_its_errors(plan_file, tmp_path):
     spec = load_plan(plan_file)
     spec.records = str(csv)
     with pytest.raises(LawError, match="spec.yaml"):
-        verify_plan(spec, plan(spec), tmp_path / "w", progress=False)
+        verify_plan(spec, plan(spec, load_law_table(spec.records)), tmp_path / "w",
+                    progress=False)
