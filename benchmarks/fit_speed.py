@@ -20,10 +20,10 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from complaw.experiment.records import load_law_table
 from complaw.laws import compare, fit
-from complaw.laws.fit import bootstrap_coefficients, inputs_of
+from complaw.laws.fit import bootstrap_coefficients, inputs_of, resample_weights
 from complaw.laws.forms import get_form
-from complaw.laws.table import load_records
 
 DEFAULT_STUDY = Path(__file__).resolve().parents[1] / "tests" / "unit" / "data" / "quickstart"
 TRUTH = {"A": 16.0, "k": 3.0, "h": 0.25, "Dl": 600.0, "c": 0.5}
@@ -64,14 +64,15 @@ def main() -> None:
     args = parser.parse_args()
 
     df = synthetic_table(args.rows)
-    fit(df.head(50), "eq1")  # warm up imports (statsmodels, scipy) outside the timings
+    fit(df.head(50), "eq1")  # warm up imports (scipy) outside the timings
     form = get_form("eq1")
     X = form.design(inputs_of(df))
     y = form.response(df["L"].to_numpy(), inputs_of(df))
     B = args.resamples
     cases = {
         ("fit eq1, no bootstrap", None): lambda: fit(df, "eq1"),
-        (f"bootstrap only ({B} resamples)", None): lambda: bootstrap_coefficients(X, y, B),
+        (f"bootstrap only ({B} resamples)", None): lambda: bootstrap_coefficients(
+            X, y, resample_weights(len(y), B)),
         (f"fit eq1 + {B} bootstrap", 10.0): lambda: fit(df, "eq1", bootstrap=B),
         ("fit eq1 + held-out (r:0.5, D, model)", None): lambda: fit(
             df, "eq1", holdout=["r:0.5", "D", "model"]),
@@ -80,7 +81,7 @@ def main() -> None:
         cases[(f"fit {name}, no bootstrap", None)] = lambda n=name: fit(df, n)
         cases[(f"fit {name} + {B} bootstrap", 30.0)] = lambda n=name: fit(df, n, bootstrap=B)
     if args.study.exists():
-        rows = load_records(args.study)
+        rows = load_law_table(args.study)
         cases[(f"compare every form, holdout r:0.5, by method ({len(rows)} rows of "
                f"{args.study.name})", 10.0)] = lambda: compare(rows, None, ["method"])
     table = Table(title=f"complaw.laws fit speed: {args.rows:,} rows, best/median of "

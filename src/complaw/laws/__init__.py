@@ -5,8 +5,10 @@
                 the feasible degradation, onset and retention forms, and two-step (`FORMS`);
                 loss forms model ``loss`` and ``task_loss`` (`LOSS_METRICS`)
 * `law`       - `Law`: a form with coefficients that predicts L (with a CI when fitted)
-* `fit`       - `fit(df, form, by=[...])`, statistics, bootstrap, `compare`
-* `select`    - which law may be called best (held-out evidence): `best_form`, `credible_best`
+* `fit`       - estimating one law (`fit_group`): OLS or robust least squares, statistics,
+                bootstrap, coefficients on a bound
+* `select`    - `fit(df, form, by=[...], holdout=...)` group by group, `compare`, and which law
+                may be called best (held-out evidence): `best_form`, `credible_best`
 * `holdout`   - held-out error by split (r:X, D, a column, kfold:K), accuracy errors in points,
                 the measurement noise floor (from L_se) and the seed noise floor
 * `link`      - links from a task's loss to its accuracy (`LINKS`: sigmoid), `fit_link`
@@ -17,20 +19,21 @@
 * `planner`   - `plan(load_plan("plan.yaml"))`: ranked feasible (model, r, D)
 """
 
-from complaw.laws.fit import FitResult, Fits, compare, fit
+from complaw.laws.fit import FitResult, Fits
 from complaw.laws.forms import FORMS, CurveForm, Form, LinearForm, get_form
 from complaw.laws.holdout import HeldOut, heldout_error, noise_floor
 from complaw.laws.law import Law, Prediction
 from complaw.laws.link import LINKS, Link, LinkFit, fit_link, get_link
 from complaw.laws.planner import PlanResult, PlanSpec, load_plan, parse_plan, plan
 from complaw.laws.published import get_law, published_law, published_laws
-from complaw.laws.select import best_form
+from complaw.laws.select import Comparison, best_form, compare, fit
 from complaw.laws.table import COLUMNS, METRICS, read_table, validate
 from complaw.laws.theory import check_feasible, critical_ratio, min_rft
 from complaw.laws.twostep import TwoStepForm, two_step
 
 __all__ = [
     "COLUMNS",
+    "Comparison",
     "FORMS",
     "LINKS",
     "METRICS",

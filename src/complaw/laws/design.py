@@ -41,9 +41,10 @@ import numpy as np
 import pandas as pd
 
 from complaw.errors import ConfigError, LawError
-from complaw.laws.fit import FitResult, Fits, fit
+from complaw.laws.fit import FitResult, Fits
 from complaw.laws.forms import Form, default_form, get_form
 from complaw.laws.law import law_inputs
+from complaw.laws.select import fit
 
 
 class DesignError(LawError):

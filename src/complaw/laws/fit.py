@@ -1,20 +1,22 @@
-"""Fitting compression laws: OLS or robust nonlinear least squares, statistics, bootstrap,
-held-out error.
+"""Estimating one compression law: OLS or robust nonlinear least squares, statistics, bootstrap.
 
-`fit(df, form, by=[...])` is the one entry point: it fits one law per group (the metric is
-always part of the group) and returns a `Fits` collection of `FitResult`. A `LinearForm` is
-fitted by statsmodels OLS; a `CurveForm` by scipy's robust least squares (``soft_l1`` or
+`fit_group` fits one form on the rows of one group and returns a `FitResult`; fitting a whole
+table group by group, with held-out error, is `complaw.laws.select.fit`. A `LinearForm` is
+fitted by OLS (`ols`); a `CurveForm` by scipy's robust least squares (``soft_l1`` or
 ``huber``) on log residuals from every starting point the form declares, keeping the best
-(as Epoch AI's replication of the Chinchilla fit does). A curve fit's covariance is the
-Gauss-Newton one, s² (J'J)^-1 at the optimum; its bootstrap refits resampled rows from the
-optimum.
+(as Epoch AI's replication of the Chinchilla fit does). Both give the covariance s² (J'J)^-1
+(J = X for OLS; the Gauss-Newton one at a curve's optimum), share `_statistics`, and draw their
+bootstrap resamples from `resample_weights`, so one seed resamples the same rows for every form
+(a curve's bootstrap refits them from the optimum). A curve coefficient that ends on one of its
+declared bounds is flagged (`Coefficient.at_bound`).
 
 R² conventions. For a regression without a constant column statsmodels reports the
 *uncentered* R² (1 - RSS / sum y²); with one (an explicit intercept, or an implicit one such as
 log L0 when a group has a single L0) it reports the *centered* R² (1 - RSS / sum (y - ȳ)²).
-``r2``, ``adj_r2`` and ``f`` are what statsmodels reports, ``r2_kind`` says which; both R²s
-are always given as well, labelled. Adjusted: uncentered 1 - n/(n-k) (1-R²), centered
-1 - (n-1)/(n-k) (1-R²), with k coefficients.
+``r2``, ``adj_r2`` and ``f`` are what statsmodels reports for a linear form (a curve fit counts
+as having a constant), ``r2_kind`` says which; both R²s are always given as well, labelled.
+Adjusted: uncentered 1 - n/(n-k) (1-R²), centered 1 - (n-1)/(n-k) (1-R²), with k
+coefficients.
 
 AIC/BIC are computed on the scale of L itself (the likelihood on the form's scale plus its
 Jacobian, `Scale.log_jacobian`: -sum log L for log L), so forms fitted on log L, on L
@@ -23,7 +25,7 @@ Jacobian, `Scale.log_jacobian`: -sum log L for log L), so forms fitted on log L,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,17 +33,9 @@ import numpy as np
 import pandas as pd
 
 from complaw.errors import LawError
-from complaw.laws.forms import (
-    CONST,
-    CurveForm,
-    Form,
-    LinearForm,
-    default_form,
-    forms_for,
-    get_form,
-)
+from complaw.laws.forms import CONST, CurveForm, Form, LinearForm, get_form
 from complaw.laws.law import Law
-from complaw.laws.table import check_enough_rows, validate
+from complaw.laws.table import check_enough_rows
 
 
 class NotIdentifiableError(LawError):
@@ -50,7 +44,9 @@ class NotIdentifiableError(LawError):
 
 @dataclass
 class Coefficient:
-    """One fitted coefficient with its standard error, t-based CI and optional bootstrap CI."""
+    """One fitted coefficient with its standard error, t-based CI and optional bootstrap CI;
+    ``at_bound``: the fit ended on one of the coefficient's declared bounds (within 1e-6
+    relative), so the optimum may lie beyond it and its intervals are not to be trusted."""
 
     name: str
     estimate: float
@@ -60,6 +56,7 @@ class Coefficient:
     pvalue: float
     boot_low: float | None = None
     boot_high: float | None = None
+    at_bound: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -67,6 +64,7 @@ class Coefficient:
             "stderr": _num(self.stderr),
             "ci": [_num(self.ci_low), _num(self.ci_high)],
             "pvalue": _num(self.pvalue),
+            "at_bound": self.at_bound,
         }
         if self.boot_low is not None:
             out["bootstrap_ci"] = [_num(self.boot_low), _num(self.boot_high)]
@@ -122,6 +120,11 @@ class FitResult:
         """Whether the form gives L = L0 at r = 0 for every D."""
         return get_form(self.form).feasible
 
+    @property
+    def at_bounds(self) -> list[str]:
+        """The coefficients whose estimate sits on a declared bound (`Coefficient.at_bound`)."""
+        return [k for k, c in self.coefficients.items() if c.at_bound]
+
     def estimates(self) -> dict[str, float]:
         """Coefficient estimates by name."""
         return {k: c.estimate for k, c in self.coefficients.items()}
@@ -144,7 +147,8 @@ class FitResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, in the schema of ``complaw fit --json`` (docs/laws.md): ``form``,
         ``group``, ``feasible``, ``n``, ``coefficients`` (name -> value), ``heldout`` (the
-        first split, or None), then every statistic."""
+        first split, or None), ``at_bounds`` (coefficients on a bound), then every
+        statistic."""
         first = next(iter(self.heldout.values()), None)
         return {
             "form": self.form,
@@ -153,6 +157,7 @@ class FitResult:
             "n": self.n,
             "coefficients": {k: _num(c.estimate) for k, c in self.coefficients.items()},
             "heldout": first,
+            "at_bounds": self.at_bounds,
             "heldout_all": list(self.heldout.values()),
             "name": self.name,
             "metric": self.metric,
@@ -265,64 +270,65 @@ def inputs_of(df: pd.DataFrame) -> dict[str, np.ndarray]:
     return {c: df[c].to_numpy(dtype=float) for c in ("L0", "r", "D")}
 
 
-def lstsq_fit(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Plain numpy OLS: (coefficients, standard errors, residual degrees of freedom).
-
-    The fast path for repeated fits (simulations, held-out error); `fit` uses statsmodels.
-    """
-    n, k = X.shape
-    beta, _, rank, _ = np.linalg.lstsq(X, y, rcond=None)
-    dof = n - k
-    resid = y - X @ beta
-    sigma2 = resid @ resid / dof if dof > 0 else np.nan
-    if rank < k:
-        return beta, np.full(k, np.nan), dof
-    se = np.sqrt(np.diag(np.linalg.inv(X.T @ X)) * sigma2)
-    return beta, se, dof
+def ols(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ordinary least squares of ``y`` on ``X`` (of full column rank): the coefficients, their
+    covariance s² (X'X)^-1 and the residuals."""
+    theta, *_ = np.linalg.lstsq(X, y, rcond=None)
+    resid = y - X @ theta
+    return theta, covariance(X, resid), resid
 
 
-def _units(n: int, clusters: np.ndarray | None) -> tuple[np.ndarray, int]:
-    """The resampling unit of each of ``n`` rows (itself, or its cluster) and their count."""
+def covariance(J: np.ndarray, resid: np.ndarray) -> np.ndarray:
+    """s² (J'J)^-1 with s² = RSS / (n - k): OLS's covariance (J = X), and a least-squares
+    curve fit's Gauss-Newton one (J: the Jacobian of its residuals at the optimum)."""
+    dof = len(resid) - J.shape[1]
+    return np.linalg.pinv(J.T @ J) * (resid @ resid / dof if dof > 0 else np.nan)
+
+
+def _has_constant(X: np.ndarray) -> bool:
+    """Whether the columns of X span a constant (an intercept, or an implicit one such as log
+    L0 in a group with one L0): statsmodels' test, which decides the R² it reports."""
+    return bool(np.linalg.matrix_rank(np.column_stack([np.ones(len(X)), X]))
+                == np.linalg.matrix_rank(X))
+
+
+def resample_weights(n: int, n_resamples: int, seed: int = 0,
+                     clusters: np.ndarray | None = None) -> np.ndarray:
+    """Row counts (resamples x rows) of seeded case-bootstrap resamples of ``n`` rows, or with
+    ``clusters`` (one label per row) of whole clusters (e.g. all rows of a model): the one
+    resampler of every fit, so one seed resamples the same rows for every form."""
     if clusters is None:
-        return np.arange(n), n
-    _, codes = np.unique(np.asarray(clusters), return_inverse=True)
-    return codes, int(codes.max()) + 1
+        codes, units = np.arange(n), n
+    else:
+        _, codes = np.unique(np.asarray(clusters), return_inverse=True)
+        codes, units = codes.ravel(), int(codes.max()) + 1
+    picks = np.random.default_rng(seed).integers(0, units, size=(n_resamples, units))
+    offsets = (np.arange(n_resamples) * units)[:, None]
+    counts = np.bincount((picks + offsets).ravel(), minlength=n_resamples * units)
+    return counts.reshape(n_resamples, units)[:, codes].astype(float)
 
 
-def bootstrap_coefficients(
-    X: np.ndarray,
-    y: np.ndarray,
-    n_resamples: int,
-    seed: int = 0,
-    clusters: np.ndarray | None = None,
-    chunk: int = 250,
-) -> np.ndarray:
-    """OLS coefficients of ``n_resamples`` seeded bootstrap resamples (rows x coefficients).
+def bootstrap_coefficients(X: np.ndarray, y: np.ndarray, weights: np.ndarray,
+                           chunk: int = 250) -> np.ndarray:
+    """OLS coefficients of each bootstrap resample (rows of ``weights``, row counts from
+    `resample_weights`): resamples x coefficients.
 
-    Rows (experiments) are resampled with replacement; with ``clusters`` whole clusters are
-    (e.g. all rows of a model). Vectorised: each resample is a row of counts w, and its normal
-    equations are (X' diag(w) X) b = X' diag(w) y, built for a chunk of resamples by one
-    matrix product. Resamples whose design is singular give NaN rows.
+    Vectorised: the normal equations of a resample with counts w are
+    (X' diag(w) X) b = X' diag(w) y, built for a chunk of resamples by one matrix product.
+    Resamples whose design is singular give NaN rows.
     """
     n, k = X.shape
-    rng = np.random.default_rng(seed)
-    codes, n_units = _units(n, clusters)
     # per-row outer products and cross products, flattened: (n, k*k + k)
     Z = np.concatenate([(X[:, :, None] * X[:, None, :]).reshape(n, k * k), X * y[:, None]], axis=1)
-    out = np.empty((n_resamples, k))
-    for start in range(0, n_resamples, chunk):
-        b = min(chunk, n_resamples - start)
-        picks = rng.integers(0, n_units, size=(b, n_units))
-        offsets = (np.arange(b) * n_units)[:, None]
-        counts = np.bincount((picks + offsets).ravel(), minlength=b * n_units).reshape(b, n_units)
-        W = counts[:, codes].astype(float) if clusters is not None else counts.astype(float)
-        S = W @ Z
-        XtX = S[:, : k * k].reshape(b, k, k)
+    out = np.empty((len(weights), k))
+    for start in range(0, len(weights), chunk):
+        S = weights[start : start + chunk] @ Z
+        XtX = S[:, : k * k].reshape(len(S), k, k)
         Xty = S[:, k * k :]
         try:
-            out[start : start + b] = np.linalg.solve(XtX, Xty[:, :, None])[:, :, 0]
+            out[start : start + len(S)] = np.linalg.solve(XtX, Xty[:, :, None])[:, :, 0]
         except np.linalg.LinAlgError:
-            for i in range(b):
+            for i in range(len(S)):
                 try:
                     out[start + i] = np.linalg.solve(XtX[i], Xty[i])
                 except np.linalg.LinAlgError:
@@ -350,8 +356,9 @@ def _check_identifiable(X: np.ndarray, names: list[str], label: str) -> None:
 
 
 def _coefficients(names: list[str], est: np.ndarray, cov: np.ndarray, dof: float,
-                  level: float) -> dict[str, Coefficient]:
-    """t-based standard errors, CIs and p-values from estimates and their covariance."""
+                  level: float, at_bound: np.ndarray | None = None) -> dict[str, Coefficient]:
+    """t-based standard errors, CIs and p-values from estimates and their covariance
+    (``at_bound``: which estimates sit on a bound, `on_bound`)."""
     from scipy.stats import t as student
 
     se = np.sqrt(np.maximum(np.diag(cov), 0.0))
@@ -360,9 +367,18 @@ def _coefficients(names: list[str], est: np.ndarray, cov: np.ndarray, dof: float
         p = 2.0 * student.sf(np.abs(est / se), dof) if dof > 0 else np.full(len(est), np.nan)
     return {
         n: Coefficient(n, float(est[i]), float(se[i]), float(est[i] - q * se[i]),
-                       float(est[i] + q * se[i]), float(p[i]))
+                       float(est[i] + q * se[i]), float(p[i]),
+                       at_bound=at_bound is not None and bool(at_bound[i]))
         for i, n in enumerate(names)
     }
+
+
+def on_bound(theta: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Which estimates lie on their (finite) lower or upper bound, within 1e-6 of the bound
+    relative to its size (absolute 1e-6 for a bound within 1 of zero)."""
+    near = [np.isfinite(b) & (np.abs(theta - b) <= 1e-6 * np.maximum(np.abs(b), 1.0))
+            for b in (np.asarray(lo, float), np.asarray(hi, float))]
+    return near[0] | near[1]
 
 
 def _add_bootstrap(coefficients: dict[str, Coefficient], draws: np.ndarray, level: float,
@@ -377,21 +393,12 @@ def _add_bootstrap(coefficients: dict[str, Coefficient], draws: np.ndarray, leve
             "failed": int((~ok).sum())}
 
 
-def _resample_weights(n: int, n_resamples: int, seed: int,
-                      clusters: np.ndarray | None) -> Iterator[np.ndarray]:
-    """Row counts of seeded case-bootstrap resamples (of rows, or of whole clusters)."""
-    rng = np.random.default_rng(seed)
-    codes, units = _units(n, clusters)
-    for _ in range(n_resamples):
-        counts = np.bincount(rng.integers(0, units, size=units), minlength=units)
-        yield counts[codes].astype(float)
-
-
 def _statistics(form: Form, L: np.ndarray, z: np.ndarray, resid: np.ndarray, k: int,
-                level: float) -> dict[str, Any]:
-    """Goodness of fit of a fit without a constant column's special status (curve fits):
-    centred R² on the fit's scale, F of the model against a constant, AIC/BIC on the scale of
-    L."""
+                level: float, constant: bool = True) -> dict[str, Any]:
+    """Goodness of fit of ``k`` coefficients on the fit's scale ``z``, the likelihood and
+    AIC/BIC on the scale of L. With a ``constant`` (a curve fit counts as one) R² is centred
+    and F tests the model against a constant; without one, as statsmodels reports an OLS fit
+    without a constant, R² is uncentred and F tests the model against zero."""
     from scipy.stats import f as fisher
 
     n = len(z)
@@ -401,16 +408,18 @@ def _statistics(form: Form, L: np.ndarray, z: np.ndarray, resid: np.ndarray, k: 
     r2_c = 1.0 - rss / tss_c if tss_c > 0 else np.nan
     r2_u = 1.0 - rss / tss_u if tss_u > 0 else np.nan
     dof = n - k
-    f_value = ((tss_c - rss) / (k - 1)) / (rss / dof) if k > 1 and dof > 0 and rss > 0 else np.nan
+    df_model = k - 1 if constant else k
+    tss = tss_c if constant else tss_u
+    f_value = ((tss - rss) / df_model) / (rss / dof) if df_model and dof > 0 and rss > 0 else np.nan
     llf = (-0.5 * n * (np.log(2 * np.pi * rss / n) + 1.0) + form.scale.log_jacobian(L)
            if rss > 0 else np.inf)
+    adj_c = 1.0 - (n - 1) / dof * (1.0 - r2_c) if dof > 0 else np.nan
+    adj_u = 1.0 - n / dof * (1.0 - r2_u) if dof > 0 else np.nan
     return dict(
-        n=n, df_model=float(k - 1), df_resid=float(dof), r2=r2_c,
-        adj_r2=1.0 - (n - 1) / dof * (1.0 - r2_c) if dof > 0 else np.nan, r2_kind="centered",
-        r2_centered=r2_c, adj_r2_centered=1.0 - (n - 1) / dof * (1.0 - r2_c) if dof > 0
-        else np.nan, r2_uncentered=r2_u,
-        adj_r2_uncentered=1.0 - n / dof * (1.0 - r2_u) if dof > 0 else np.nan,
-        f=f_value, f_pvalue=float(fisher.sf(f_value, k - 1, dof)) if np.isfinite(f_value)
+        n=n, df_model=float(df_model), df_resid=float(dof), r2=r2_c if constant else r2_u,
+        adj_r2=adj_c if constant else adj_u, r2_kind="centered" if constant else "uncentered",
+        r2_centered=r2_c, adj_r2_centered=adj_c, r2_uncentered=r2_u, adj_r2_uncentered=adj_u,
+        f=f_value, f_pvalue=float(fisher.sf(f_value, df_model, dof)) if np.isfinite(f_value)
         else np.nan, llf=llf, aic=-2.0 * llf + 2.0 * k, bic=-2.0 * llf + np.log(n) * k,
         resid_std=float(np.sqrt(rss / dof)) if dof > 0 else np.nan, level=level,
     )
@@ -531,32 +540,45 @@ class CurveFitter:
         return self.natural(best)
 
 
+def _estimated(df: pd.DataFrame, form: Form, names: list[str], theta: np.ndarray,
+               cov: np.ndarray, resid: np.ndarray, z: np.ndarray, *, constant: bool,
+               level: float, bootstrap: int, seed: int, bootstrap_by: str | None,
+               refit: Callable[[np.ndarray], np.ndarray],
+               at_bound: np.ndarray | None = None) -> dict[str, Any]:
+    """The `FitResult` fields of estimates ``theta`` (covariance ``cov``, residuals ``resid``
+    on the fit's scale ``z``): statistics, coefficients, and with ``bootstrap`` resamples
+    (`resample_weights`) their refits ``refit(weights)`` as draws and percentile CIs."""
+    stats = _statistics(form, df["L"].to_numpy(float), z, resid, len(names), level, constant)
+    coefficients = _coefficients(names, theta, cov, stats["df_resid"], level, at_bound)
+    out = dict(stats, coefficients=coefficients, cov=cov, draws=None, bootstrap=None)
+    if bootstrap:
+        clusters = df[bootstrap_by].to_numpy() if bootstrap_by else None
+        out["draws"] = refit(resample_weights(len(df), bootstrap, seed, clusters))
+        out["bootstrap"] = _add_bootstrap(coefficients, out["draws"], level, bootstrap, seed,
+                                          bootstrap_by)
+    return out
+
+
 def _fit_curve(df: pd.DataFrame, form: CurveForm, *, intercept: bool, label: str, level: float,
                bootstrap: int, seed: int, bootstrap_by: str | None) -> dict[str, Any]:
     names = form.coef_names()
     data = inputs_of(df)
-    L = df["L"].to_numpy(float)
-    fitter = CurveFitter(form, data, L)
+    fitter = CurveFitter(form, data, df["L"].to_numpy(float))
     theta = fitter.solve(form.starts(seed=seed))
-    law = Law("fit", form.name, str(df["metric"].iloc[0]),
-              dict(zip(names, theta, strict=True)))
     resid = fitter.residuals(fitter.internal(theta))
-    J = law.gradient(data)
-    stats = _statistics(form, L, fitter.z, resid, len(names), level)
-    dof = stats["df_resid"]
-    cov = np.linalg.pinv(J.T @ J) * (stats["resid_std"] ** 2)
-    out = dict(stats, coefficients=_coefficients(names, theta, cov, dof, level), cov=cov,
-               draws=None, bootstrap=None)
-    if bootstrap:
-        clusters = df[bootstrap_by].to_numpy() if bootstrap_by else None
-        W = np.array(list(_resample_weights(len(df), bootstrap, seed, clusters)))
-        chunk = max(1, int(2e6 // (len(df) * len(names))))
-        draws = np.concatenate([fitter.solve_many(W[i:i + chunk], theta)
-                                for i in range(0, bootstrap, chunk)])
-        out["draws"] = draws
-        out["bootstrap"] = _add_bootstrap(out["coefficients"], draws, level, bootstrap, seed,
-                                          bootstrap_by)
-    return out
+    J = Law("fit", form.name, str(df["metric"].iloc[0]),
+            dict(zip(names, theta, strict=True))).gradient(data)
+    chunk = max(1, int(2e6 // (len(df) * len(names))))
+
+    def refit(W: np.ndarray) -> np.ndarray:
+        return np.concatenate([fitter.solve_many(W[i:i + chunk], theta)
+                               for i in range(0, len(W), chunk)])
+
+    bounds = np.array([c.bounds for c in form.coefs], dtype=float)
+    return _estimated(df, form, names, theta, covariance(J, resid), resid, fitter.z,
+                      constant=True, level=level, bootstrap=bootstrap, seed=seed,
+                      bootstrap_by=bootstrap_by, refit=refit,
+                      at_bound=on_bound(theta, bounds[:, 0], bounds[:, 1]))
 
 
 def _fit_ols(df: pd.DataFrame, form: LinearForm, *, intercept: bool, label: str, level: float,
@@ -566,43 +588,10 @@ def _fit_ols(df: pd.DataFrame, form: LinearForm, *, intercept: bool, label: str,
     X = form.design(data, intercept)
     y = form.response(df["L"].to_numpy(float), data)
     _check_identifiable(X, names, label)
-
-    from statsmodels.regression.linear_model import OLS  # slow to import: only when fitting
-
-    res = OLS(y, X).fit()
-    n, k = X.shape
-    rss = float(res.ssr)
-    tss_u = float(y @ y)
-    tss_c = float(((y - y.mean()) ** 2).sum())
-    r2_u = 1.0 - rss / tss_u if tss_u > 0 else np.nan
-    r2_c = 1.0 - rss / tss_c if tss_c > 0 else np.nan
-    llf = float(res.llf) + form.scale.log_jacobian(df["L"].to_numpy(float))
-    ci = np.asarray(res.conf_int(1.0 - level))
-    params, bse, pvalues = (np.asarray(v) for v in (res.params, res.bse, res.pvalues))
-    coefficients = {
-        name: Coefficient(name, float(params[i]), float(bse[i]), float(ci[i, 0]),
-                          float(ci[i, 1]), float(pvalues[i]))
-        for i, name in enumerate(names)
-    }
-    out = dict(
-        n=n, df_model=float(res.df_model), df_resid=float(res.df_resid),
-        r2=float(res.rsquared), adj_r2=float(res.rsquared_adj),
-        r2_kind="centered" if res.k_constant else "uncentered", r2_centered=r2_c,
-        adj_r2_centered=1.0 - (n - 1) / (n - k) * (1.0 - r2_c), r2_uncentered=r2_u,
-        adj_r2_uncentered=1.0 - n / (n - k) * (1.0 - r2_u),
-        f=float(res.fvalue) if res.fvalue is not None else np.nan,
-        f_pvalue=float(res.f_pvalue) if res.f_pvalue is not None else np.nan,
-        llf=llf, aic=-2.0 * llf + 2.0 * k, bic=-2.0 * llf + np.log(n) * k,
-        resid_std=float(np.sqrt(res.scale)), cov=np.asarray(res.cov_params()),
-        level=level, coefficients=coefficients, draws=None, bootstrap=None,
-    )
-    if bootstrap:
-        clusters = df[bootstrap_by].to_numpy() if bootstrap_by else None
-        draws = bootstrap_coefficients(X, y, bootstrap, seed=seed, clusters=clusters)
-        out["draws"] = draws
-        out["bootstrap"] = _add_bootstrap(coefficients, draws, level, bootstrap, seed,
-                                          bootstrap_by)
-    return out
+    theta, cov, resid = ols(X, y)
+    return _estimated(df, form, names, theta, cov, resid, y, constant=_has_constant(X),
+                      level=level, bootstrap=bootstrap, seed=seed, bootstrap_by=bootstrap_by,
+                      refit=lambda W: bootstrap_coefficients(X, y, W))
 
 
 Fitter = Callable[..., dict[str, Any]]
@@ -629,15 +618,14 @@ def fit_group(
     bootstrap: int = 0,
     seed: int = 0,
     bootstrap_by: str | None = None,
-    holdout: Sequence[str] = (),
 ) -> FitResult:
     """Fit one law on all rows of a validated table (one metric, plus the rows of the form's
     companion metric when it has one): OLS for a linear form, robust nonlinear least squares
     for a curve form, both steps for a two-step form (`FITTERS`).
 
     ``bootstrap`` resamples (seeded by ``seed``; whole ``bootstrap_by`` clusters when given)
-    add percentile CIs; ``holdout`` names splits (``r:0.5``, ``D``, ``model``, ``kfold:5``, ...;
-    see `complaw.laws.holdout`) whose held-out error the result carries.
+    add percentile CIs. (Held-out error: `complaw.laws.holdout`; fits of a whole table that
+    carry it: `complaw.laws.select.fit`.)
     """
     form = get_form(form)
     linear = isinstance(form, LinearForm)
@@ -657,220 +645,5 @@ def fit_group(
     check_enough_rows(len(own), len(form.coef_names(use)), f"the {form.name} fit of {label}")
     stats = _fitter(form)(df, form, intercept=use, label=label, level=level,
                           bootstrap=bootstrap, seed=seed, bootstrap_by=bootstrap_by)
-    result = FitResult(form=form.name, intercept=use, metric=metric, group=group, **stats)
-    if holdout:
-        from complaw.laws.holdout import heldout_error
+    return FitResult(form=form.name, intercept=use, metric=metric, group=group, **stats)
 
-        for split in holdout:
-            h = heldout_error(df, form, split, intercept=use, level=level)
-            result.heldout[h.split] = h.summary()
-    return result
-
-
-def _split_names(holdout: Sequence[str] | str | None) -> list[str]:
-    if holdout is None:
-        return []
-    return [holdout] if isinstance(holdout, str) else list(holdout)
-
-
-def _by_list(by: Sequence[str] | str | None) -> list[str]:
-    return [by] if isinstance(by, str) else list(by or [])
-
-
-def _groups(df: pd.DataFrame, metrics: Sequence[str], by: list[str],
-            what: str) -> tuple[list, list]:
-    unknown = [c for c in by if c not in df.columns]
-    if unknown:
-        raise LawError(
-            f"cannot group by {', '.join(unknown)}: no such column; "
-            f"columns: {', '.join(map(str, df.columns))}"
-        )
-    keys = ["metric", *[c for c in by if c != "metric"]]
-    rows = df[df["metric"].isin(metrics)]
-    if rows.empty:
-        raise LawError(
-            f"{what} fits metric(s) {', '.join(metrics)}, but the table has only "
-            f"{', '.join(sorted(df['metric'].unique()))}; pick another --form"
-        )
-    groups = [
-        (dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True)), part)
-        for key, part in rows.groupby(keys, sort=True)
-    ]
-    return keys, groups
-
-
-def _with_companion(df: pd.DataFrame, part: pd.DataFrame, group: dict[str, Any],
-                    form: Form) -> pd.DataFrame:
-    """``part`` and, for a form with a companion metric, that metric's rows of the same group."""
-    if form.companion is None:
-        return part
-    mine = df["metric"] == form.companion
-    for column, value in group.items():
-        if column != "metric":
-            mine &= df[column] == value
-    return pd.concat([part, df[mine]])
-
-
-def _extra_by(forms: Iterable[Form], by: list[str]) -> list[str]:
-    """``by`` and every column the ``forms`` are always fitted per (`Form.by`)."""
-    return list(dict.fromkeys([*by, *(c for f in forms for c in f.by)]))
-
-
-def fit(
-    df: pd.DataFrame,
-    form: str | Form | None = "eq1",
-    by: Sequence[str] | str | None = None,
-    *,
-    intercept: bool | None = None,
-    level: float = 0.95,
-    bootstrap: int = 0,
-    seed: int = 0,
-    bootstrap_by: str | None = None,
-    holdout: Sequence[str] | str | None = None,
-) -> Fits:
-    """Fit ``form`` on a law table, one law per group of ``by`` columns (and of metric).
-
-    Rows whose metric the form does not model are left out. ``form=None`` fits every metric of
-    the table with its default form (`default_form`: eq1 for loss, task loss and accuracy,
-    runtime for runtime). A form with extra grouping columns (`Form.by`: ``two-step`` is fitted
-    per dataset) is grouped by them too; a form with a companion metric (``two-step``: the task
-    loss) gets the companion rows of each group, and groups without any (task means, records
-    older than task loss) are left out; when no group has any, the error says why.
-    ``intercept`` None uses the form's default (none for Eq. 1-3, as in the paper).
-    ``bootstrap`` > 0 adds seeded percentile CIs from that many resamples. ``holdout`` names
-    held-out splits (see `complaw.laws.holdout`) whose error each fit carries.
-
-    Examples: Table 1 is ``fit(df, "eq1")``; Table 2 ``fit(df, "eq1", by="model")``; Table 3
-    ``by="calibration"``; Table 6 ``by="dataset"``; Table 4 ``fit(df, "runtime", by="model")``.
-    """
-    df = validate(df)
-    if df.empty:
-        raise LawError("the law table has no rows; nothing to fit")
-    if bootstrap_by and bootstrap_by not in df.columns:
-        raise LawError(f"cannot bootstrap by {bootstrap_by!r}: no such column")
-    splits = _split_names(holdout)
-    if form is None:
-        metrics = sorted(df["metric"].unique())
-        chosen = {m: default_form(m) for m in metrics}
-        what = "the default forms"
-    else:
-        the_form = get_form(form)
-        metrics = list(the_form.metrics)
-        chosen = dict.fromkeys(metrics, the_form)
-        what = f"form {the_form.name}"
-    keys, groups = _groups(df, metrics, _extra_by(chosen.values(), _by_list(by)), what)
-    parts = [(g, _with_companion(df, p, g, chosen[g["metric"]])) for g, p in groups]
-    having = [(g, p) for g, p in parts if chosen[g["metric"]].companion is None
-              or (p["metric"] == chosen[g["metric"]].companion).any()]
-    results = [
-        fit_group(
-            part, chosen[group["metric"]], intercept=intercept, group=group, level=level,
-            bootstrap=bootstrap, seed=seed, bootstrap_by=bootstrap_by, holdout=splits,
-        )
-        for group, part in (having or parts[:1])  # none: the first group's fit says why
-    ]
-    name = ", ".join(dict.fromkeys(r.form for r in results))
-    return Fits(name, keys, results)
-
-
-@dataclass
-class Comparison:
-    """Forms fitted on the same groups, ranked within each group by held-out MAPE on
-    ``split`` (then AIC; without a split, by AIC)."""
-
-    split: str | None
-    by: list[str]
-    fits: list[FitResult]
-    """In rank order within each group; groups in table order."""
-    ranks: list[int]
-
-    def frame(self) -> pd.DataFrame:
-        """One row per (group, form): form, feasible, k, n, adj. R², AIC/BIC and their deltas
-        to the group's best, the held-out n, MAPE of L and of L - L0, coverage, rank."""
-        rows = []
-        for f, rank in zip(self.fits, self.ranks, strict=True):
-            h = f.heldout.get(self.split) if self.split else None
-            rows.append({
-                **f.group, "form": f.form, "feasible": f.feasible, "k": len(f.coefficients),
-                "n": f.n, "adj_r2": f.adj_r2, "r2_kind": f.r2_kind, "aic": f.aic, "bic": f.bic,
-                "split": self.split, "heldout_n": h["n"] if h else 0,
-                "mape_pct": h["mape_pct"] if h else None,
-                "degradation_mape_pct": h["degradation_mape_pct"] if h else None,
-                "coverage": h["coverage"] if h else None, "rank": rank,
-            })
-        table = pd.DataFrame(rows)
-        group = pd.Series([f.label for f in self.fits], index=table.index)
-        for ic in ("aic", "bic"):
-            table[f"delta_{ic}"] = table[ic] - table.groupby(group)[ic].transform("min")
-        return table
-
-    def best(self, feasible: bool = True) -> list[FitResult]:
-        """The best fit of each group: its first-ranked feasible form (one that never predicts
-        a compressed model better than L0), or with ``feasible=False`` or where no feasible
-        form could be fitted, its first-ranked form."""
-        groups: dict[tuple, list[FitResult]] = {}
-        for f in self.fits:  # in rank order within each group
-            groups.setdefault(tuple(f.group.items()), []).append(f)
-        return [next((f for f in fits if f.feasible), fits[0]) if feasible else fits[0]
-                for fits in groups.values()]
-
-    def to_dict(self) -> list[dict[str, Any]]:
-        """The JSON of ``complaw fit --compare --json``: each fit's `FitResult.to_dict` with
-        its ``rank`` and ``heldout`` on this comparison's split."""
-        out = []
-        for f, rank in zip(self.fits, self.ranks, strict=True):
-            d = f.to_dict()
-            d["rank"] = rank
-            if self.split:
-                d["heldout"] = f.heldout.get(self.split)
-            out.append(d)
-        return out
-
-
-def _score(f: FitResult, split: str | None) -> tuple[float, float]:
-    h = f.heldout.get(split) if split else None
-    mape = h["mape_pct"] if h and h["mape_pct"] is not None else np.inf
-    return (mape, f.aic if np.isfinite(f.aic) else np.inf)
-
-
-def compare(
-    df: pd.DataFrame,
-    forms: Sequence[str | Form] | None = None,
-    by: Sequence[str] | str | None = None,
-    *,
-    holdout: str | None = "r:0.5",
-    level: float = 0.95,
-) -> Comparison:
-    """Fit every form in ``forms`` (None: every registered form of each metric) on each group
-    and rank them by held-out MAPE on ``holdout`` (then AIC). Forms that cannot be fitted on a
-    group (too few rows, not identifiable, no such metric, no companion rows) are left out of
-    that group. A metric is grouped by ``by`` and by every column one of its forms is always
-    fitted per (`Form.by`), so that all its forms compete on the same groups: with task-loss
-    rows, accuracy is compared per dataset (task), where ``two-step`` can be fitted."""
-    df = validate(df)
-    by_list = _by_list(by)
-    present = set(df["metric"])
-    grouped: dict[tuple, list[FitResult]] = {}
-    for metric in sorted(present):
-        candidates = [
-            form for form in
-            ([get_form(f) for f in forms] if forms is not None else forms_for(metric))
-            if metric in form.metrics and (form.companion is None or form.companion in present)
-        ]
-        _, groups = _groups(df, [metric], _extra_by(candidates, by_list), "compare")
-        for form in candidates:
-            for group, part in groups:
-                try:
-                    f = fit_group(_with_companion(df, part, group, form), form, group=group,
-                                  level=level, holdout=[holdout] if holdout else ())
-                except LawError:
-                    continue
-                grouped.setdefault(tuple(group.items()), []).append(f)
-    if not grouped:
-        raise LawError("no form could be fitted on any group of this table")
-    fits, ranks = [], []
-    for key in sorted(grouped, key=lambda k: [str(v) for _, v in k]):
-        ranked = sorted(grouped[key], key=lambda f: _score(f, holdout))
-        fits += ranked
-        ranks += list(range(1, len(ranked) + 1))
-    return Comparison(holdout, by_list, fits, ranks)

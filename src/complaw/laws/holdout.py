@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from complaw.errors import LawError
+from complaw.laws.fit import fit_group
 from complaw.laws.forms import Form, get_form
 from complaw.laws.table import COLUMNS, NUMERIC_COLUMNS, validate
 
@@ -203,8 +204,6 @@ def heldout_error(
     """Fit ``form`` on each fold's train rows of one group (one metric, plus its companion
     metric's rows for a form with one) and predict its test rows, with the ``level``
     prediction interval. Companion rows at a test row's condition are left out of the fit."""
-    from complaw.laws.fit import fit_group
-
     form = get_form(form)
     own, companion = form.split_rows(validate(df))
     own = own.reset_index(drop=True)

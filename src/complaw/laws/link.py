@@ -23,7 +23,7 @@ import numpy as np
 from scipy.special import expit, logit
 
 from complaw.errors import LawError
-from complaw.laws.fit import Coefficient, _coefficients
+from complaw.laws.fit import Coefficient, _coefficients, covariance, on_bound
 from complaw.laws.forms import INF, LOGIT, Coef, Params
 from complaw.registry import Registry
 
@@ -181,7 +181,6 @@ def fit_link(link: str | Link, loss: Any, acc: Any, chance: float | None, *,
         if best is None or res.cost < best.cost:
             best = res
     dof = len(acc) - len(names)
-    s2 = 2.0 * best.cost / dof
-    cov = np.linalg.pinv(best.jac.T @ best.jac) * s2
-    return LinkFit(link.name, float(chance), _coefficients(names, best.x, cov, dof, level), cov,
-                   len(acc), float(dof), best.fun)
+    cov = covariance(best.jac, best.fun)
+    coefficients = _coefficients(names, best.x, cov, dof, level, on_bound(best.x, lo, hi))
+    return LinkFit(link.name, float(chance), coefficients, cov, len(acc), float(dof), best.fun)

@@ -1,4 +1,9 @@
-"""Which law a report may call best, and a planner may plan with: held-out evidence first.
+"""Fitting a law table group by group, and choosing among forms: held-out evidence first.
+
+`fit(df, form, by=[...])` fits one law per group (the metric is always part of the group;
+`complaw.laws.fit.fit_group` estimates each) and returns a `Fits` collection of `FitResult`,
+each carrying the held-out error of the splits it is asked for (`complaw.laws.holdout`).
+`compare` fits several forms on the same groups and ranks them by held-out error.
 
 A form ranked first on held-out error is not yet a law to decide on. For a metric listed in
 `REFERENCE` (accuracy, whose measurements are noisy), a fit qualifies only when
@@ -15,11 +20,230 @@ names what would fix it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 import pandas as pd
 
 from complaw.errors import LawError
-from complaw.laws.fit import Comparison, FitResult, compare
-from complaw.laws.forms import forms_for
+from complaw.laws.fit import FitResult, Fits, fit_group
+from complaw.laws.forms import Form, default_form, forms_for, get_form
+from complaw.laws.holdout import heldout_error
+from complaw.laws.table import validate
+
+
+def _by_list(by: Sequence[str] | str | None) -> list[str]:
+    return [by] if isinstance(by, str) else list(by or [])
+
+
+def _groups(df: pd.DataFrame, metrics: Sequence[str], by: list[str],
+            what: str) -> tuple[list, list]:
+    unknown = [c for c in by if c not in df.columns]
+    if unknown:
+        raise LawError(
+            f"cannot group by {', '.join(unknown)}: no such column; "
+            f"columns: {', '.join(map(str, df.columns))}"
+        )
+    keys = ["metric", *[c for c in by if c != "metric"]]
+    rows = df[df["metric"].isin(metrics)]
+    if rows.empty:
+        raise LawError(
+            f"{what} fits metric(s) {', '.join(metrics)}, but the table has only "
+            f"{', '.join(sorted(df['metric'].unique()))}; pick another --form"
+        )
+    groups = [
+        (dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True)), part)
+        for key, part in rows.groupby(keys, sort=True)
+    ]
+    return keys, groups
+
+
+def _with_companion(df: pd.DataFrame, part: pd.DataFrame, group: dict[str, Any],
+                    form: Form) -> pd.DataFrame:
+    """``part`` and, for a form with a companion metric, that metric's rows of the same group."""
+    if form.companion is None:
+        return part
+    mine = df["metric"] == form.companion
+    for column, value in group.items():
+        if column != "metric":
+            mine &= df[column] == value
+    return pd.concat([part, df[mine]])
+
+
+def _extra_by(forms: Iterable[Form], by: list[str]) -> list[str]:
+    """``by`` and every column the ``forms`` are always fitted per (`Form.by`)."""
+    return list(dict.fromkeys([*by, *(c for f in forms for c in f.by)]))
+
+
+def _judged(f: FitResult, rows: pd.DataFrame, form: Form, splits: Sequence[str]) -> FitResult:
+    """``f``, the fit of ``form`` on ``rows``, with the held-out error of each split."""
+    for split in splits:
+        h = heldout_error(rows, form, split, intercept=f.intercept, level=f.level)
+        f.heldout[h.split] = h.summary()
+    return f
+
+
+def fit(
+    df: pd.DataFrame,
+    form: str | Form | None = "eq1",
+    by: Sequence[str] | str | None = None,
+    *,
+    intercept: bool | None = None,
+    level: float = 0.95,
+    bootstrap: int = 0,
+    seed: int = 0,
+    bootstrap_by: str | None = None,
+    holdout: Sequence[str] | str | None = None,
+) -> Fits:
+    """Fit ``form`` on a law table, one law per group of ``by`` columns (and of metric).
+
+    Rows whose metric the form does not model are left out. ``form=None`` fits every metric of
+    the table with its default form (`default_form`: eq1 for loss, task loss and accuracy,
+    runtime for runtime). A form with extra grouping columns (`Form.by`: ``two-step`` is fitted
+    per dataset) is grouped by them too; a form with a companion metric (``two-step``: the task
+    loss) gets the companion rows of each group, and groups without any (task means, records
+    older than task loss) are left out; when no group has any, the error says why.
+    ``intercept`` None uses the form's default (none for Eq. 1-3, as in the paper).
+    ``bootstrap`` > 0 adds seeded percentile CIs from that many resamples. ``holdout`` names
+    held-out splits (see `complaw.laws.holdout`) whose error each fit carries.
+
+    Examples: Table 1 is ``fit(df, "eq1")``; Table 2 ``fit(df, "eq1", by="model")``; Table 3
+    ``by="calibration"``; Table 6 ``by="dataset"``; Table 4 ``fit(df, "runtime", by="model")``.
+    """
+    df = validate(df)
+    if df.empty:
+        raise LawError("the law table has no rows; nothing to fit")
+    if bootstrap_by and bootstrap_by not in df.columns:
+        raise LawError(f"cannot bootstrap by {bootstrap_by!r}: no such column")
+    splits = [holdout] if isinstance(holdout, str) else list(holdout or [])
+    if form is None:
+        metrics = sorted(df["metric"].unique())
+        chosen = {m: default_form(m) for m in metrics}
+        what = "the default forms"
+    else:
+        the_form = get_form(form)
+        metrics = list(the_form.metrics)
+        chosen = dict.fromkeys(metrics, the_form)
+        what = f"form {the_form.name}"
+    keys, groups = _groups(df, metrics, _extra_by(chosen.values(), _by_list(by)), what)
+    parts = [(g, _with_companion(df, p, g, chosen[g["metric"]])) for g, p in groups]
+    having = [(g, p) for g, p in parts if chosen[g["metric"]].companion is None
+              or (p["metric"] == chosen[g["metric"]].companion).any()]
+    results = [
+        _judged(fit_group(part, chosen[group["metric"]], intercept=intercept, group=group,
+                          level=level, bootstrap=bootstrap, seed=seed,
+                          bootstrap_by=bootstrap_by), part, chosen[group["metric"]], splits)
+        for group, part in (having or parts[:1])  # none: the first group's fit says why
+    ]
+    name = ", ".join(dict.fromkeys(r.form for r in results))
+    return Fits(name, keys, results)
+
+
+@dataclass
+class Comparison:
+    """Forms fitted on the same groups, ranked within each group by held-out MAPE on
+    ``split`` (then AIC; without a split, by AIC)."""
+
+    split: str | None
+    by: list[str]
+    fits: list[FitResult]
+    """In rank order within each group; groups in table order."""
+    ranks: list[int]
+
+    def frame(self) -> pd.DataFrame:
+        """One row per (group, form): form, feasible, k, n, adj. R², AIC/BIC and their deltas
+        to the group's best, the held-out n, MAPE of L and of L - L0, coverage, rank."""
+        rows = []
+        for f, rank in zip(self.fits, self.ranks, strict=True):
+            h = f.heldout.get(self.split) if self.split else None
+            rows.append({
+                **f.group, "form": f.form, "feasible": f.feasible, "k": len(f.coefficients),
+                "n": f.n, "adj_r2": f.adj_r2, "r2_kind": f.r2_kind, "aic": f.aic, "bic": f.bic,
+                "split": self.split, "heldout_n": h["n"] if h else 0,
+                "mape_pct": h["mape_pct"] if h else None,
+                "degradation_mape_pct": h["degradation_mape_pct"] if h else None,
+                "coverage": h["coverage"] if h else None, "rank": rank,
+            })
+        table = pd.DataFrame(rows)
+        group = pd.Series([f.label for f in self.fits], index=table.index)
+        for ic in ("aic", "bic"):
+            table[f"delta_{ic}"] = table[ic] - table.groupby(group)[ic].transform("min")
+        return table
+
+    def best(self, feasible: bool = True) -> list[FitResult]:
+        """The best fit of each group: its first-ranked feasible form (one that never predicts
+        a compressed model better than L0), or with ``feasible=False`` or where no feasible
+        form could be fitted, its first-ranked form."""
+        groups: dict[tuple, list[FitResult]] = {}
+        for f in self.fits:  # in rank order within each group
+            groups.setdefault(tuple(f.group.items()), []).append(f)
+        return [next((f for f in fits if f.feasible), fits[0]) if feasible else fits[0]
+                for fits in groups.values()]
+
+    def to_dict(self) -> list[dict[str, Any]]:
+        """The JSON of ``complaw fit --compare --json``: each fit's `FitResult.to_dict` with
+        its ``rank`` and ``heldout`` on this comparison's split."""
+        out = []
+        for f, rank in zip(self.fits, self.ranks, strict=True):
+            d = f.to_dict()
+            d["rank"] = rank
+            if self.split:
+                d["heldout"] = f.heldout.get(self.split)
+            out.append(d)
+        return out
+
+
+def _score(f: FitResult, split: str | None) -> tuple[float, float]:
+    h = f.heldout.get(split) if split else None
+    mape = h["mape_pct"] if h and h["mape_pct"] is not None else np.inf
+    return (mape, f.aic if np.isfinite(f.aic) else np.inf)
+
+
+def compare(
+    df: pd.DataFrame,
+    forms: Sequence[str | Form] | None = None,
+    by: Sequence[str] | str | None = None,
+    *,
+    holdout: str | None = "r:0.5",
+    level: float = 0.95,
+) -> Comparison:
+    """Fit every form in ``forms`` (None: every registered form of each metric) on each group
+    and rank them by held-out MAPE on ``holdout`` (then AIC). Forms that cannot be fitted on a
+    group (too few rows, not identifiable, no such metric, no companion rows) are left out of
+    that group. A metric is grouped by ``by`` and by every column one of its forms is always
+    fitted per (`Form.by`), so that all its forms compete on the same groups: with task-loss
+    rows, accuracy is compared per dataset (task), where ``two-step`` can be fitted."""
+    df = validate(df)
+    by_list = _by_list(by)
+    present = set(df["metric"])
+    grouped: dict[tuple, list[FitResult]] = {}
+    for metric in sorted(present):
+        candidates = [
+            form for form in
+            ([get_form(f) for f in forms] if forms is not None else forms_for(metric))
+            if metric in form.metrics and (form.companion is None or form.companion in present)
+        ]
+        _, groups = _groups(df, [metric], _extra_by(candidates, by_list), "compare")
+        for form in candidates:
+            for group, part in groups:
+                rows = _with_companion(df, part, group, form)
+                try:
+                    f = _judged(fit_group(rows, form, group=group, level=level), rows, form,
+                                [holdout] if holdout else [])
+                except LawError:
+                    continue
+                grouped.setdefault(tuple(group.items()), []).append(f)
+    if not grouped:
+        raise LawError("no form could be fitted on any group of this table")
+    fits, ranks = [], []
+    for key in sorted(grouped, key=lambda k: [str(v) for _, v in k]):
+        ranked = sorted(grouped[key], key=lambda f: _score(f, holdout))
+        fits += ranked
+        ranks += list(range(1, len(ranked) + 1))
+    return Comparison(holdout, by_list, fits, ranks)
+
 
 MIN_HELDOUT_ROWS = 8
 REFERENCE = {"accuracy": "eq2"}

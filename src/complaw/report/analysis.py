@@ -17,9 +17,9 @@ import pandas as pd
 
 from complaw.errors import LawError
 from complaw.io import write_json_atomic
-from complaw.laws.fit import Comparison, FitResult, compare, fit
+from complaw.laws.fit import FitResult
 from complaw.laws.forms import get_form
-from complaw.laws.select import credible_best
+from complaw.laws.select import Comparison, compare, credible_best, fit
 from complaw.report.study import Study, extrinsic, intrinsic, is_mean, main_subset
 
 KINDS = ("intrinsic", "extrinsic", "tasks", "runtime")

@@ -16,8 +16,8 @@ from complaw.laws.design import (
     replay,
     seed_design,
 )
-from complaw.laws.fit import fit
 from complaw.laws.published import get_law
+from complaw.laws.select import fit
 
 TRUE = get_law("paper:all:intrinsic")  # eq1: alpha 0.63, beta 1.72, gamma 1.16
 L0S = {"wikitext2": 3.2, "ptb": 3.9, "alpaca": 2.4}

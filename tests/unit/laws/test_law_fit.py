@@ -13,7 +13,7 @@ from complaw.laws.fit import (
     NotIdentifiableError,
     bootstrap_coefficients,
     inputs_of,
-    lstsq_fit,
+    resample_weights,
 )
 
 
@@ -156,9 +156,9 @@ def test_bootstrap_is_seeded_and_matches_explicit_resampling(acc_table):
     form = get_form("eq1")
     data = inputs_of(acc_table)
     X, y = form.design(data), form.response(acc_table["L"].to_numpy(), data)
-    a = bootstrap_coefficients(X, y, 50, seed=7, chunk=50)
-    b = bootstrap_coefficients(X, y, 50, seed=7, chunk=50)
-    c = bootstrap_coefficients(X, y, 50, seed=8, chunk=50)
+    a = bootstrap_coefficients(X, y, resample_weights(len(y), 50, seed=7), chunk=20)
+    b = bootstrap_coefficients(X, y, resample_weights(len(y), 50, seed=7), chunk=50)
+    c = bootstrap_coefficients(X, y, resample_weights(len(y), 50, seed=8), chunk=50)
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
     idx = np.random.default_rng(7).integers(0, len(y), size=(50, len(y)))
@@ -209,14 +209,23 @@ def test_aic_prefers_the_true_form(acc_table):
     assert t2.set_index("form").loc["eq2", "delta_bic"] == 0
 
 
-def test_lstsq_fit_matches_statsmodels(acc_table):
-    res = fit(acc_table, "eq1").only()
+def test_linear_and_curve_bootstraps_resample_the_same_rows(acc_table):
+    """One seed, one set of resamples: a linear form's draws are the OLS fits of the very
+    resamples a curve form's bootstrap refits (clustered ones too)."""
     form = get_form("eq1")
     data = inputs_of(acc_table)
-    beta, se, dof = lstsq_fit(form.design(data), form.response(acc_table["L"], data))
-    np.testing.assert_allclose(beta, [c.estimate for c in res.coefficients.values()], atol=1e-10)
-    np.testing.assert_allclose(se, [c.stderr for c in res.coefficients.values()], rtol=1e-8)
-    assert dof == res.df_resid
+    X, y = form.design(data), form.response(acc_table["L"].to_numpy(), data)
+    for by in (None, "model"):
+        clusters = acc_table[by].to_numpy() if by else None
+        W = resample_weights(len(y), 30, 5, clusters)
+        draws = fit(acc_table, "eq1", bootstrap=30, seed=5, bootstrap_by=by).only().draws
+        np.testing.assert_allclose(draws, bootstrap_coefficients(X, y, W), atol=1e-12)
+        for i in (0, 29):
+            rows = np.repeat(np.arange(len(y)), W[i].astype(int))
+            ref, *_ = np.linalg.lstsq(X[rows], y[rows], rcond=None)
+            np.testing.assert_allclose(draws[i], ref, atol=1e-10)
+    for m in set(clusters):  # the last, clustered draws resampled whole models
+        assert (W[:, clusters == m] == W[:, clusters == m][:, :1]).all()
 
 
 def test_fit_to_dict_is_json_ready(acc_table):

@@ -53,6 +53,18 @@ def test_nonlinear_forms_give_back_their_coefficients(form):
     assert res.resid_std == pytest.approx(0.02, rel=0.25)
 
 
+def test_a_coefficient_pinned_on_its_bound_is_flagged():
+    """Recovery steeper than c's upper bound (5) allows pins c there: the fit says so, in its
+    JSON too; a fit inside its bounds flags nothing."""
+    steep = drawn("degradation", {"A": 12.0, "b": 1.3, "Dl": 2000.0, "c": 9.0}, noise=0.01)
+    pinned = fit(steep, "degradation").only()
+    assert pinned.coefficients["c"].estimate == pytest.approx(5.0) and pinned.at_bounds == ["c"]
+    d = json.loads(json.dumps(pinned.to_dict()))
+    assert d["at_bounds"] == ["c"] and d["coefficient_stats"]["c"]["at_bound"] is True
+    assert d["coefficient_stats"]["A"]["at_bound"] is False
+    assert fit(drawn("degradation", TRUTH["degradation"]), "degradation").only().at_bounds == []
+
+
 @pytest.mark.parametrize("form,coefs", [
     ("eq1", {"alpha": 0.63, "beta": 1.72, "gamma": 1.16}),
     ("additive", {"alpha": 1.1, "beta": 4.0, "gamma": 0.5}),
@@ -228,7 +240,7 @@ def test_curve_bootstrap_matches_scipy_refits_and_the_t_intervals():
     and its percentile intervals against the Gauss-Newton t intervals under the model."""
     from scipy.optimize import least_squares
 
-    from complaw.laws.fit import CurveFitter, _resample_weights, inputs_of
+    from complaw.laws.fit import CurveFitter, inputs_of, resample_weights
 
     df = drawn("onset", TRUTH["onset"], seed=4)
     res = fit(df, "onset", bootstrap=200, seed=3).only()
@@ -236,7 +248,7 @@ def test_curve_bootstrap_matches_scipy_refits_and_the_t_intervals():
     form = get_form("onset")
     fitter = CurveFitter(form, inputs_of(df), df["L"].to_numpy())
     theta = np.array([res.coefficients[n].estimate for n in form.coef_names()])
-    weights = list(_resample_weights(len(df), 200, 3, None))
+    weights = resample_weights(len(df), 200, 3)
     for i in (0, 57, 199):
         ref = least_squares(fitter.residuals, fitter.internal(theta), args=(weights[i],),
                             bounds=(fitter.lo, fitter.hi), loss="soft_l1", f_scale=0.1,
