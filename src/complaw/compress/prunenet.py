@@ -296,11 +296,6 @@ class PruneNet(CompressionMethod):
 
     needs_calibration = False
 
-    @property
-    def variants(self) -> dict[str, dict[str, Any]]:
-        """Named option sets worth comparing (e.g. in benchmarks): one per policy."""
-        return {f"prunenet-{name}": {"policy": name} for name in POLICIES}
-
     def resolve_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """The policy (default `random`) and every option of that policy, defaults filled in."""
         rest = dict(options)

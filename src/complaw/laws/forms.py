@@ -10,7 +10,7 @@ Two kinds:
 
 * `LinearForm`: linear in its coefficients after a transform of L (log for the power laws),
   ``response(L) = offset(L0) + [const] + sum_k coef_k * term_k(L0, r, D)``, fitted by
-  statsmodels OLS. The paper's Eq. 1-3, the runtime law and the additive form.
+  OLS. The paper's Eq. 1-3, the runtime law and the additive form.
 * `CurveForm`: any prediction function, fitted by robust nonlinear least squares on log
   residuals from several starting points (`complaw.laws.fit`). The feasible forms.
 * `complaw.laws.twostep.TwoStepForm`: accuracy through the task loss, (r, D) -> task loss (a
@@ -130,11 +130,6 @@ class Form:
     """Columns the form is always fitted per level of (on top of the user's grouping)."""
 
     @property
-    def linear(self) -> bool:
-        """Fitted by OLS (True) or by robust nonlinear least squares (False)."""
-        return False
-
-    @property
     def coefs(self) -> tuple[Coef, ...]:
         raise NotImplementedError
 
@@ -201,10 +196,6 @@ class LinearForm(Form):
     terms: tuple[Term, ...] = ()
     offset: Callable[[Inputs], np.ndarray] | None = None
     intercept: bool = False
-
-    @property
-    def linear(self) -> bool:
-        return True
 
     @property
     def coefs(self) -> tuple[Coef, ...]:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from complaw.errors import LawError
-from complaw.laws import FORMS, Law, get_form
+from complaw.laws import FORMS, Law, LinearForm, get_form
 from complaw.laws.law import law_inputs
 from complaw.laws.table import NegativeDataSizeError, RatioOutOfRangeError
 
@@ -49,7 +49,7 @@ def test_predict_matches_the_formula():
 def test_response_inverts_predict():
     for name in FORMS:
         form = get_form(name)
-        if not form.linear:
+        if not isinstance(form, LinearForm):
             continue
         coefs = {c: 0.3 for c in form.coef_names()}
         L = form.predict(coefs, DATA)
