@@ -412,7 +412,7 @@ FORMS.add("retention", CurveForm(
     "L = L0 (1 - (1 - {q}) (1 - (1-r)^{b}) (1 + D/{Dl})^-{c})",
     "mirror of the degradation form (P² law, Chen et al. 2025; Rectified Scaling Law, Lin "
     "et al. 2024) for a metric that falls to chance",
-    metrics=("accuracy",), feasible=True,
+    metrics=("accuracy",), feasible=True, scale=LOGIT, f_scale=0.3,  # intervals inside (0, 1)
     parameters=(Coef("q", "q", (0.0, 1.0), (0.4, 0.7)), Coef("b", "b", (0.05, 20.0),
                 (1.0, 3.0)), *RECOVERY),
     fn=lambda p, d: _x(d, "L0") * (

@@ -129,7 +129,8 @@ def make_study(
                               * (1.0 if base else jitter()) for t in TASKS]
                 tasks = [link(t, v) for t, v in zip(TASKS, losses, strict=False)] or accs
                 metrics = [{"metric": "accuracy", "dataset": t, "value": v, "acc": v,
-                            "acc_norm": v, **({"stderr": 0.02} if task_loss else {})}
+                            "acc_norm": v,
+                            **({"stderr": 0.02, "chance": LINK[t][0]} if task_loss else {})}
                            for t, v in zip(TASKS, tasks, strict=True)]
                 metrics += [{"metric": "task_loss", "dataset": t, "value": v, "stderr": 0.01,
                              "chance": LINK[t][0]} for t, v in zip(TASKS, losses, strict=False)]
