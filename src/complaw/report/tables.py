@@ -327,8 +327,9 @@ def _fit_rows(sets: list[FitSet], paper: Callable[[FitResult, str], str | None])
             for name, c in f.coefficients.items():
                 row.update({name: c.estimate, f"{name}_lo": c.ci_low, f"{name}_hi": c.ci_high,
                             f"{name}_se": c.stderr})
-                show[f"{symbols[name]} [{f.level:.0%} CI]"] = fmt_ci(c.estimate, c.ci_low,
-                                                                    c.ci_high)
+                show[f"{symbols[name]} [{f.level:.0%} CI]"] = fmt_ci(
+                    c.estimate, c.ci_low, c.ci_high) + (" (at bound)" if c.at_bound else "")
+            row["at_bounds"] = ",".join(f.at_bounds)
             held, held_shown = _heldout_cells(f)
             row.update(
                 adj_r2=f.adj_r2, r2_kind=f.r2_kind, adj_r2_centered=f.adj_r2_centered,
@@ -355,6 +356,11 @@ def _fit_rows(sets: list[FitSet], paper: Callable[[FitResult, str], str | None])
         delta = data["aic"] - data.groupby(keys)["aic"].transform("min")
         data["delta_aic"] = delta
         display.insert(display.columns.get_loc("AIC") + 1, "ΔAIC", delta.map(fmt).to_numpy())
+    pinned = sorted({f"{s.kind} {f.form} ({f.label}): {', '.join(f.at_bounds)}"
+                     for s in sets for f in s.results if f.at_bounds})
+    if pinned:
+        notes.append("coefficients at a bound of the form (the fit would go further; its CI is "
+                     "not to be trusted): " + "; ".join(pinned))
     notes.insert(0, f"rows: {sets[0].subset}; held-out MAPE: the law fitted without the "
                     "split's test rows predicts them (r:0.5: fit r ≤ 0.5, predict r > 0.5; D: "
                     "predict the largest D; model: leave one model out)")
@@ -550,7 +556,8 @@ def _answer(a: Analysis) -> Built:
             if points is not None:
                 error += f"; {points:.1f} points (noise floor {fmt(h.get('noise_floor_points'))})"
             shown.append({**group, "L": f"{kind}: {best.metric}", "best form": best.form + (
-                "" if best.feasible else " (no feasible form qualifies)"),
+                "" if best.feasible else " (no feasible form qualifies)") + (
+                f" ({', '.join(best.at_bounds)} at a bound)" if best.at_bounds else ""),
                 f"held-out error {RANK_SPLIT}": error,
                 "95% PI covers": pct(None if h.get("coverage") is None
                                      else 100 * h["coverage"], 0),

@@ -231,3 +231,30 @@ def test_numbers_are_finite_in_the_law_tables(full_report):
     for name in ("table1", "table2", "table3", "table4", "table6"):
         t = _table(full_report, name)
         assert np.isfinite(t["aic"]).all() and np.isfinite(t["adj_r2_centered"]).all()
+
+
+def test_law_tables_flag_a_coefficient_at_its_bound():
+    """RFT that recovers faster than the degradation form's c may (c <= 5) pins c there."""
+    import numpy as np
+    import pandas as pd
+
+    from complaw.laws import fit, get_form
+    from complaw.report.analysis import FitSet
+    from complaw.report.tables import _fit_rows
+
+    r, D, L0 = (a.ravel() for a in np.meshgrid([0.1, 0.3, 0.5, 0.7, 0.9],
+                                               [0.0, 256.0, 1024.0, 4096.0], [2.5, 3.0, 3.5]))
+    truth = {"A": 12.0, "b": 1.3, "Dl": 2000.0, "c": 9.0}
+    L = get_form("degradation").predict(truth, {"L0": L0, "r": r, "D": D})
+    noise = np.exp(np.random.default_rng(0).normal(0.0, 0.01, len(L)))
+    steep = pd.DataFrame({"model": "m", "method": "prunenet", "calibration": "none",
+                          "dataset": "ptb", "metric": "loss", "L": L * noise, "L0": L0, "r": r,
+                          "D": D})
+    pinned = fit(steep, "degradation").only()
+    assert pinned.at_bounds == ["c"]
+    data, display, notes = _fit_rows([FitSet("intrinsic", "degradation", (), "all rows",
+                                             [pinned])], lambda f, kind: None)
+    assert data["at_bounds"].tolist() == ["c"]
+    assert display["c [95% CI]"].iloc[0].endswith("(at bound)")
+    assert "at bound" not in display["A [95% CI]"].iloc[0]
+    assert any("at a bound" in n and "degradation" in n and ": c" in n for n in notes)
