@@ -14,7 +14,9 @@ NOISE = ("Running loglikelihood requests", "stub_arg is deprecated", "stub_optio
 
 def python(code: str, *args: str) -> str:
     """stdout + stderr of `code` run in a fresh interpreter on this checkout."""
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
+    env = {k: v for k, v in os.environ.items()  # an earlier quiet_libraries() set these here
+           if k not in ("TRANSFORMERS_VERBOSITY", "DATASETS_VERBOSITY", "HF_HUB_VERBOSITY")}
+    env["PYTHONPATH"] = f"{ROOT / 'src'}{os.pathsep}{ROOT}"
     done = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
