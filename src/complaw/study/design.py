@@ -41,7 +41,14 @@ from complaw.laws.design import (
     replay,
 )
 from complaw.study.grid import Grid, Node, expand
-from complaw.study.runner import RunSummary, load_spec, prune, read_record, run_study, save_spec
+from complaw.study.runner import (
+    RunSummary,
+    prune,
+    run_study,
+    save_spec,
+    saved_spec,
+    study_record,
+)
 from complaw.study.spec import DesignSpec, Spec
 
 OVERHEAD_TOKENS = 1024
@@ -181,7 +188,7 @@ def _base_params(folder: StudyFolder, bases: list[str],
     for unit in bases:
         for ident in records[unit]:
             try:
-                record = read_record(folder, ident)
+                record = study_record(folder, ident)
             except RecordError:
                 continue
             if record is not None and record.ok and record.params.get("total"):
@@ -244,7 +251,7 @@ def missing_records(folder: StudyFolder, study: StudyPool, units: Sequence[str],
     for unit in units:
         for ident in study.records[unit]:
             try:
-                record = read_record(folder, ident)
+                record = study_record(folder, ident)
             except RecordError:
                 record = None
             if record is None or (failed and not record.ok):
@@ -345,7 +352,7 @@ def replay_study(out: str | Path, design: DesignSpec, seeds: int = 10, seed: int
     """Replay the adaptive design on the records of a completed study (no compute): the pool
     is the units whose records are all there, costs come from the study's log."""
     folder = StudyFolder(out).require()
-    spec = load_spec(folder)
+    spec = saved_spec(folder)
     study = build_pool(expand(spec), folder)
     held = [u for u in study.pool.units if not missing_records(folder, study, [u])]
     table = observed(folder, study, held)
