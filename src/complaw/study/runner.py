@@ -25,7 +25,7 @@ from complaw.errors import ConfigError, RecordError
 from complaw.experiment.folder import StudyFolder
 from complaw.experiment.records import Record, read_record
 from complaw.study.execution import Execution, Outcome
-from complaw.study.executors import EXECUTORS, Report
+from complaw.study.executors import EXECUTORS, OnOutcome
 from complaw.study.grid import Grid, Node, expand
 from complaw.study.spec import Spec, parse_spec
 from complaw.study.stages import STAGES, Resources
@@ -123,7 +123,7 @@ class RunSummary:
 
 
 @contextlib.contextmanager
-def _bars(totals: Counter, experiments: int) -> Iterator[Report]:
+def _bars(totals: Counter, experiments: int) -> Iterator[OnOutcome]:
     """An overall bar (experiments) and one per stage; yields the function that advances them."""
     from complaw.progress import progress_bars
 
