@@ -73,7 +73,7 @@ def replay_command(
     """Replay the adaptive design with no compute: its law's MAPE on the experiments it did
     not choose, the full grid's law's MAPE on the same rows, random subsets of equal cost."""
     from complaw.errors import ConfigError
-    from complaw.study.design import replay_simulated, replay_study
+    from complaw.study.replay import replay_simulated, replay_study
     from complaw.study.runner import saved_spec
     from complaw.study.spec import load_spec
 

@@ -110,7 +110,7 @@ def run_command(
         quiet_libraries()
     options = {"address": address} if executor == "ray" else {}
     if study.design is not None:
-        from complaw.study.design import run_adaptive
+        from complaw.study.adaptive import run_adaptive
 
         summary = run_adaptive(study, out, executor=executor, retry_failed=retry_failed,
                                keep_checkpoints=keep_checkpoints, data_dir=data_dir, **options)
@@ -164,7 +164,7 @@ def status_command(
     console.print(table)
     spec = saved_spec(StudyFolder(study))
     if spec.design is not None:
-        from complaw.study.design import design_status
+        from complaw.study.adaptive import design_status
 
         progress = Table(title="adaptive design", show_header=False)
         progress.add_column()
