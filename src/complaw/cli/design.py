@@ -73,8 +73,8 @@ def replay_command(
     """Replay the adaptive design with no compute: its law's MAPE on the experiments it did
     not choose, the full grid's law's MAPE on the same rows, random subsets of equal cost."""
     from complaw.errors import ConfigError
-    from complaw.study.design import replay_simulated, replay_study
-    from complaw.study.runner import load_spec as load_folder_spec
+    from complaw.study.replay import replay_simulated, replay_study
+    from complaw.study.runner import saved_spec
     from complaw.study.spec import load_spec
 
     if simulate is None:
@@ -83,7 +83,7 @@ def replay_command(
                               "--simulate LAW")
         from complaw.experiment.folder import StudyFolder
 
-        base = load_folder_spec(StudyFolder(study)).design
+        base = saved_spec(StudyFolder(study)).design
     else:
         spec = load_spec(study)
         base = spec.design

@@ -110,7 +110,7 @@ def run_command(
         quiet_libraries()
     options = {"address": address} if executor == "ray" else {}
     if study.design is not None:
-        from complaw.study.design import run_adaptive
+        from complaw.study.adaptive import run_adaptive
 
         summary = run_adaptive(study, out, executor=executor, retry_failed=retry_failed,
                                keep_checkpoints=keep_checkpoints, data_dir=data_dir, **options)
@@ -154,7 +154,7 @@ def status_command(
     """Done / failed / pending stage executions per stage of a study folder; for an adaptive
     study also the design's progress: experiments and cost used, CI widths."""
     from complaw.experiment.folder import StudyFolder
-    from complaw.study.runner import load_spec, study_status
+    from complaw.study.runner import saved_spec, study_status
 
     table = Table(title=f"study {study}")
     for column in ("stage", "done", "failed", "pending"):
@@ -162,9 +162,9 @@ def status_command(
     for stage, s in study_status(study).items():
         table.add_row(stage, f"{s.done:,}", f"{s.failed:,}", f"{s.pending:,}")
     console.print(table)
-    spec = load_spec(StudyFolder(study))
+    spec = saved_spec(StudyFolder(study))
     if spec.design is not None:
-        from complaw.study.design import design_status
+        from complaw.study.adaptive import design_status
 
         progress = Table(title="adaptive design", show_header=False)
         progress.add_column()

@@ -75,8 +75,9 @@ class Target(BaseModel):
         return f"{self.metric} {better} {self.retention:g} x {self.relative_to}"
 
 
-class Budget(BaseModel):
-    """Limits on the compressed model: parameters, speedup, RFT size (max D)."""
+class Constraints(BaseModel):
+    """Limits on the compressed model (the plan's ``budget:``): parameters, speedup, RFT size
+    (max D)."""
 
     model_config = ConfigDict(extra="forbid")
     max_params: float | None = Field(default=None, gt=0)
@@ -108,7 +109,7 @@ class PlanSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     target: Target
-    budget: Budget = Budget()
+    budget: Constraints = Constraints()
     candidates: list[Candidate] = Field(min_length=1)
     ratios: list[float] = Field(default_factory=lambda: list(DEFAULT_RATIOS), min_length=1)
     objective: Literal["best", "smallest", "fastest"] = "best"

@@ -23,22 +23,21 @@ import yaml
 
 from complaw.errors import ConfigError, RecordError
 from complaw.experiment.folder import StudyFolder
-from complaw.experiment.records import Record
-from complaw.experiment.records import read_record as read_record_file
+from complaw.experiment.records import Record, read_record
 from complaw.study.execution import Execution, Outcome
-from complaw.study.executors import EXECUTORS, Report
+from complaw.study.executors import EXECUTORS, OnOutcome
 from complaw.study.grid import Grid, Node, expand
 from complaw.study.spec import Spec, parse_spec
 from complaw.study.stages import STAGES, Resources
 
 
-def read_record(folder: StudyFolder, ident: str) -> Record | None:
+def study_record(folder: StudyFolder, ident: str) -> Record | None:
     """The record of experiment `ident`, None if absent; RecordError if it is damaged or is
     another experiment's."""
     path = folder.record_path(ident)
     if not path.is_file():
         return None
-    record = read_record_file(path)
+    record = read_record(path)
     if record.id != ident:
         raise RecordError(f"{path} is not the record of experiment {ident}")
     return record
@@ -57,7 +56,7 @@ def save_spec(folder: StudyFolder, spec: Spec) -> None:
     folder.write_spec(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
 
 
-def load_spec(folder: StudyFolder) -> Spec:
+def saved_spec(folder: StudyFolder) -> Spec:
     text = folder.spec_text()
     if text is None:
         raise ConfigError(f"{folder.root} is not a study folder ({folder.SPEC} is missing); "
@@ -87,7 +86,7 @@ def todo(grid: Grid, folder: StudyFolder, retry_failed: bool = False,
         if select is not None and node.id not in select:
             continue
         try:
-            record = read_record(folder, node.id)
+            record = study_record(folder, node.id)
         except RecordError as exc:
             problems.append(f"{exc}; recomputing it")
             record = None
@@ -124,7 +123,7 @@ class RunSummary:
 
 
 @contextlib.contextmanager
-def _bars(totals: Counter, experiments: int) -> Iterator[Report]:
+def _bars(totals: Counter, experiments: int) -> Iterator[OnOutcome]:
     """An overall bar (experiments) and one per stage; yields the function that advances them."""
     from complaw.progress import progress_bars
 
@@ -147,7 +146,7 @@ def _prune_done(folder: StudyFolder, ckpt: str, consumers: list[str]) -> bool:
         return False
     for ident in consumers:
         try:
-            record = read_record(folder, ident)
+            record = study_record(folder, ident)
         except RecordError:
             return False
         if record is None or not record.ok:
@@ -237,7 +236,7 @@ def study_status(out: str | Path) -> dict[str, StageStatus]:
     A checkpoint stage execution is done when its folder is whole or every experiment that
     needs it is done (it was pruned); failed when an experiment failed at that stage."""
     folder = StudyFolder(out)
-    grid = expand(load_spec(folder))
+    grid = expand(saved_spec(folder))
     records = _records_of(grid, folder)
     status: dict[str, StageStatus] = {}
     failed_at: dict[str, str] = {}
@@ -280,7 +279,7 @@ def _records_of(grid: Grid, folder: StudyFolder) -> dict[str, Record | None]:
     out: dict[str, Record | None] = {}
     for node in grid.records():
         try:
-            out[node.id] = read_record(folder, node.id)
+            out[node.id] = study_record(folder, node.id)
         except RecordError:
             out[node.id] = None
     return out

@@ -10,8 +10,9 @@ from typer.testing import CliRunner
 
 from complaw.cli import app, main
 from complaw.experiment.folder import StudyFolder
-from complaw.study.design import build_pool, design_status, run_adaptive
+from complaw.study.adaptive import design_status, run_adaptive
 from complaw.study.grid import expand
+from complaw.study.pool import build_pool
 from complaw.study.spec import parse_spec
 
 QUICKSTART = "tests/unit/data/quickstart"
@@ -156,7 +157,7 @@ def test_a_grid_simulated_from_each_models_published_law():
     grid's and the adaptive law's errors are zero; with noise, they are judged against L and
     against the noise-free L."""
     from complaw.laws.published import get_law
-    from complaw.study.design import replay_simulated, simulate
+    from complaw.study.replay import replay_simulated, simulate
     from complaw.study.spec import DesignSpec, load_spec
 
     spec = load_spec("paper").model_copy(update={"models": [
@@ -195,7 +196,7 @@ def test_the_cpu_grid_records_replay_and_give_leave_one_model_out_errors():
     replays on it, and a law fitted on two models predicts the third."""
     from complaw.experiment.records import load_law_table
     from complaw.laws import fit
-    from complaw.study.design import replay_study
+    from complaw.study.replay import replay_study
     from complaw.study.spec import DesignSpec
 
     folder = "results/cpu-grid"

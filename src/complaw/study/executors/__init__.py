@@ -3,6 +3,6 @@ this process) and "ray" (stage executions as Ray tasks on a cluster). Adding one
 here that registers its class with `@EXECUTORS.register(name)`, imported below."""
 
 from complaw.study.executors import local, ray
-from complaw.study.executors.base import EXECUTORS, Executor, Report
+from complaw.study.executors.base import EXECUTORS, Executor, OnOutcome
 
-__all__ = ["EXECUTORS", "Executor", "Report", "local", "ray"]
+__all__ = ["EXECUTORS", "Executor", "OnOutcome", "local", "ray"]

@@ -10,14 +10,15 @@ from complaw.registry import Registry
 from complaw.study.execution import Execution, Outcome
 from complaw.study.grid import Node
 
-Report = Callable[[Node, Outcome], None]
+OnOutcome = Callable[[Node, Outcome], None]
+"""What an executor calls with each node's outcome as it finishes."""
 
 
 class Executor:
     """Runs the nodes to do (parents before children) and reports each outcome."""
 
     def run(self, todo: list[Node], folder: StudyFolder, execution: Execution,
-            report: Report) -> None:
+            report: OnOutcome) -> None:
         raise NotImplementedError
 
 

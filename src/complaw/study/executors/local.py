@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from complaw.experiment.folder import StudyFolder
 from complaw.study.execution import Execution, Outcome, run_node
-from complaw.study.executors.base import EXECUTORS, Executor, Report
+from complaw.study.executors.base import EXECUTORS, Executor, OnOutcome
 from complaw.study.grid import Node
 
 
@@ -13,7 +13,7 @@ class LocalExecutor(Executor):
     """One stage at a time in this process."""
 
     def run(self, todo: list[Node], folder: StudyFolder, execution: Execution,
-            report: Report) -> None:
+            report: OnOutcome) -> None:
         outcomes: dict[str, Outcome] = {}
         for node in todo:
             outcome = run_node(str(folder.root), node, execution, outcomes.get(node.parent))

@@ -17,7 +17,7 @@ from typing import Any
 from complaw.errors import ConfigError
 from complaw.experiment.folder import StudyFolder
 from complaw.study.execution import Execution, Outcome, run_node, write_failed
-from complaw.study.executors.base import EXECUTORS, Executor, Report
+from complaw.study.executors.base import EXECUTORS, Executor, OnOutcome
 from complaw.study.grid import Node
 
 
@@ -42,7 +42,7 @@ class RayExecutor(Executor):
         self.num_cpus = num_cpus
 
     def run(self, todo: list[Node], folder: StudyFolder, execution: Execution,
-            report: Report) -> None:
+            report: OnOutcome) -> None:
         ray = _ray()
         started = not ray.is_initialized()
         if started:
