@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
 from complaw.cli.app import app, console, err_console
 from complaw.errors import LawError
+
+if TYPE_CHECKING:
+    from complaw.laws.holdout import HeldOutSummary
 
 
 def _emit_json(payload: Any) -> None:
@@ -56,12 +59,12 @@ def _load_records(records: Path):
     return load_law_table(records, skipped)
 
 
-def _heldout_cell(h: dict[str, Any] | None) -> str:
-    if not h or h["mape_pct"] is None:
+def _heldout_cell(h: HeldOutSummary | None) -> str:
+    if h is None or h.mape_pct is None:
         return "-"
-    deg = "-" if h["degradation_mape_pct"] is None else f"{h['degradation_mape_pct']:.1f}%"
-    cov = "-" if h["coverage"] is None else f"{h['coverage']:.0%}"
-    return f"{h['mape_pct']:.1f}% (n={h['n']}; L-L0 {deg}; PI covers {cov})"
+    deg = "-" if h.degradation_mape_pct is None else f"{h.degradation_mape_pct:.1f}%"
+    cov = "-" if h.coverage is None else f"{h.coverage:.0%}"
+    return f"{h.mape_pct:.1f}% (n={h.n}; L-L0 {deg}; PI covers {cov})"
 
 
 def _noise_floors(df, fits) -> dict[str, dict[str, Any] | None]:
@@ -321,13 +324,14 @@ def predict_command(
     if as_json:
         _emit_json({
             "law": the_law.name, "form": the_law.form, "formula": the_law.formula(),
-            "metric": the_law.metric, "L0": L0, "level": level, "heldout": heldout,
+            "metric": the_law.metric, "L0": L0, "level": level,
+            "heldout": None if heldout is None else heldout.to_dict(),
             "predictions": rows,
         })
         return
     why = the_law.source
     if heldout:
-        why += f"; held-out {_heldout_cell(heldout)} on {heldout['split']}"
+        why += f"; held-out {_heldout_cell(heldout)} on {heldout.split}"
     table = Table(
         title=f"{the_law.name}: {the_law.formula()}",
         caption=f"{the_law.metric}, L0 = {L0:g}; {why}"

@@ -21,7 +21,7 @@ import pandas as pd
 from complaw.errors import LawError
 from complaw.laws.fit import FitResult
 from complaw.laws.forms import forms_for, get_form
-from complaw.laws.holdout import heldout_error, noise_floor
+from complaw.laws.holdout import noise_floor
 from complaw.laws.planner import parse_plan, plan
 from complaw.laws.published import get_law, published_laws
 from complaw.registry import Registry
@@ -294,12 +294,12 @@ def _heldout_cells(f: FitResult) -> tuple[dict[str, Any], dict[str, str]]:
     data: dict[str, Any] = {}
     shown: dict[str, str] = {}
     for split, h in f.heldout.items():
-        data[f"heldout_n[{split}]"] = h["n"]
-        data[f"mape_pct[{split}]"] = h["mape_pct"]
-        data[f"degradation_mape_pct[{split}]"] = h["degradation_mape_pct"]
-        data[f"coverage[{split}]"] = h["coverage"]
-        shown[f"held-out MAPE {split}"] = pct(h["mape_pct"]) + (
-            f" (n={h['n']})" if h["mape_pct"] is not None else "")
+        data[f"heldout_n[{split}]"] = h.n
+        data[f"mape_pct[{split}]"] = h.mape_pct
+        data[f"degradation_mape_pct[{split}]"] = h.degradation_mape_pct
+        data[f"coverage[{split}]"] = h.coverage
+        shown[f"held-out MAPE {split}"] = pct(h.mape_pct) + (
+            f" (n={h.n})" if h.mape_pct is not None else "")
     return data, shown
 
 
@@ -438,12 +438,12 @@ def _plan_row(a: Analysis, kind: str, f: FitResult, sigma: float, dataset: str,
     model = str(a.laws["model"].iloc[0]) if a.laws["model"].nunique() == 1 else "model"
     method = str(f.group.get("method", ""))
     law = f.law()
-    h = f.heldout.get(RANK_SPLIT) or {}
+    h = f.heldout.get(RANK_SPLIT)
     target = "accuracy ≥ σ·L0" if f.metric == "accuracy" else "loss ≤ L0/σ"
     row: dict[str, Any] = {"sigma": sigma, "L": kind, "metric": f.metric, "method": method,
                            "dataset": dataset,
                            "L0": L0, "form": f.form, "law": law.name, "target": target,
-                           "heldout_mape_pct": h.get("mape_pct")}
+                           "heldout_mape_pct": None if h is None else h.mape_pct}
     D = float(a.laws["D"].max()) if len(a.laws) else 0.0
     params = _params(a, model)
     try:
@@ -540,28 +540,27 @@ def _answer(a: Analysis) -> Built:
     chosen = {(kind, id(f)) for kind in LAW_KINDS for f in a.best(kind)}
     for kind, best, _, group, mine in _compared(a):
         if (kind, id(best)) in chosen:
-            h = best.heldout.get(RANK_SPLIT) or {}
+            h = best.heldout[RANK_SPLIT]  # a compared fit carries every split of a.splits
             paper = eq1.get((kind, tuple(best.group.items())))
-            h1 = (paper.heldout.get(RANK_SPLIT) or {}) if paper else {}
+            eq1_mape = paper.heldout[RANK_SPLIT].mape_pct if paper else None
             floor = noise_floor(mine[mine["metric"] == best.metric])
-            points = h.get("abs_error_points")
+            points = h.abs_error_points
             rows.append({**group, "L": kind, "metric": best.metric, "form": best.form,
-                         "feasible": best.feasible, "n": best.n, "heldout_n": h.get("n"),
-                         "mape_pct": h.get("mape_pct"), "abs_error_points": points,
-                         "noise_floor_points": h.get("noise_floor_points"),
-                         "coverage": h.get("coverage"), "eq1_mape_pct": h1.get("mape_pct"),
+                         "feasible": best.feasible, "n": best.n, "heldout_n": h.n,
+                         "mape_pct": h.mape_pct, "abs_error_points": points,
+                         "noise_floor_points": h.noise_floor_points,
+                         "coverage": h.coverage, "eq1_mape_pct": eq1_mape,
                          "noise_floor_pct": floor["mape_pct"] if floor else None,
                          "law": best.law().formula()})
-            error = f"{pct(h.get('mape_pct'))} (n={h.get('n')})"
+            error = f"{pct(h.mape_pct)} (n={h.n})"
             if points is not None:
-                error += f"; {points:.1f} points (noise floor {fmt(h.get('noise_floor_points'))})"
+                error += f"; {points:.1f} points (noise floor {fmt(h.noise_floor_points)})"
             shown.append({**group, "L": f"{kind}: {best.metric}", "best form": best.form + (
                 "" if best.feasible else " (no feasible form qualifies)") + (
                 f" ({', '.join(best.at_bounds)} at a bound)" if best.at_bounds else ""),
                 f"held-out error {RANK_SPLIT}": error,
-                "95% PI covers": pct(None if h.get("coverage") is None
-                                     else 100 * h["coverage"], 0),
-                "Eq. 1 held-out MAPE": pct(h1.get("mape_pct")),
+                "95% PI covers": pct(None if h.coverage is None else 100 * h.coverage, 0),
+                "Eq. 1 held-out MAPE": pct(eq1_mape),
                 "seed noise floor": pct(floor["mape_pct"]) if floor else "– (one seed)",
                 "law": best.law().formula()})
     if not rows:
@@ -590,21 +589,18 @@ def _answer(a: Analysis) -> Built:
 def _heldout(a: Analysis) -> Built:
     """Every form on every method, ranked by held-out MAPE, with the other splits beside."""
     rows, shown = [], []
-    for kind, f, rank, group, mine in _compared(a):
-        for split in a.splits:
-            if split not in f.heldout:
-                f.heldout[split] = heldout_error(mine, f.form, split).summary()
+    for kind, f, rank, group, _ in _compared(a):
         held, held_shown = _heldout_cells(f)
-        h0 = f.heldout.get(RANK_SPLIT) or {}
+        h0 = f.heldout[RANK_SPLIT]
         rows.append({**group, "L": kind, "metric": f.metric, "rank": rank, "form": f.form,
                      "feasible": f.feasible, "k": len(f.coefficients), "n": f.n, "aic": f.aic,
                      **held})
         shown.append({**group, "L": f"{kind}: {f.metric}", "#": str(rank), "form": f.form,
                       "feasible": "yes" if f.feasible else "no", "k": str(len(f.coefficients)),
                       **held_shown,
-                      f"MAPE L−L0 {RANK_SPLIT}": pct(h0.get("degradation_mape_pct")),
-                      f"PI coverage {RANK_SPLIT}": pct(None if h0.get("coverage") is None
-                                                       else 100 * h0["coverage"], 0),
+                      f"MAPE L−L0 {RANK_SPLIT}": pct(h0.degradation_mape_pct),
+                      f"PI coverage {RANK_SPLIT}": pct(None if h0.coverage is None
+                                                       else 100 * h0.coverage, 0),
                       "AIC": fmt(f.aic, 4)})
     if not rows:
         raise Skip("no form could be fitted")

@@ -98,7 +98,7 @@ def verify_plan(spec: PlanSpec, result: PlanResult, out: str | Path,
                 else [float(pred.pi_low[0]), float(pred.pi_high[0])])
     record = {
         "plan": {"target": result.target, "objective": result.objective,
-                 "choice": {k: v for k, v in vars(choice).items()}, "law": law.to_dict()},
+                 "choice": choice.to_dict(), "law": law.to_dict()},
         "run": {"model": choice.model, "dataset": str(row["dataset"]), "method":
                 str(row["method"]), "r": choice.r, "D": D, "study": str(out)},
         "predicted": {"L": float(pred.L[0]), "interval": interval, "level": spec.level},
