@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -431,19 +431,47 @@ def _targets(a: Analysis, kind: str, f: FitResult) -> list[tuple[str, float]]:
     return [(str(d), float(v)) for d, v in out.items()]
 
 
+@dataclass(frozen=True)
+class PlanRow:
+    """A row of the plan table: the planner's answer for one method's best law on one dataset
+    at ``sigma``. With a feasible choice: its ratio ``r``, the RFT it needs, L predicted at the
+    RFT budget (``L_pred``, prediction interval ``L_low``..``L_high``) and at the RFT it needs
+    (``L_at_need``, ``low_at_need``..``high_at_need``); without one, a ``note`` says why."""
+
+    sigma: float
+    L: str
+    metric: str
+    method: str
+    dataset: str
+    L0: float
+    form: str
+    law: str
+    target: str
+    heldout_mape_pct: float | None
+    r: float | None = None
+    D_needed: float | None = None
+    D_budget: float | None = None
+    L_pred: float | None = None
+    L_low: float | None = None
+    L_high: float | None = None
+    target_value: float | None = None
+    params_after: float | None = None
+    L_at_need: float | None = None
+    low_at_need: float | None = None
+    high_at_need: float | None = None
+    note: str = ""
+
+
 def _plan_row(a: Analysis, kind: str, f: FitResult, sigma: float, dataset: str,
-              L0: float) -> dict[str, Any]:
+              L0: float) -> PlanRow:
     """The planner's answer for one method's best law on one dataset at ``sigma``: the largest
     ratio (fewest parameters) that still meets the target with the study's largest D."""
     model = str(a.laws["model"].iloc[0]) if a.laws["model"].nunique() == 1 else "model"
-    method = str(f.group.get("method", ""))
     law = f.law()
     h = f.heldout.get(RANK_SPLIT)
-    target = "accuracy ≥ σ·L0" if f.metric == "accuracy" else "loss ≤ L0/σ"
-    row: dict[str, Any] = {"sigma": sigma, "L": kind, "metric": f.metric, "method": method,
-                           "dataset": dataset,
-                           "L0": L0, "form": f.form, "law": law.name, "target": target,
-                           "heldout_mape_pct": None if h is None else h.mape_pct}
+    row = PlanRow(sigma, kind, f.metric, str(f.group.get("method", "")), dataset, L0, f.form,
+                  law.name, "accuracy ≥ σ·L0" if f.metric == "accuracy" else "loss ≤ L0/σ",
+                  None if h is None else h.mape_pct)
     D = float(a.laws["D"].max()) if len(a.laws) else 0.0
     params = _params(a, model)
     try:
@@ -455,32 +483,30 @@ def _plan_row(a: Analysis, kind: str, f: FitResult, sigma: float, dataset: str,
             "objective": "smallest",
         })
         result = plan(spec)
-        if result.choices:
-            c = result.choices[0]
-            row.update(r=c.r, D_needed=c.D_needed, D_budget=c.D, L_pred=c.L, L_low=c.pi_low,
-                       L_high=c.pi_high, target_value=c.target, params_after=c.params_after)
-            at = law.predict(L0, c.r, c.D_needed)  # the plan's one budget: the D it needs
-            row.update(L_at_need=float(at.L[0]),
-                       low_at_need=None if at.pi_low is None else float(at.pi_low[0]),
-                       high_at_need=None if at.pi_high is None else float(at.pi_high[0]))
-        else:
-            row["note"] = result.infeasible.get(model, "no feasible choice")
+        if not result.choices:
+            return replace(row, note=result.infeasible.get(model, "no feasible choice"))
+        c = result.choices[0]
+        at = law.predict(L0, c.r, c.D_needed)  # the plan's one budget: the D it needs
     except LawError as exc:
-        row["note"] = str(exc)
-    return row
+        return replace(row, note=str(exc))
+    return replace(row, r=c.r, D_needed=c.D_needed, D_budget=c.D, L_pred=c.L, L_low=c.pi_low,
+                   L_high=c.pi_high, target_value=c.target, params_after=c.params_after,
+                   L_at_need=float(at.L[0]),
+                   low_at_need=None if at.pi_low is None else float(at.pi_low[0]),
+                   high_at_need=None if at.pi_high is None else float(at.pi_high[0]))
 
 
-def _plan_display(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def _plan_display(rows: list[PlanRow]) -> pd.DataFrame:
     return pd.DataFrame([{
-        "σ": fmt(row["sigma"]), "L": row["L"], "method": row["method"],
-        "dataset": row["dataset"], "L0": fmt(row["L0"]), "target": row["target"],
-        "form (held-out MAPE)": f"{row['form']} ({pct(row['heldout_mape_pct'])})",
-        "largest r": fmt(row.get("r")), "D needed": fmt(row.get("D_needed")),
-        "L predicted [95% PI]": fmt_ci(row["L_pred"], row.get("L_low"), row.get("L_high"))
-        if "L_pred" in row else "–",
-        "params after": "–" if row.get("params_after") is None
-        else f"{row['params_after'] / 1e6:.4g} M",
-        "note": row.get("note", ""),
+        "σ": fmt(row.sigma), "L": row.L, "method": row.method,
+        "dataset": row.dataset, "L0": fmt(row.L0), "target": row.target,
+        "form (held-out MAPE)": f"{row.form} ({pct(row.heldout_mape_pct)})",
+        "largest r": fmt(row.r), "D needed": fmt(row.D_needed),
+        "L predicted [95% PI]": "–" if row.L_pred is None
+        else fmt_ci(row.L_pred, row.L_low, row.L_high),
+        "params after": "–" if row.params_after is None
+        else f"{row.params_after / 1e6:.4g} M",
+        "note": row.note,
     } for row in rows])
 
 
@@ -494,7 +520,7 @@ PLAN_NOTES = [
 ]
 
 
-def _plans(a: Analysis, sigmas: tuple[float, ...]) -> list[dict[str, Any]]:
+def _plans(a: Analysis, sigmas: tuple[float, ...]) -> list[PlanRow]:
     if a.laws_file is None:
         raise Skip("the fitted laws were not written")
     rows = []
@@ -511,7 +537,7 @@ def _plans(a: Analysis, sigmas: tuple[float, ...]) -> list[dict[str, Any]]:
 
 def _plan(a: Analysis) -> Built:
     rows = _plans(a, SIGMAS)
-    return pd.DataFrame(rows), _plan_display(rows), list(PLAN_NOTES)
+    return pd.DataFrame(map(asdict, rows)), _plan_display(rows), list(PLAN_NOTES)
 
 
 def _compared(a: Analysis) -> Iterator[tuple[str, FitResult, int, dict[str, Any],
@@ -572,15 +598,15 @@ def _answer(a: Analysis) -> Built:
     notes += [f"{kind}: {why}" for kind in LAW_KINDS if (why := a.evidence_note(kind))]
     try:
         for r in _plans(a, (ANSWER_SIGMA,)):
-            if r["L"] != "intrinsic" and r["metric"] != "accuracy":
+            if r.L != "intrinsic" and r.metric != "accuracy":
                 continue
-            sign = "≥" if r["metric"] == "accuracy" else "≤"
-            rec = (f"r = {fmt(r['r'])} with D = {r['D_needed']:,.0f} tokens of RFT keeps "
-                   f"{r['dataset']} {r['metric']} {sign} {fmt(r['target_value'])} (σ = "
+            sign = "≥" if r.metric == "accuracy" else "≤"
+            rec = (f"r = {fmt(r.r)} with D = {r.D_needed:,.0f} tokens of RFT keeps "
+                   f"{r.dataset} {r.metric} {sign} {fmt(r.target_value)} (σ = "
                    f"{ANSWER_SIGMA}); predicted there "
-                   f"{fmt_ci(r['L_at_need'], r.get('low_at_need'), r.get('high_at_need'))} "
-                   "(95% PI)" if "r" in r else r.get("note", "no feasible choice"))
-            notes.append(f"planner, {r['method']} ({r['form']}): {rec}")
+                   f"{fmt_ci(r.L_at_need, r.low_at_need, r.high_at_need)} "
+                   "(95% PI)" if r.r is not None else r.note)
+            notes.append(f"planner, {r.method} ({r.form}): {rec}")
     except Skip as why:
         notes.append(f"planner: {why}")
     return pd.DataFrame(rows), pd.DataFrame(shown), notes
