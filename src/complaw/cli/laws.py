@@ -19,6 +19,7 @@ from complaw.errors import LawError
 
 if TYPE_CHECKING:
     from complaw.laws.holdout import HeldOutSummary
+    from complaw.study.verify import Verification
 
 
 def _emit_json(payload: Any) -> None:
@@ -426,7 +427,7 @@ def plan_command(
     if as_json:
         payload = result.to_dict()
         if checked is not None:
-            payload["verify"] = checked
+            payload["verify"] = checked.to_dict()
         _emit_json(payload)
         return
     table = Table(
@@ -458,21 +459,20 @@ def plan_command(
         _print_verification(checked)
 
 
-def _print_verification(v: dict[str, Any]) -> None:
-    run, pred = v["run"], v["predicted"]
-    interval = pred["interval"]
-    table = Table(title=f"verified: {run['model']} {run['method']} r = {run['r']:g}, "
-                        f"D = {run['D']:g}, {run['dataset']}", show_header=False)
+def _print_verification(v: Verification) -> None:
+    interval = v.interval
+    table = Table(title=f"verified: {v.choice.model} {v.method} r = {v.choice.r:g}, "
+                        f"D = {v.D:g}, {v.dataset}", show_header=False)
     table.add_column("", style="bold")
     table.add_column("")
-    table.add_row("predicted", f"{pred['L']:.4g}" + (
+    table.add_row("predicted", f"{v.predicted:.4g}" + (
         "" if interval is None else f" [{interval[0]:.4g}, {interval[1]:.4g}] "
-        f"({pred['level']:.0%} PI)"))
-    table.add_row("measured", f"{v['measured']['L']:.4g} (L0 {v['measured']['L0']:.4g})")
-    table.add_row("error", f"{v['error_pct']:.1f}%")
-    table.add_row("target", f"{v['target']:.4g}: {'met' if v['target_met'] else 'missed'}")
-    table.add_row("in interval", {None: "-", True: "yes", False: "no"}[v["in_interval"]])
-    table.add_row("record", f"{run['study']}/verify.json")
+        f"({v.level:.0%} PI)"))
+    table.add_row("measured", f"{v.measured:.4g} (L0 {v.L0:.4g})")
+    table.add_row("error", f"{v.error_pct:.1f}%")
+    table.add_row("target", f"{v.target:.4g}: {'met' if v.target_met else 'missed'}")
+    table.add_row("in interval", {None: "-", True: "yes", False: "no"}[v.in_interval])
+    table.add_row("record", f"{v.study}/verify.json")
     console.print(table)
 
 
