@@ -9,13 +9,17 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
 from complaw.cli.app import app, console, err_console
 from complaw.errors import LawError
+
+if TYPE_CHECKING:
+    from complaw.laws.holdout import HeldOutSummary
+    from complaw.study.verify import Verification
 
 
 def _emit_json(payload: Any) -> None:
@@ -56,12 +60,12 @@ def _load_records(records: Path):
     return load_law_table(records, skipped)
 
 
-def _heldout_cell(h: dict[str, Any] | None) -> str:
-    if not h or h["mape_pct"] is None:
+def _heldout_cell(h: HeldOutSummary | None) -> str:
+    if h is None or h.mape_pct is None:
         return "-"
-    deg = "-" if h["degradation_mape_pct"] is None else f"{h['degradation_mape_pct']:.1f}%"
-    cov = "-" if h["coverage"] is None else f"{h['coverage']:.0%}"
-    return f"{h['mape_pct']:.1f}% (n={h['n']}; L-L0 {deg}; PI covers {cov})"
+    deg = "-" if h.degradation_mape_pct is None else f"{h.degradation_mape_pct:.1f}%"
+    cov = "-" if h.coverage is None else f"{h.coverage:.0%}"
+    return f"{h.mape_pct:.1f}% (n={h.n}; L-L0 {deg}; PI covers {cov})"
 
 
 def _noise_floors(df, fits) -> dict[str, dict[str, Any] | None]:
@@ -321,13 +325,14 @@ def predict_command(
     if as_json:
         _emit_json({
             "law": the_law.name, "form": the_law.form, "formula": the_law.formula(),
-            "metric": the_law.metric, "L0": L0, "level": level, "heldout": heldout,
+            "metric": the_law.metric, "L0": L0, "level": level,
+            "heldout": None if heldout is None else heldout.to_dict(),
             "predictions": rows,
         })
         return
     why = the_law.source
     if heldout:
-        why += f"; held-out {_heldout_cell(heldout)} on {heldout['split']}"
+        why += f"; held-out {_heldout_cell(heldout)} on {heldout.split}"
     table = Table(
         title=f"{the_law.name}: {the_law.formula()}",
         caption=f"{the_law.metric}, L0 = {L0:g}; {why}"
@@ -422,7 +427,7 @@ def plan_command(
     if as_json:
         payload = result.to_dict()
         if checked is not None:
-            payload["verify"] = checked
+            payload["verify"] = checked.to_dict()
         _emit_json(payload)
         return
     table = Table(
@@ -454,21 +459,20 @@ def plan_command(
         _print_verification(checked)
 
 
-def _print_verification(v: dict[str, Any]) -> None:
-    run, pred = v["run"], v["predicted"]
-    interval = pred["interval"]
-    table = Table(title=f"verified: {run['model']} {run['method']} r = {run['r']:g}, "
-                        f"D = {run['D']:g}, {run['dataset']}", show_header=False)
+def _print_verification(v: Verification) -> None:
+    interval = v.interval
+    table = Table(title=f"verified: {v.choice.model} {v.method} r = {v.choice.r:g}, "
+                        f"D = {v.D:g}, {v.dataset}", show_header=False)
     table.add_column("", style="bold")
     table.add_column("")
-    table.add_row("predicted", f"{pred['L']:.4g}" + (
+    table.add_row("predicted", f"{v.predicted:.4g}" + (
         "" if interval is None else f" [{interval[0]:.4g}, {interval[1]:.4g}] "
-        f"({pred['level']:.0%} PI)"))
-    table.add_row("measured", f"{v['measured']['L']:.4g} (L0 {v['measured']['L0']:.4g})")
-    table.add_row("error", f"{v['error_pct']:.1f}%")
-    table.add_row("target", f"{v['target']:.4g}: {'met' if v['target_met'] else 'missed'}")
-    table.add_row("in interval", {None: "-", True: "yes", False: "no"}[v["in_interval"]])
-    table.add_row("record", f"{run['study']}/verify.json")
+        f"({v.level:.0%} PI)"))
+    table.add_row("measured", f"{v.measured:.4g} (L0 {v.L0:.4g})")
+    table.add_row("error", f"{v.error_pct:.1f}%")
+    table.add_row("target", f"{v.target:.4g}: {'met' if v.target_met else 'missed'}")
+    table.add_row("in interval", {None: "-", True: "yes", False: "no"}[v.in_interval])
+    table.add_row("record", f"{v.study}/verify.json")
     console.print(table)
 
 

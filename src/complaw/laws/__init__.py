@@ -21,7 +21,7 @@
 
 from complaw.laws.fit import FitResult, Fits
 from complaw.laws.forms import FORMS, CurveForm, Form, LinearForm, get_form
-from complaw.laws.holdout import HeldOut, heldout_error, noise_floor
+from complaw.laws.holdout import HeldOut, HeldOutSummary, heldout_error, noise_floor
 from complaw.laws.law import Law, Prediction
 from complaw.laws.link import LINKS, Link, LinkFit, fit_link, get_link
 from complaw.laws.planner import PlanResult, PlanSpec, load_plan, parse_plan, plan
@@ -58,6 +58,7 @@ __all__ = [
     "noise_floor",
     "best_form",
     "HeldOut",
+    "HeldOutSummary",
     "CurveForm",
     "LinearForm",
     "TwoStepForm",

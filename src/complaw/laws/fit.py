@@ -25,9 +25,10 @@ Jacobian, `Scale.log_jacobian`: -sum log L for log L), so forms fitted on log L,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,9 @@ from complaw.errors import LawError
 from complaw.laws.forms import CONST, CurveForm, Form, LinearForm, get_form
 from complaw.laws.law import Law
 from complaw.laws.table import check_enough_rows
+
+if TYPE_CHECKING:
+    from complaw.laws.holdout import HeldOutSummary
 
 
 class NotIdentifiableError(LawError):
@@ -100,8 +104,9 @@ class FitResult:
     level: float = 0.95
     draws: np.ndarray | None = None
     bootstrap: dict[str, Any] | None = None
-    heldout: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Held-out error by split name (`complaw.laws.holdout.HeldOut.summary`)."""
+    heldout: Mapping[str, HeldOutSummary] = field(default_factory=lambda: MappingProxyType({}))
+    """Held-out error by split name (`complaw.laws.holdout.HeldOutSummary`), read-only: the
+    splits are computed when the fit is made (`complaw.laws.select.fit`)."""
 
     @property
     def label(self) -> str:
@@ -156,9 +161,9 @@ class FitResult:
             "feasible": self.feasible,
             "n": self.n,
             "coefficients": {k: _num(c.estimate) for k, c in self.coefficients.items()},
-            "heldout": first,
+            "heldout": None if first is None else first.to_dict(),
             "at_bounds": self.at_bounds,
-            "heldout_all": list(self.heldout.values()),
+            "heldout_all": [h.to_dict() for h in self.heldout.values()],
             "name": self.name,
             "metric": self.metric,
             "equation": get_form(self.form).equation,
@@ -244,7 +249,7 @@ class Fits(Sequence[FitResult]):
                 bic=f.bic,
             )
             for split, h in f.heldout.items():
-                row[f"mape_pct[{split}]"] = h["mape_pct"]
+                row[f"mape_pct[{split}]"] = h.mape_pct
             rows.append(row)
         return pd.DataFrame(rows)
 

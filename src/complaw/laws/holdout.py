@@ -131,6 +131,33 @@ def folds(df: pd.DataFrame, split: str) -> Folds:
     return out
 
 
+@dataclass(frozen=True)
+class HeldOutSummary:
+    """The held-out error of one fit on one split (None where undefined): ``n`` test rows,
+    ``mape_pct``, ``degradation_mape_pct`` (of L - L0), ``coverage`` (of the prediction
+    interval); for accuracy also ``abs_error_points`` (100 mean |L_hat - L|) and
+    ``noise_floor_points`` (100 sqrt(2/pi) mean L_se: None without L_se on every test row);
+    for another metric whose table has ``L_se``, ``noise_floor_pct`` (100 sqrt(2/pi)
+    mean(L_se / L), to set beside ``mape_pct``)."""
+
+    split: str
+    n: int
+    mape_pct: float | None = None
+    degradation_mape_pct: float | None = None
+    coverage: float | None = None
+    abs_error_points: float | None = None
+    noise_floor_points: float | None = None
+    noise_floor_pct: float | None = None
+    reported: tuple[str, ...] = ()
+    """Which of the last three the metric reports (`to_dict` gives them even when None)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``split``, ``n``, the three errors and the ``reported`` ones
+        (``heldout`` in the schema of ``complaw fit --json``, docs/laws.md)."""
+        keys = ("split", "n", "mape_pct", "degradation_mape_pct", "coverage", *self.reported)
+        return {k: getattr(self, k) for k in keys}
+
+
 @dataclass
 class HeldOut:
     """The held-out error of one form on one group for one split."""
@@ -149,14 +176,11 @@ class HeldOut:
     def n(self) -> int:
         return len(self.predictions)
 
-    def summary(self) -> dict[str, Any]:
-        """``{split, n, mape_pct, degradation_mape_pct, coverage}`` (None where undefined);
-        for accuracy also ``abs_error_points`` (100 mean |L_hat - L|) and
-        ``noise_floor_points`` (100 sqrt(2/pi) mean L_se: None without L_se on every test row);
-        for another metric whose table has ``L_se``, ``noise_floor_pct`` (100 sqrt(2/pi)
-        mean(L_se / L), to set beside ``mape_pct``)."""
-        out = self._errors() | self._noise()
-        return {"split": self.split, "n": int(len(self.predictions)), **out}
+    def summary(self) -> HeldOutSummary:
+        """The errors of the predictions (`HeldOutSummary`)."""
+        noise = self._noise()
+        return HeldOutSummary(self.split, int(len(self.predictions)), **self._errors(),
+                              **noise, reported=tuple(noise))
 
     def _noise(self) -> dict[str, float | None]:
         p = self.predictions

@@ -19,7 +19,7 @@ Parameters after compression are estimated as ``params * (1 - prunable_fraction 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from complaw.errors import LawError
 from complaw.laws.forms import CONST
+from complaw.laws.holdout import HeldOutSummary
 from complaw.laws.law import Law
 from complaw.laws.published import get_law, published_laws
 from complaw.laws.theory import least_rft
@@ -138,7 +139,7 @@ class PlanSpec(BaseModel):
         return self
 
 
-@dataclass
+@dataclass(frozen=True)
 class Choice:
     """One feasible (model, r, D): D is the RFT budget, at which L (its CI and prediction
     interval) is predicted; D_needed is the least RFT that already meets the target."""
@@ -158,8 +159,14 @@ class Choice:
     form: str = ""
     pi_low: float | None = None
     pi_high: float | None = None
-    heldout: dict[str, Any] | None = None
+    heldout: HeldOutSummary | None = None
     """The held-out error of the law's form on the plan's split (laws fitted on records)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (NaN as None)."""
+        out = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+               for k, v in vars(self).items()}
+        return dict(out, heldout=None if self.heldout is None else self.heldout.to_dict())
 
 
 @dataclass
@@ -175,17 +182,11 @@ class PlanResult:
     """Each candidate's law, by model name."""
 
     def to_dict(self) -> dict[str, Any]:
-        def clean(d: dict[str, Any]) -> dict[str, Any]:
-            return {
-                k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                for k, v in d.items()
-            }
-
         return {
             "objective": self.objective,
             "target": self.target,
             "level": self.level,
-            "choices": [clean(asdict(c)) for c in self.choices],
+            "choices": [c.to_dict() for c in self.choices],
             "infeasible": self.infeasible,
         }
 
@@ -251,7 +252,7 @@ def _ranges(rs: list[float], grid: list[float]) -> str:
 
 def _candidate_law(
     spec: PlanSpec, c: Candidate, metric: str, table: pd.DataFrame | None
-) -> tuple[Law, float | None, dict[str, Any] | None]:
+) -> tuple[Law, float | None, HeldOutSummary | None]:
     """The candidate's law, its L0 from the records (None when not read there) and the
     held-out error of the law's form (None unless fitted on the records here)."""
     if c.law or table is None:

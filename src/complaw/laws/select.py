@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ import pandas as pd
 from complaw.errors import LawError
 from complaw.laws.fit import FitResult, Fits, fit_group
 from complaw.laws.forms import Form, default_form, forms_for, get_form
-from complaw.laws.holdout import heldout_error
+from complaw.laws.holdout import HeldOutSummary, heldout_error
 from complaw.laws.table import validate
 
 
@@ -77,11 +78,15 @@ def _extra_by(forms: Iterable[Form], by: list[str]) -> list[str]:
     return list(dict.fromkeys([*by, *(c for f in forms for c in f.by)]))
 
 
+def _splits(holdout: Sequence[str] | str | None) -> list[str]:
+    return [holdout] if isinstance(holdout, str) else list(holdout or [])
+
+
 def _judged(f: FitResult, rows: pd.DataFrame, form: Form, splits: Sequence[str]) -> FitResult:
     """``f``, the fit of ``form`` on ``rows``, with the held-out error of each split."""
-    for split in splits:
-        h = heldout_error(rows, form, split, intercept=f.intercept, level=f.level)
-        f.heldout[h.split] = h.summary()
+    f.heldout = MappingProxyType({
+        split: heldout_error(rows, form, split, intercept=f.intercept, level=f.level).summary()
+        for split in splits})
     return f
 
 
@@ -117,7 +122,7 @@ def fit(
         raise LawError("the law table has no rows; nothing to fit")
     if bootstrap_by and bootstrap_by not in df.columns:
         raise LawError(f"cannot bootstrap by {bootstrap_by!r}: no such column")
-    splits = [holdout] if isinstance(holdout, str) else list(holdout or [])
+    splits = _splits(holdout)
     if form is None:
         metrics = sorted(df["metric"].unique())
         chosen = {m: default_form(m) for m in metrics}
@@ -157,14 +162,13 @@ class Comparison:
         to the group's best, the held-out n, MAPE of L and of L - L0, coverage, rank."""
         rows = []
         for f, rank in zip(self.fits, self.ranks, strict=True):
-            h = f.heldout.get(self.split) if self.split else None
+            h = _heldout(f, self.split)
             rows.append({
                 **f.group, "form": f.form, "feasible": f.feasible, "k": len(f.coefficients),
                 "n": f.n, "adj_r2": f.adj_r2, "r2_kind": f.r2_kind, "aic": f.aic, "bic": f.bic,
-                "split": self.split, "heldout_n": h["n"] if h else 0,
-                "mape_pct": h["mape_pct"] if h else None,
-                "degradation_mape_pct": h["degradation_mape_pct"] if h else None,
-                "coverage": h["coverage"] if h else None, "rank": rank,
+                "split": self.split, "heldout_n": h.n, "mape_pct": h.mape_pct,
+                "degradation_mape_pct": h.degradation_mape_pct, "coverage": h.coverage,
+                "rank": rank,
             })
         table = pd.DataFrame(rows)
         group = pd.Series([f.label for f in self.fits], index=table.index)
@@ -190,15 +194,20 @@ class Comparison:
             d = f.to_dict()
             d["rank"] = rank
             if self.split:
-                d["heldout"] = f.heldout.get(self.split)
+                h = f.heldout.get(self.split)
+                d["heldout"] = None if h is None else h.to_dict()
             out.append(d)
         return out
 
 
+def _heldout(f: FitResult, split: str | None) -> HeldOutSummary:
+    """The held-out error of ``f`` on ``split`` (n = 0 and no errors when it has none)."""
+    return (f.heldout.get(split) if split else None) or HeldOutSummary(split or "", 0)
+
+
 def _score(f: FitResult, split: str | None) -> tuple[float, float]:
-    h = f.heldout.get(split) if split else None
-    mape = h["mape_pct"] if h and h["mape_pct"] is not None else np.inf
-    return (mape, f.aic if np.isfinite(f.aic) else np.inf)
+    mape = _heldout(f, split).mape_pct
+    return (np.inf if mape is None else mape, f.aic if np.isfinite(f.aic) else np.inf)
 
 
 def compare(
@@ -206,17 +215,20 @@ def compare(
     forms: Sequence[str | Form] | None = None,
     by: Sequence[str] | str | None = None,
     *,
-    holdout: str | None = "r:0.5",
+    holdout: Sequence[str] | str | None = "r:0.5",
     level: float = 0.95,
 ) -> Comparison:
     """Fit every form in ``forms`` (None: every registered form of each metric) on each group
-    and rank them by held-out MAPE on ``holdout`` (then AIC). Forms that cannot be fitted on a
-    group (too few rows, not identifiable, no such metric, no companion rows) are left out of
-    that group. A metric is grouped by ``by`` and by every column one of its forms is always
-    fitted per (`Form.by`), so that all its forms compete on the same groups: with task-loss
-    rows, accuracy is compared per dataset (task), where ``two-step`` can be fitted."""
+    and rank them by held-out MAPE on the first split of ``holdout`` (then AIC); each fit
+    carries every split of ``holdout``. Forms that cannot be fitted on a group (too few rows,
+    not identifiable, no such metric, no companion rows) are left out of that group. A metric
+    is grouped by ``by`` and by every column one of its forms is always fitted per
+    (`Form.by`), so that all its forms compete on the same groups: with task-loss rows,
+    accuracy is compared per dataset (task), where ``two-step`` can be fitted."""
     df = validate(df)
     by_list = _by_list(by)
+    splits = _splits(holdout)
+    split = splits[0] if splits else None
     present = set(df["metric"])
     grouped: dict[tuple, list[FitResult]] = {}
     for metric in sorted(present):
@@ -231,7 +243,7 @@ def compare(
                 rows = _with_companion(df, part, group, form)
                 try:
                     f = _judged(fit_group(rows, form, group=group, level=level), rows, form,
-                                [holdout] if holdout else [])
+                                splits)
                 except LawError:
                     continue
                 grouped.setdefault(tuple(group.items()), []).append(f)
@@ -239,10 +251,10 @@ def compare(
         raise LawError("no form could be fitted on any group of this table")
     fits, ranks = [], []
     for key in sorted(grouped, key=lambda k: [str(v) for _, v in k]):
-        ranked = sorted(grouped[key], key=lambda f: _score(f, holdout))
+        ranked = sorted(grouped[key], key=lambda f: _score(f, split))
         fits += ranked
         ranks += list(range(1, len(ranked) + 1))
-    return Comparison(holdout, by_list, fits, ranks)
+    return Comparison(split, by_list, fits, ranks)
 
 
 MIN_HELDOUT_ROWS = 8
@@ -251,12 +263,10 @@ REFERENCE = {"accuracy": "eq2"}
 
 
 def _error(f: FitResult, split: str | None) -> tuple[float | None, str]:
-    h = (f.heldout.get(split) if split else None) or {}
-    points = h.get("abs_error_points")
-    if points is not None:
-        return float(points), "points"
-    mape = h.get("mape_pct")
-    return (None if mape is None else float(mape)), "%"
+    h = _heldout(f, split)
+    if h.abs_error_points is not None:
+        return h.abs_error_points, "points"
+    return h.mape_pct, "%"
 
 
 def doubt(comparison: Comparison, f: FitResult) -> str | None:
@@ -265,8 +275,7 @@ def doubt(comparison: Comparison, f: FitResult) -> str | None:
     if reference is None:
         return None
     split = comparison.split
-    h = (f.heldout.get(split) if split else None) or {}
-    n = int(h.get("n") or 0)
+    n = _heldout(f, split).n
     if n < MIN_HELDOUT_ROWS:
         return (f"not enough evidence: {f.form} predicted {n} held-out row(s) on {split} "
                 f"(needs {MIN_HELDOUT_ROWS}); measure more ratios beyond the split (or more "

@@ -68,7 +68,7 @@ class Analysis:
         self._cache: dict[tuple, FitSet] = {}
         self._compared: dict[tuple, Comparison | None] = {}
         self.splits = [RANK_SPLIT, "D"] + (["model"] if laws["model"].nunique() > 1 else [])
-        """The held-out splits every fit of the report carries."""
+        """The held-out splits every fit of the report carries (the first ranks forms)."""
         self.laws_file: Path | None = None
         """Where the fitted laws were written (set by the report builder; the planner reads
         laws by name from it)."""
@@ -127,12 +127,13 @@ class Analysis:
 
     def compared(self, kind: str, by: Sequence[str] = ("method",)) -> Comparison | None:
         """Every form fitted on ``kind`` rows per group of ``by``, ranked by held-out MAPE on
-        `RANK_SPLIT` (cached; None when no form can be fitted)."""
+        `RANK_SPLIT`, each with every split of `splits` (cached; None when no form can be
+        fitted)."""
         key = (kind, tuple(by))
         if key not in self._compared:
             df, _ = self.rows(kind, "all")
             try:
-                self._compared[key] = compare(df, None, list(by), holdout=RANK_SPLIT) \
+                self._compared[key] = compare(df, None, list(by), holdout=self.splits) \
                     if len(df) else None
             except LawError:
                 self._compared[key] = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,7 @@ import pandas as pd
 from complaw.errors import LawError
 from complaw.laws.fit import FitResult
 from complaw.laws.forms import forms_for, get_form
-from complaw.laws.holdout import heldout_error, noise_floor
+from complaw.laws.holdout import noise_floor
 from complaw.laws.planner import parse_plan, plan
 from complaw.laws.published import get_law, published_laws
 from complaw.registry import Registry
@@ -294,12 +294,12 @@ def _heldout_cells(f: FitResult) -> tuple[dict[str, Any], dict[str, str]]:
     data: dict[str, Any] = {}
     shown: dict[str, str] = {}
     for split, h in f.heldout.items():
-        data[f"heldout_n[{split}]"] = h["n"]
-        data[f"mape_pct[{split}]"] = h["mape_pct"]
-        data[f"degradation_mape_pct[{split}]"] = h["degradation_mape_pct"]
-        data[f"coverage[{split}]"] = h["coverage"]
-        shown[f"held-out MAPE {split}"] = pct(h["mape_pct"]) + (
-            f" (n={h['n']})" if h["mape_pct"] is not None else "")
+        data[f"heldout_n[{split}]"] = h.n
+        data[f"mape_pct[{split}]"] = h.mape_pct
+        data[f"degradation_mape_pct[{split}]"] = h.degradation_mape_pct
+        data[f"coverage[{split}]"] = h.coverage
+        shown[f"held-out MAPE {split}"] = pct(h.mape_pct) + (
+            f" (n={h.n})" if h.mape_pct is not None else "")
     return data, shown
 
 
@@ -431,19 +431,47 @@ def _targets(a: Analysis, kind: str, f: FitResult) -> list[tuple[str, float]]:
     return [(str(d), float(v)) for d, v in out.items()]
 
 
+@dataclass(frozen=True)
+class PlanRow:
+    """A row of the plan table: the planner's answer for one method's best law on one dataset
+    at ``sigma``. With a feasible choice: its ratio ``r``, the RFT it needs, L predicted at the
+    RFT budget (``L_pred``, prediction interval ``L_low``..``L_high``) and at the RFT it needs
+    (``L_at_need``, ``low_at_need``..``high_at_need``); without one, a ``note`` says why."""
+
+    sigma: float
+    L: str
+    metric: str
+    method: str
+    dataset: str
+    L0: float
+    form: str
+    law: str
+    target: str
+    heldout_mape_pct: float | None
+    r: float | None = None
+    D_needed: float | None = None
+    D_budget: float | None = None
+    L_pred: float | None = None
+    L_low: float | None = None
+    L_high: float | None = None
+    target_value: float | None = None
+    params_after: float | None = None
+    L_at_need: float | None = None
+    low_at_need: float | None = None
+    high_at_need: float | None = None
+    note: str = ""
+
+
 def _plan_row(a: Analysis, kind: str, f: FitResult, sigma: float, dataset: str,
-              L0: float) -> dict[str, Any]:
+              L0: float) -> PlanRow:
     """The planner's answer for one method's best law on one dataset at ``sigma``: the largest
     ratio (fewest parameters) that still meets the target with the study's largest D."""
     model = str(a.laws["model"].iloc[0]) if a.laws["model"].nunique() == 1 else "model"
-    method = str(f.group.get("method", ""))
     law = f.law()
-    h = f.heldout.get(RANK_SPLIT) or {}
-    target = "accuracy ≥ σ·L0" if f.metric == "accuracy" else "loss ≤ L0/σ"
-    row: dict[str, Any] = {"sigma": sigma, "L": kind, "metric": f.metric, "method": method,
-                           "dataset": dataset,
-                           "L0": L0, "form": f.form, "law": law.name, "target": target,
-                           "heldout_mape_pct": h.get("mape_pct")}
+    h = f.heldout.get(RANK_SPLIT)
+    row = PlanRow(sigma, kind, f.metric, str(f.group.get("method", "")), dataset, L0, f.form,
+                  law.name, "accuracy ≥ σ·L0" if f.metric == "accuracy" else "loss ≤ L0/σ",
+                  None if h is None else h.mape_pct)
     D = float(a.laws["D"].max()) if len(a.laws) else 0.0
     params = _params(a, model)
     try:
@@ -455,32 +483,30 @@ def _plan_row(a: Analysis, kind: str, f: FitResult, sigma: float, dataset: str,
             "objective": "smallest",
         })
         result = plan(spec)
-        if result.choices:
-            c = result.choices[0]
-            row.update(r=c.r, D_needed=c.D_needed, D_budget=c.D, L_pred=c.L, L_low=c.pi_low,
-                       L_high=c.pi_high, target_value=c.target, params_after=c.params_after)
-            at = law.predict(L0, c.r, c.D_needed)  # the plan's one budget: the D it needs
-            row.update(L_at_need=float(at.L[0]),
-                       low_at_need=None if at.pi_low is None else float(at.pi_low[0]),
-                       high_at_need=None if at.pi_high is None else float(at.pi_high[0]))
-        else:
-            row["note"] = result.infeasible.get(model, "no feasible choice")
+        if not result.choices:
+            return replace(row, note=result.infeasible.get(model, "no feasible choice"))
+        c = result.choices[0]
+        at = law.predict(L0, c.r, c.D_needed)  # the plan's one budget: the D it needs
     except LawError as exc:
-        row["note"] = str(exc)
-    return row
+        return replace(row, note=str(exc))
+    return replace(row, r=c.r, D_needed=c.D_needed, D_budget=c.D, L_pred=c.L, L_low=c.pi_low,
+                   L_high=c.pi_high, target_value=c.target, params_after=c.params_after,
+                   L_at_need=float(at.L[0]),
+                   low_at_need=None if at.pi_low is None else float(at.pi_low[0]),
+                   high_at_need=None if at.pi_high is None else float(at.pi_high[0]))
 
 
-def _plan_display(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def _plan_display(rows: list[PlanRow]) -> pd.DataFrame:
     return pd.DataFrame([{
-        "σ": fmt(row["sigma"]), "L": row["L"], "method": row["method"],
-        "dataset": row["dataset"], "L0": fmt(row["L0"]), "target": row["target"],
-        "form (held-out MAPE)": f"{row['form']} ({pct(row['heldout_mape_pct'])})",
-        "largest r": fmt(row.get("r")), "D needed": fmt(row.get("D_needed")),
-        "L predicted [95% PI]": fmt_ci(row["L_pred"], row.get("L_low"), row.get("L_high"))
-        if "L_pred" in row else "–",
-        "params after": "–" if row.get("params_after") is None
-        else f"{row['params_after'] / 1e6:.4g} M",
-        "note": row.get("note", ""),
+        "σ": fmt(row.sigma), "L": row.L, "method": row.method,
+        "dataset": row.dataset, "L0": fmt(row.L0), "target": row.target,
+        "form (held-out MAPE)": f"{row.form} ({pct(row.heldout_mape_pct)})",
+        "largest r": fmt(row.r), "D needed": fmt(row.D_needed),
+        "L predicted [95% PI]": "–" if row.L_pred is None
+        else fmt_ci(row.L_pred, row.L_low, row.L_high),
+        "params after": "–" if row.params_after is None
+        else f"{row.params_after / 1e6:.4g} M",
+        "note": row.note,
     } for row in rows])
 
 
@@ -494,7 +520,7 @@ PLAN_NOTES = [
 ]
 
 
-def _plans(a: Analysis, sigmas: tuple[float, ...]) -> list[dict[str, Any]]:
+def _plans(a: Analysis, sigmas: tuple[float, ...]) -> list[PlanRow]:
     if a.laws_file is None:
         raise Skip("the fitted laws were not written")
     rows = []
@@ -511,7 +537,7 @@ def _plans(a: Analysis, sigmas: tuple[float, ...]) -> list[dict[str, Any]]:
 
 def _plan(a: Analysis) -> Built:
     rows = _plans(a, SIGMAS)
-    return pd.DataFrame(rows), _plan_display(rows), list(PLAN_NOTES)
+    return pd.DataFrame(map(asdict, rows)), _plan_display(rows), list(PLAN_NOTES)
 
 
 def _compared(a: Analysis) -> Iterator[tuple[str, FitResult, int, dict[str, Any],
@@ -540,28 +566,27 @@ def _answer(a: Analysis) -> Built:
     chosen = {(kind, id(f)) for kind in LAW_KINDS for f in a.best(kind)}
     for kind, best, _, group, mine in _compared(a):
         if (kind, id(best)) in chosen:
-            h = best.heldout.get(RANK_SPLIT) or {}
+            h = best.heldout[RANK_SPLIT]  # a compared fit carries every split of a.splits
             paper = eq1.get((kind, tuple(best.group.items())))
-            h1 = (paper.heldout.get(RANK_SPLIT) or {}) if paper else {}
+            eq1_mape = paper.heldout[RANK_SPLIT].mape_pct if paper else None
             floor = noise_floor(mine[mine["metric"] == best.metric])
-            points = h.get("abs_error_points")
+            points = h.abs_error_points
             rows.append({**group, "L": kind, "metric": best.metric, "form": best.form,
-                         "feasible": best.feasible, "n": best.n, "heldout_n": h.get("n"),
-                         "mape_pct": h.get("mape_pct"), "abs_error_points": points,
-                         "noise_floor_points": h.get("noise_floor_points"),
-                         "coverage": h.get("coverage"), "eq1_mape_pct": h1.get("mape_pct"),
+                         "feasible": best.feasible, "n": best.n, "heldout_n": h.n,
+                         "mape_pct": h.mape_pct, "abs_error_points": points,
+                         "noise_floor_points": h.noise_floor_points,
+                         "coverage": h.coverage, "eq1_mape_pct": eq1_mape,
                          "noise_floor_pct": floor["mape_pct"] if floor else None,
                          "law": best.law().formula()})
-            error = f"{pct(h.get('mape_pct'))} (n={h.get('n')})"
+            error = f"{pct(h.mape_pct)} (n={h.n})"
             if points is not None:
-                error += f"; {points:.1f} points (noise floor {fmt(h.get('noise_floor_points'))})"
+                error += f"; {points:.1f} points (noise floor {fmt(h.noise_floor_points)})"
             shown.append({**group, "L": f"{kind}: {best.metric}", "best form": best.form + (
                 "" if best.feasible else " (no feasible form qualifies)") + (
                 f" ({', '.join(best.at_bounds)} at a bound)" if best.at_bounds else ""),
                 f"held-out error {RANK_SPLIT}": error,
-                "95% PI covers": pct(None if h.get("coverage") is None
-                                     else 100 * h["coverage"], 0),
-                "Eq. 1 held-out MAPE": pct(h1.get("mape_pct")),
+                "95% PI covers": pct(None if h.coverage is None else 100 * h.coverage, 0),
+                "Eq. 1 held-out MAPE": pct(eq1_mape),
                 "seed noise floor": pct(floor["mape_pct"]) if floor else "– (one seed)",
                 "law": best.law().formula()})
     if not rows:
@@ -573,15 +598,15 @@ def _answer(a: Analysis) -> Built:
     notes += [f"{kind}: {why}" for kind in LAW_KINDS if (why := a.evidence_note(kind))]
     try:
         for r in _plans(a, (ANSWER_SIGMA,)):
-            if r["L"] != "intrinsic" and r["metric"] != "accuracy":
+            if r.L != "intrinsic" and r.metric != "accuracy":
                 continue
-            sign = "≥" if r["metric"] == "accuracy" else "≤"
-            rec = (f"r = {fmt(r['r'])} with D = {r['D_needed']:,.0f} tokens of RFT keeps "
-                   f"{r['dataset']} {r['metric']} {sign} {fmt(r['target_value'])} (σ = "
+            sign = "≥" if r.metric == "accuracy" else "≤"
+            rec = (f"r = {fmt(r.r)} with D = {r.D_needed:,.0f} tokens of RFT keeps "
+                   f"{r.dataset} {r.metric} {sign} {fmt(r.target_value)} (σ = "
                    f"{ANSWER_SIGMA}); predicted there "
-                   f"{fmt_ci(r['L_at_need'], r.get('low_at_need'), r.get('high_at_need'))} "
-                   "(95% PI)" if "r" in r else r.get("note", "no feasible choice"))
-            notes.append(f"planner, {r['method']} ({r['form']}): {rec}")
+                   f"{fmt_ci(r.L_at_need, r.low_at_need, r.high_at_need)} "
+                   "(95% PI)" if r.r is not None else r.note)
+            notes.append(f"planner, {r.method} ({r.form}): {rec}")
     except Skip as why:
         notes.append(f"planner: {why}")
     return pd.DataFrame(rows), pd.DataFrame(shown), notes
@@ -590,21 +615,18 @@ def _answer(a: Analysis) -> Built:
 def _heldout(a: Analysis) -> Built:
     """Every form on every method, ranked by held-out MAPE, with the other splits beside."""
     rows, shown = [], []
-    for kind, f, rank, group, mine in _compared(a):
-        for split in a.splits:
-            if split not in f.heldout:
-                f.heldout[split] = heldout_error(mine, f.form, split).summary()
+    for kind, f, rank, group, _ in _compared(a):
         held, held_shown = _heldout_cells(f)
-        h0 = f.heldout.get(RANK_SPLIT) or {}
+        h0 = f.heldout[RANK_SPLIT]
         rows.append({**group, "L": kind, "metric": f.metric, "rank": rank, "form": f.form,
                      "feasible": f.feasible, "k": len(f.coefficients), "n": f.n, "aic": f.aic,
                      **held})
         shown.append({**group, "L": f"{kind}: {f.metric}", "#": str(rank), "form": f.form,
                       "feasible": "yes" if f.feasible else "no", "k": str(len(f.coefficients)),
                       **held_shown,
-                      f"MAPE L−L0 {RANK_SPLIT}": pct(h0.get("degradation_mape_pct")),
-                      f"PI coverage {RANK_SPLIT}": pct(None if h0.get("coverage") is None
-                                                       else 100 * h0["coverage"], 0),
+                      f"MAPE L−L0 {RANK_SPLIT}": pct(h0.degradation_mape_pct),
+                      f"PI coverage {RANK_SPLIT}": pct(None if h0.coverage is None
+                                                       else 100 * h0.coverage, 0),
                       "AIC": fmt(f.aic, 4)})
     if not rows:
         raise Skip("no form could be fitted")

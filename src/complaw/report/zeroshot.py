@@ -90,8 +90,8 @@ def tasks_vs_r(a: Analysis) -> Figure:
         ax.set_ylim(0.0, 1.0)
         ax.set_xlabel("compression ratio r")
         ax.set_ylabel(YLABEL["accuracy"])
-        h = f.heldout.get("r:0.5") or {}
-        points = h.get("abs_error_points")
+        h = f.heldout.get("r:0.5")
+        points = None if h is None else h.abs_error_points
         ax.set_title(f"{f.group.get('dataset')}, {f.group.get('method')}: {f.form}"
                      + (f" (held out r > 0.5: {points:.1f} points)" if points is not None
                         else ""), fontsize=8)

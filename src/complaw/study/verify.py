@@ -7,6 +7,7 @@ and its interval, and with the target.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from complaw.errors import LawError
 from complaw.experiment.folder import StudyFolder
 from complaw.experiment.records import law_table
 from complaw.io import write_json_atomic
+from complaw.laws.law import Law
 from complaw.laws.planner import Choice, PlanResult, PlanSpec
 from complaw.study.runner import RunSummary, run_study
 from complaw.study.spec import Spec, load_spec, parse_spec
@@ -63,11 +65,60 @@ def verification_spec(spec: PlanSpec, choice: Choice) -> dict[str, Any]:
                 recovery=recovery, evaluations={kind: evaluation}, resources={})
 
 
+@dataclass(frozen=True)
+class Verification:
+    """A plan's top choice, run (`verify_plan`): its prediction (with its ``level``
+    prediction ``interval``) against the ``measured`` L, and the ``target``."""
+
+    plan: PlanResult
+    choice: Choice
+    law: Law
+    dataset: str
+    method: str
+    D: float
+    study: str
+    predicted: float
+    interval: tuple[float, float] | None
+    level: float
+    measured: float
+    L0: float
+    target: float
+    target_met: bool
+
+    @property
+    def in_interval(self) -> bool | None:
+        """Whether the measured L lies in the prediction interval (None without one)."""
+        return None if self.interval is None else bool(
+            self.interval[0] <= self.measured <= self.interval[1])
+
+    @property
+    def error_pct(self) -> float:
+        """|predicted - measured| / measured, in %."""
+        return 100.0 * abs(self.predicted - self.measured) / self.measured
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record of ``verify.json``."""
+        return {
+            "plan": {"target": self.plan.target, "objective": self.plan.objective,
+                     "choice": self.choice.to_dict(), "law": self.law.to_dict()},
+            "run": {"model": self.choice.model, "dataset": self.dataset, "method": self.method,
+                    "r": self.choice.r, "D": self.D, "study": self.study},
+            "predicted": {"L": self.predicted,
+                          "interval": None if self.interval is None else list(self.interval),
+                          "level": self.level},
+            "measured": {"L": self.measured, "L0": self.L0},
+            "target": self.target,
+            "target_met": self.target_met,
+            "in_interval": self.in_interval,
+            "error_pct": self.error_pct,
+        }
+
+
 def verify_plan(spec: PlanSpec, result: PlanResult, out: str | Path,
-                data_dir: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
-    """Run the top choice of ``result`` into the study folder ``out`` and write
-    ``out/verify.json``: predicted against measured, whether the target was met, and whether
-    the measured value lies in the prediction interval. Returns that record."""
+                data_dir: str | Path | None = None, progress: bool = True) -> Verification:
+    """Run the top choice of ``result`` into the study folder ``out`` and write its
+    `Verification` to ``out/verify.json``: predicted against measured, whether the target was
+    met, and whether the measured value lies in the prediction interval."""
     if not result.choices:
         raise LawError("the plan has no feasible choice to verify")
     choice = result.choices[0]
@@ -94,20 +145,10 @@ def verify_plan(spec: PlanSpec, result: PlanResult, out: str | Path,
     target = t.value if t.value is not None else t.factor() * (
         L0 if t.relative_to == "L0" else L0 ** law.coefficients["alpha"])
     met = measured >= target if metric == "accuracy" else measured <= target
-    interval = (None if pred.pi_low is None
-                else [float(pred.pi_low[0]), float(pred.pi_high[0])])
-    record = {
-        "plan": {"target": result.target, "objective": result.objective,
-                 "choice": {k: v for k, v in vars(choice).items()}, "law": law.to_dict()},
-        "run": {"model": choice.model, "dataset": str(row["dataset"]), "method":
-                str(row["method"]), "r": choice.r, "D": D, "study": str(out)},
-        "predicted": {"L": float(pred.L[0]), "interval": interval, "level": spec.level},
-        "measured": {"L": measured, "L0": L0},
-        "target": target,
-        "target_met": bool(met),
-        "in_interval": None if interval is None else bool(interval[0] <= measured
-                                                           <= interval[1]),
-        "error_pct": 100.0 * abs(float(pred.L[0]) - measured) / measured,
-    }
-    write_json_atomic(Path(out) / VERIFY_FILE, record)
-    return record
+    found = Verification(
+        result, choice, law, str(row["dataset"]), str(row["method"]), D, str(out),
+        float(pred.L[0]), None if pred.pi_low is None
+        else (float(pred.pi_low[0]), float(pred.pi_high[0])), spec.level, measured, L0,
+        target, bool(met))
+    write_json_atomic(Path(out) / VERIFY_FILE, found.to_dict())
+    return found

@@ -192,8 +192,8 @@ def test_leave_one_model_out_equals_manual_refit(acc_table):
     pred = np.exp(form.design(inputs_of(acc_table[held])) @ beta)
     mine = out.predictions[out.predictions["index"].isin(np.flatnonzero(held))]
     np.testing.assert_allclose(mine["L_hat"], pred, rtol=1e-10)
-    assert 0 < out.summary()["mape_pct"] < 10
-    assert fit(acc_table, "eq1", holdout="model").only().heldout["model"]["n"] == len(acc_table)
+    assert 0 < out.summary().mape_pct < 10
+    assert fit(acc_table, "eq1", holdout="model").only().heldout["model"].n == len(acc_table)
     assert fit(acc_table, "eq1").only().heldout == {}
 
 

@@ -163,13 +163,13 @@ def test_heldout_summary_against_a_direct_computation():
     pred = law.predict(test["L0"], test["r"], test["D"])
     L, L0 = test["L"].to_numpy(), test["L0"].to_numpy()
     s = out.summary()
-    assert s["n"] == len(test) == 64
-    assert s["mape_pct"] == pytest.approx(100 * np.mean(np.abs(pred.L - L) / L), rel=1e-6)
-    assert s["degradation_mape_pct"] == pytest.approx(
+    assert s.n == len(test) == 64
+    assert s.mape_pct == pytest.approx(100 * np.mean(np.abs(pred.L - L) / L), rel=1e-6)
+    assert s.degradation_mape_pct == pytest.approx(
         100 * np.mean(np.abs((pred.L - L0) - (L - L0)) / np.abs(L - L0)), rel=1e-6)
     inside = (pred.pi_low <= L) & (L <= pred.pi_high)
-    assert s["coverage"] == pytest.approx(inside.mean())
-    assert s["coverage"] >= 0.8  # a 95% interval of the true form
+    assert s.coverage == pytest.approx(inside.mean())
+    assert s.coverage >= 0.8  # a 95% interval of the true form
 
 
 def test_noise_floor_is_one_seed_against_the_others():

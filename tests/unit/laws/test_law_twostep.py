@@ -114,7 +114,7 @@ def test_two_step_recovers_an_exact_grid(exact, exact_fits):
             assert f.coefficients[coef].estimate == pytest.approx(value, rel=1e-6), coef
         assert f.coefficients["chance"].stderr == 0.0
         h = f.heldout["r:0.5"]
-        assert h["n"] == 4 * 4 * 4 and h["mape_pct"] < 1e-4 and h["abs_error_points"] < 1e-4
+        assert h.n == 4 * 4 * 4 and h.mape_pct < 1e-4 and h.abs_error_points < 1e-4
         p = heldout_error(task(exact, name), "two-step", "r:0.5").predictions
         expected = truth(name).predict(p["L0"], p["r"], p["D"]).L
         np.testing.assert_allclose(p["L_hat"], expected, rtol=1e-6)
@@ -202,9 +202,9 @@ def test_prediction_intervals_cover_noisy_heldout_accuracies():
     holds about 95% of the held-out accuracies; the noise floor is about the law's error."""
     df = table(loss_noise=0.03, acc_noise=0.01, seed=3)
     h = heldout_error(task(df, "arc_easy"), "two-step", "kfold:5").summary()
-    assert h["n"] == 4 * 9 * 4 and 0.85 <= h["coverage"] <= 1.0
-    assert h["noise_floor_points"] == pytest.approx(100 * math.sqrt(2 / math.pi) * 0.01)
-    assert h["noise_floor_points"] < h["abs_error_points"] < 4 * h["noise_floor_points"]
+    assert h.n == 4 * 9 * 4 and 0.85 <= h.coverage <= 1.0
+    assert h.noise_floor_points == pytest.approx(100 * math.sqrt(2 / math.pi) * 0.01)
+    assert h.noise_floor_points < h.abs_error_points < 4 * h.noise_floor_points
 
 
 def test_abs_error_points_and_noise_floor_against_a_direct_computation():
@@ -218,11 +218,11 @@ def test_abs_error_points_and_noise_floor_against_a_direct_computation():
                                                    & (df["r"] <= 0.5)]])
         law = fit(train, form).get(metric="accuracy").law()
         hat = law.predict(test["L0"], test["r"], test["D"]).L
-        assert s["abs_error_points"] == pytest.approx(
+        assert s.abs_error_points == pytest.approx(
             100 * np.mean(np.abs(hat - test["L"].to_numpy())), rel=1e-6)
-        assert s["noise_floor_points"] == pytest.approx(
+        assert s.noise_floor_points == pytest.approx(
             100 * math.sqrt(2 / math.pi) * test["L_se"].mean(), rel=1e-12)
-        assert "noise_floor_pct" not in s
+        assert "noise_floor_pct" not in s.to_dict() and s.noise_floor_pct is None
         assert list(out.predictions["dataset"].unique()) == ["piqa"]
     # sqrt(2/pi) sigma is the mean |error| of a normal measurement with s.d. sigma
     errors = np.random.default_rng(0).normal(0.0, 0.02, 200_000)
@@ -232,13 +232,13 @@ def test_abs_error_points_and_noise_floor_against_a_direct_computation():
     losses = df[df["metric"] == "task_loss"]
     s = heldout_error(losses, "eq1", "r:0.5").summary()
     test = losses[losses["r"] > 0.5]
-    assert s["noise_floor_pct"] == pytest.approx(
+    assert s.noise_floor_pct == pytest.approx(
         100 * math.sqrt(2 / math.pi) * np.mean(test["L_se"] / test["L"]))
-    assert "abs_error_points" not in s
+    assert "abs_error_points" not in s.to_dict()
     s = heldout_error(df[df["metric"] == "accuracy"].drop(columns="L_se"), "eq2", "r:0.5")
-    assert s.summary()["noise_floor_points"] is None
-    assert s.summary()["abs_error_points"] > 0
-    assert set(heldout_error(losses.drop(columns="L_se"), "eq1", "r:0.5").summary()) == {
+    assert s.summary().noise_floor_points is None
+    assert s.summary().abs_error_points > 0
+    assert set(heldout_error(losses.drop(columns="L_se"), "eq1", "r:0.5").summary().to_dict()) == {
         "split", "n", "mape_pct", "degradation_mape_pct", "coverage"}
 
 

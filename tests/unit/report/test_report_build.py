@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
@@ -134,6 +135,11 @@ def test_paper_table_and_planner(full_report):
             assert feasible["mape_pct[r:0.5]"].iloc[0] > eq2
         eq1 = mine[mine["form"] == "eq1"]["mape_pct[r:0.5]"].iloc[0]
         assert row["eq1_mape_pct"] == pytest.approx(eq1)  # ... beside the paper's Eq. 1
+    # laws.json holds every split the report shows: no fit gains one after it is written
+    shown = {c[len("mape_pct["):-1] for c in held.columns if c.startswith("mape_pct[")}
+    written = json.loads((full_report.index.parent / "laws.json").read_text())
+    assert shown == {"r:0.5", "D", "model"}
+    assert all({h["split"] for h in f["heldout_all"]} == shown for f in written)
 
 
 def test_partial_study_still_gives_a_page(partial_report):

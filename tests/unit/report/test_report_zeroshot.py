@@ -48,8 +48,8 @@ def test_two_step_is_the_best_accuracy_law_per_task_and_method(two_step):
         (m, t) for m in ("prunenet", "slicegpt") for t in TASKS)
     for f in best:
         h = f.heldout["r:0.5"]
-        assert f.form == "two-step" and h["n"] >= 8
-        assert h["abs_error_points"] < 1.0  # accuracies follow the link: near exact
+        assert f.form == "two-step" and h.n >= 8
+        assert h.abs_error_points < 1.0  # accuracies follow the link: near exact
 
 
 def test_tasks_figure_draws_measurements_and_laws(two_step):

@@ -208,4 +208,4 @@ def test_the_cpu_grid_records_replay_and_give_leave_one_model_out_errors():
     assert result["adaptive"]["cost_fraction"] <= 0.25 * 1.05 and result["adaptive"]["n"] > 10
     assert result["full"]["mape_pct"] <= result["adaptive"]["mape_pct"] * 1.05
     [law] = fit(table, "eq1", holdout="model")
-    assert law.heldout["model"]["n"] == len(table)  # every row predicted by the other models' law
+    assert law.heldout["model"].n == len(table)  # every row predicted by the other models' law

@@ -60,21 +60,23 @@ def test_verification_runs_the_top_choice_with_the_source_settings(plan_file, tm
     assert study["recovery"]["samples"] == [0] or study["recovery"]["samples"][0] * 16 >= \
         top.D_needed
     out = tmp_path / "verify"
-    record = verify_plan(spec, result, out, progress=False)
-    assert json.loads((out / "verify.json").read_text()) == record
+    found = verify_plan(spec, result, out, progress=False)
+    record = json.loads((out / "verify.json").read_text())
+    assert record == found.to_dict()
+    assert record["run"] == {"model": top.model, "dataset": "ptb:test", "method": "prunenet",
+                             "r": 0.4, "D": found.D, "study": str(out)}
     rows = law_table(out)
-    D = record["run"]["D"]
-    measured = rows[(rows["r"] == 0.4) & (rows["D"] == D)]
-    assert len(measured) == 1 and record["measured"]["L"] == measured["L"].iloc[0]
+    measured = rows[(rows["r"] == 0.4) & (rows["D"] == found.D)]
+    assert len(measured) == 1 and found.measured == measured["L"].iloc[0]
     law = result.laws[top.model]
-    pred = law.predict(top.L0, 0.4, D)
-    assert record["predicted"]["L"] == pytest.approx(pred.L[0])
-    lo, hi = record["predicted"]["interval"]
+    pred = law.predict(top.L0, 0.4, found.D)
+    assert found.predicted == pytest.approx(pred.L[0])
+    lo, hi = found.interval
     assert (lo, hi) == pytest.approx((pred.pi_low[0], pred.pi_high[0]))
-    assert record["in_interval"] == (lo <= record["measured"]["L"] <= hi)
-    assert record["target_met"] == (record["measured"]["L"] <= 1.0e3) is True
+    assert found.in_interval == (lo <= found.measured <= hi)
+    assert found.target_met == (found.measured <= 1.0e3) is True
     # the measured L0 is the source study's (the same base, data and settings)
-    assert record["measured"]["L0"] == pytest.approx(top.L0)
+    assert found.L0 == pytest.approx(top.L0)
 
 
 def test_verify_cli_and_its_errors(plan_file, tmp_path):
