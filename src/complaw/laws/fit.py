@@ -647,7 +647,8 @@ def fit_group(
         raise LawError(f"form {form.name} models {', '.join(form.metrics)}, not {metric}")
     group.setdefault("metric", metric)
     label = " ".join(f"{k}={v}" for k, v in group.items())
-    check_enough_rows(len(own), len(form.coef_names(use)), f"the {form.name} fit of {label}")
+    if form.companion is None:  # a two-step fit checks each step's rows itself
+        check_enough_rows(len(own), len(form.coef_names(use)), f"the {form.name} fit of {label}")
     stats = _fitter(form)(df, form, intercept=use, label=label, level=level,
                           bootstrap=bootstrap, seed=seed, bootstrap_by=bootstrap_by)
     return FitResult(form=form.name, intercept=use, metric=metric, group=group, **stats)

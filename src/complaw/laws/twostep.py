@@ -138,7 +138,8 @@ def _fit_two_step(df: pd.DataFrame, form: TwoStepForm, *, intercept: bool, label
     L = acc["L"].to_numpy(float)
     z = form.scale.to_scale(L)
     resid = form.scale.to_scale(form.predict(theta, inputs_of(acc))) - z
-    stats = _statistics(form, L, z, resid, len(theta) - 1, level)  # chance is not fitted
+    # the accuracies fit the link's coefficients; step 1's were fitted on the task-loss rows
+    stats = _statistics(form, L, z, resid, len(link.coefficients), level)
     chance = Coefficient("chance", link.chance, 0.0, link.chance, link.chance, np.nan)
     return dict(stats, coefficients={**step.coefficients, **link.coefficients, "chance": chance},
                 cov=block_diag(step.cov, link.cov, np.zeros((1, 1))), draws=None,

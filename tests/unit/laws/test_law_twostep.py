@@ -323,3 +323,16 @@ def test_task_loss_is_a_loss_metric(exact):
     np.testing.assert_allclose(fit(losses, "degradation", by="dataset").get(
         dataset="piqa").coefficients["A"].estimate, STEP["A"], rtol=1e-6)
     assert [f.form for f in fit(exact, None) if f.metric == "task_loss"] == ["eq1"]
+
+
+def test_fewer_accuracies_than_coefficients_is_enough_when_each_step_has_its_rows(exact):
+    """Each step checks its own rows: accuracy measured at 3 ratios of one model (6 rows, fewer
+    than the law's 8 coefficients) beside task loss at every ratio fits, and predicts held-out
+    ratios (the CPU grid's SmolLM2 zero-shot design on the split r:0.5)."""
+    one = exact[(exact["model"] == "m0") & (exact["dataset"] == next(iter(TASKS)))]
+    accuracy = (one["metric"] == "accuracy") & one["r"].isin([0.1, 0.3, 0.5, 0.7, 0.9]) \
+        & one["D"].isin([0.0, DSIZES[-1]])
+    rows = one[accuracy | (one["metric"] == "task_loss")]
+    held = heldout_error(rows, "two-step", "r:0.5")
+    assert held.unfitted == 0 and held.n == 4
+    assert held.summary().abs_error_points < 1e-3  # exact data: exact predictions
