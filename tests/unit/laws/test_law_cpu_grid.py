@@ -1,0 +1,45 @@
+"""The CPU grid's zero-shot records (results/cpu-grid, SmolLM2 so far): the held-out result
+the README states holds on them, and the report's evidence rule keeps 4 held-out rows from being
+called best."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from complaw.experiment.records import load_law_table
+from complaw.laws import compare, heldout_error
+from complaw.laws.select import credible_best
+
+STUDY = Path(__file__).resolve().parents[3] / "results" / "cpu-grid"
+README = {"arc_easy": (3.7, 2.6, 9.8), "piqa": (3.8, 2.8, 4.5)}
+"""Task -> the README's two-step error, noise floor and Eq. 2 error (points, r:0.5)."""
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    table = load_law_table(STUDY)
+    return table[(table["model"] == "smollm2-135m")
+                 & table["metric"].isin(["accuracy", "task_loss"])]
+
+
+@pytest.mark.parametrize("task", sorted(README))
+def test_two_step_beats_eq2_near_the_noise_floor(smollm2, task):
+    rows = smollm2[smollm2["dataset"] == task]
+    assert len(rows[rows["metric"] == "accuracy"]) == 10  # 5 ratios x (D = 0, 4096)
+    assert len(rows[rows["metric"] == "task_loss"]) == 14  # and task loss at 4 more ratios
+    two = heldout_error(rows, "two-step", "r:0.5").summary()
+    eq2 = heldout_error(rows[rows["metric"] == "accuracy"], "eq2", "r:0.5").summary()
+    points, floor, paper = README[task]
+    assert two.n == eq2.n == 4 and two.coverage == 1.0
+    assert round(two.abs_error_points, 1) == points and round(two.noise_floor_points, 1) == floor
+    assert round(eq2.abs_error_points, 1) == paper
+    assert two.abs_error_points < 1.5 * two.noise_floor_points
+
+
+def test_four_held_out_rows_are_not_evidence_enough(smollm2):
+    accuracy, reasons = credible_best(compare(smollm2, None, ["dataset"], holdout="r:0.5"))
+    assert not [f for f in accuracy if f.metric == "accuracy"]
+    assert all("not enough evidence" in why and "4 held-out row(s)" in why
+               for why in reasons.values())
