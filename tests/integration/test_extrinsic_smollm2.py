@@ -19,10 +19,16 @@ pytestmark = [
 
 def test_smollm2_beats_chance_on_arc_easy_and_piqa(smollm2):
     result = evaluate_zero_shot(smollm2, ("arc_easy", "piqa"), limit=40)
-    arc, piqa, mean, runtime = result["metrics"]
+    arc, arc_loss, piqa, piqa_loss, mean, runtime = result["metrics"]
     # chance is 0.25 (ARC, 4 choices) and 0.5 (PIQA); SmolLM2-135M scores about 0.5 and 0.65
     assert arc["acc_norm"] > 0.35 and piqa["acc_norm"] > 0.55
     assert (arc["n_docs"], piqa["n_docs"]) == (40, 40)
+    assert (arc["chance"], piqa["chance"]) == (pytest.approx(0.25, abs=0.01), 0.5)
+    # its task loss: about 1.5 bits per byte of the correct answer on both (40 documents)
+    for loss, acc in ((arc_loss, arc), (piqa_loss, piqa)):
+        assert loss["metric"] == "task_loss" and loss["dataset"] == acc["dataset"]
+        assert 0.5 < loss["value"] < 3.0 and 0 < loss["stderr"] < 0.3
+        assert acc["task_loss"] == loss["value"]
     assert mean["value"] == pytest.approx((arc["value"] + piqa["value"]) / 2)
     assert runtime["value"] == pytest.approx(result["seconds"])
 
