@@ -23,7 +23,7 @@ def test_smollm2_beats_chance_on_arc_easy_and_piqa(smollm2):
     # chance is 0.25 (ARC, 4 choices) and 0.5 (PIQA); SmolLM2-135M scores about 0.5 and 0.65
     assert arc["acc_norm"] > 0.35 and piqa["acc_norm"] > 0.55
     assert (arc["n_docs"], piqa["n_docs"]) == (40, 40)
-    assert (arc["chance"], piqa["chance"]) == (pytest.approx(0.25, abs=0.01), 0.5)
+    assert (arc["chance"], piqa["chance"]) == (pytest.approx(0.25, abs=0.03), 0.5)
     # its task loss: about 1.5 bits per byte of the correct answer on both (40 documents)
     for loss, acc in ((arc_loss, arc), (piqa_loss, piqa)):
         assert loss["metric"] == "task_loss" and loss["dataset"] == acc["dataset"]
