@@ -154,6 +154,16 @@ def _subsumed(evaluation: Evaluation, others: list[Evaluation]) -> bool:
         and o.options == evaluation.options for o in others)
 
 
+def _evaluate(grid: Grid, evaluations: list[tuple[Evaluation, Where]], model: str, dtype: str,
+              comp: Compression | None, rec: Recovery | None, parent: str | None) -> None:
+    """The experiments of the evaluations that run on this (model, compression, recovery),
+    but those another of them already gives."""
+    here = [e for e, where in evaluations if where.covers(model, comp, rec)]
+    for evaluation in here:
+        if not _subsumed(evaluation, here):
+            _experiment(grid, model, dtype, comp, rec, evaluation, parent)
+
+
 def _add(grid: Grid, node: Node) -> str:
     """Add `node` once (by id), checking that its stage can read what its parent makes."""
     source = "model" if node.parent is None else grid.nodes[node.parent].stage
@@ -213,10 +223,7 @@ def expand(spec: Spec) -> Grid:
 
     for model in spec.models:
         config = known_config(model)
-        base = [e for e, where in evaluations if where.covers(model, None, None)]
-        for evaluation in base:
-            if not _subsumed(evaluation, base):
-                _experiment(grid, model, dtype, None, None, evaluation, None)
+        _evaluate(grid, evaluations, model, dtype, None, None, None)
         for i, method in enumerate(spec.methods):
             if method.models is not None and model not in method.models:
                 continue
@@ -242,11 +249,7 @@ def expand(spec: Spec) -> Grid:
                             parent = _add(grid, Node(
                                 chain_id(model, dtype, comp, rec), "recover", "checkpoint", rec,
                                 None, comp_id, model, dtype))
-                        here = [e for e, where in evaluations
-                                if where.covers(model, comp, rec)]
-                        for evaluation in here:
-                            if not _subsumed(evaluation, here):
-                                _experiment(grid, model, dtype, comp, rec, evaluation, parent)
+                        _evaluate(grid, evaluations, model, dtype, comp, rec, parent)
     if not spec.methods and spec.ratios:
         raise ConfigError("ratios are given but no methods; add methods (e.g. prunenet)")
     unknown = sorted(set(spec.resources) - set(grid.counts()))
