@@ -71,7 +71,7 @@ def _check(report) -> dict:
 
 def test_full_report_in_chromium(full_report):
     seen = _check(full_report)
-    assert len(seen["images"]) == len(full_report.figures) == 14
+    assert len(seen["images"]) == len(full_report.figures) == 15  # with the per-task figure
 
 
 def test_partial_report_in_chromium(partial_report):
