@@ -82,7 +82,7 @@ def test_loader_reports_bad_files_and_law_table_joins_the_base(tmp_path):
         "broken.json", "partial.json"]
 
     table = law_table(tmp_path).sort_values("L")
-    assert list(table.columns) == [*LAW_COLUMNS, "seed", "experiment", "L_se", "chance"]
+    assert list(table.columns) == [*LAW_COLUMNS, "seed", "experiment", "L_se", "chance", "T0"]
     assert set(table["seed"]) == {0} and table["L_se"].isna().all()
     assert table[["L", "L0", "r", "D"]].values.tolist() == [[3.5, 3.0, 0.3, 1000],
                                                             [4.5, 3.0, 0.3, 0]]

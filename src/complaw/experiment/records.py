@@ -235,8 +235,8 @@ def _variant_key(record: Record, dataset: str) -> str:
 def law_table(folder: str | Path) -> pd.DataFrame:
     """Rows for fitting laws (columns LAW_COLUMNS, the experiment's ``seed``, which the
     laws' noise floor reads, the record id as ``experiment``, the standard error of L from its
-    documents as ``L_se`` and a zero-shot task's chance accuracy as ``chance``, both NaN where
-    they do not apply): one per metric of each
+    documents as ``L_se``, a zero-shot task's chance accuracy as ``chance`` and the base model's
+    task loss on the task as ``T0``, NaN where they do not apply): one per metric of each
     compressed or recovered model, with L0 taken from the matching base record (same config but for
     compression and recovery, and the same data variant). Metrics without a base are skipped
     and counted in `.attrs["unmatched"]`. Where one dataset was measured on several data
@@ -285,8 +285,10 @@ def law_table(folder: str | Path) -> pd.DataFrame:
                 "experiment": r.id,
                 "L_se": _stderr(m),
                 "chance": m.get("chance", float("nan")),
+                "T0": base.get((key[0], "task_loss", *key[2:]), float("nan"))
+                if m["metric"] in ("accuracy", "task_loss") else float("nan"),
             })
-    df = pd.DataFrame(rows, columns=[*LAW_COLUMNS, "seed", "experiment", "L_se", "chance"])
+    df = pd.DataFrame(rows, columns=[*LAW_COLUMNS, "seed", "experiment", "L_se", "chance", "T0"])
     df.attrs["unmatched"] = unmatched
     return df
 

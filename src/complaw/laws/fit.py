@@ -271,8 +271,10 @@ def _plain(v: Any) -> Any:
 
 
 def inputs_of(df: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The (L0, r, D) arrays of a validated table."""
-    return {c: df[c].to_numpy(dtype=float) for c in ("L0", "r", "D")}
+    """The (L0, r, D) arrays of a validated table, and T0 (NaN where the table lacks it)."""
+    T0 = df["T0"] if "T0" in df.columns else pd.Series(np.nan, index=df.index)
+    return {"L0": df["L0"].to_numpy(float), "r": df["r"].to_numpy(float),
+            "D": df["D"].to_numpy(float), "T0": T0.to_numpy(float)}
 
 
 def ols(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from complaw.errors import LawError
-from complaw.laws.fit import fit_group
+from complaw.laws.fit import fit_group, inputs_of
 from complaw.laws.forms import Form, get_form
 from complaw.laws.table import COLUMNS, NUMERIC_COLUMNS, validate
 
@@ -246,8 +246,7 @@ def heldout_error(
             out.unfitted += len(test)
             out.reasons.append(str(exc))
             continue
-        pred = fitted.law().predict(*(rows[c].to_numpy(float) for c in ("L0", "r", "D")),
-                                    level=level)
+        pred = fitted.law().predict(**inputs_of(rows), level=level)
         frames.append(pd.DataFrame({
             "index": test, **{c: rows[c].to_numpy() for c in kept},
             "L_hat": pred.L, "pi_low": pred.pi_low, "pi_high": pred.pi_high, "fold": i,

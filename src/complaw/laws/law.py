@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,11 +19,12 @@ from complaw.laws.table import (
 )
 
 
-def law_inputs(L0: Any, r: Any, D: Any = 0.0) -> dict[str, np.ndarray]:
-    """Broadcast (L0, r, D) to equal-length float arrays and check their domains."""
+def law_inputs(L0: Any, r: Any, D: Any = 0.0, T0: Any = np.nan) -> dict[str, np.ndarray]:
+    """Broadcast (L0, r, D) and the base task loss T0 (the two-step law's start; NaN: unknown)
+    to equal-length float arrays and check their domains."""
     try:
-        L0a, ra, Da = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (L0, r, D))
-        L0a, ra, Da = np.broadcast_arrays(L0a, ra, Da)
+        L0a, ra, Da, T0a = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (L0, r, D, T0))
+        L0a, ra, Da, T0a = np.broadcast_arrays(L0a, ra, Da, T0a)
     except (TypeError, ValueError) as exc:
         raise LawError(f"L0, r and D must be numbers or equal-length lists: {exc}") from None
     if not (np.all(np.isfinite(L0a)) and np.all(L0a > 0)):
@@ -33,7 +35,7 @@ def law_inputs(L0: Any, r: Any, D: Any = 0.0) -> dict[str, np.ndarray]:
         )
     if np.any(np.isnan(Da)) or np.any(Da < 0):
         raise NegativeDataSizeError(f"RFT size D must be >= 0; got {Da.tolist()}")
-    return {"L0": L0a.copy(), "r": ra.copy(), "D": Da.copy()}
+    return {"L0": L0a.copy(), "r": ra.copy(), "D": Da.copy(), "T0": T0a.copy()}
 
 
 @dataclass
@@ -58,7 +60,8 @@ class Law:
     intercept). ``cov`` (in `coef_names` order), ``df_resid`` and ``resid_std`` (the residual
     standard deviation on the form's `Scale`: log L for most forms) come from a fit and give
     confidence and prediction intervals; ``draws`` are bootstrap coefficient draws. Published
-    laws carry none of them.
+    laws carry none of them. ``T0`` is the base model's task loss where the law is one model's
+    two-step accuracy law (the planner's candidate; NaN: unknown, see `Law.predict`).
     """
 
     name: str
@@ -72,6 +75,7 @@ class Law:
     draws: np.ndarray | None = None
     note: str = ""
     resid_std: float | None = None
+    T0: float = math.nan
 
     def __post_init__(self) -> None:
         form = get_form(self.form)
@@ -121,12 +125,14 @@ class Law:
                          - form.scale.to_scale(form.predict(down, data))) / (2 * h)
         return out
 
-    def predict(self, L0: Any, r: Any, D: Any = 0.0, level: float = 0.95) -> Prediction:
-        """Predict L at (L0, r, D); with a covariance, also the ``level`` confidence interval
-        of the mean and, with ``resid_std``, the prediction interval of a new measurement,
-        both symmetric on the form's scale (delta method), so a logit-scale law's intervals lie
-        inside (0, 1)."""
-        data = law_inputs(L0, r, D)
+    def predict(self, L0: Any, r: Any, D: Any = 0.0, level: float = 0.95,
+                T0: Any = None) -> Prediction:
+        """Predict L at (L0, r, D) and the base task loss ``T0`` (default: the law's own),
+        which only the two-step accuracy law reads; with a covariance, also the ``level``
+        confidence interval of the mean and, with ``resid_std``, the prediction interval of a
+        new measurement, both symmetric on the form's scale (delta method), so a logit-scale
+        law's intervals lie inside (0, 1)."""
+        data = law_inputs(L0, r, D, self.T0 if T0 is None else T0)
         form = self.form_obj
         L = form.predict(self.coefficients, data)
         if self.cov is None:
@@ -171,6 +177,8 @@ class Law:
             out["resid_std"] = self.resid_std
         if self.note:
             out["note"] = self.note
+        if math.isfinite(self.T0):
+            out["T0"] = self.T0
         return out
 
     @classmethod
@@ -188,6 +196,7 @@ class Law:
                 df_resid=d.get("df_resid"),
                 note=str(d.get("note", "")),
                 resid_std=d.get("resid_std"),
+                T0=float(d.get("T0", math.nan)),
             )
         except KeyError as exc:
             raise LawError(f"law description lacks field {exc.args[0]!r}: {d!r:.200}") from None

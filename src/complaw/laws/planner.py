@@ -19,7 +19,7 @@ Parameters after compression are estimated as ``params * (1 - prunable_fraction 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -253,8 +253,9 @@ def _ranges(rs: list[float], grid: list[float]) -> str:
 def _candidate_law(
     spec: PlanSpec, c: Candidate, metric: str, table: pd.DataFrame | None
 ) -> tuple[Law, float | None, HeldOutSummary | None]:
-    """The candidate's law, its L0 from the records (None when not read there) and the
-    held-out error of the law's form (None unless fitted on the records here)."""
+    """The candidate's law (starting from its base task loss, where the records hold one), its
+    L0 from the records (None when not read there) and the held-out error of the law's form
+    (None unless fitted on the records here)."""
     if c.law or table is None:
         return get_law(c.law or _default_law(c.name, metric)), None, None
     from complaw.laws.select import best_form, fit, with_companions
@@ -276,7 +277,9 @@ def _candidate_law(
         )
     found = (fit(rows, c.form, holdout=[spec.holdout]).only() if c.form
              else best_form(rows, spec.holdout, spec.level, metric=metric))
-    return found.law(), L0s[0], found.heldout.get(spec.holdout)
+    T0s = own["T0"].dropna().unique() if "T0" in own.columns else []
+    law = replace(found.law(), T0=float(T0s[0])) if len(T0s) == 1 else found.law()
+    return law, L0s[0], found.heldout.get(spec.holdout)
 
 
 def plan(spec: PlanSpec, table: pd.DataFrame | None = None) -> PlanResult:

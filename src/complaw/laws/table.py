@@ -24,6 +24,8 @@ copes):
 |---|---|
 | L_se | the standard error of L over the task's documents (accuracy, task_loss rows) |
 | chance | the task's chance accuracy (0.25 for arc_easy, 0.5 for piqa; the same rows) |
+| T0 | the uncompressed model's task loss on the same task (accuracy and task_loss rows): |
+| | where the two-step accuracy law starts |
 | experiment | the record id: accuracy and task_loss rows with the same experiment and |
 | | dataset were measured on the same model |
 
@@ -55,8 +57,8 @@ COLUMNS: tuple[str, ...] = (
 TEXT_COLUMNS: tuple[str, ...] = ("model", "method", "calibration", "dataset", "metric")
 NUMERIC_COLUMNS: tuple[str, ...] = ("L", "L0", "r", "D")
 METRICS: tuple[str, ...] = ("loss", "task_loss", "accuracy", "runtime")
-OPTIONAL_COLUMNS: tuple[str, ...] = ("L_se", "chance", "experiment")
-OPTIONAL_NUMERIC: tuple[str, ...] = ("L_se", "chance")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("L_se", "chance", "T0", "experiment")
+OPTIONAL_NUMERIC: tuple[str, ...] = ("L_se", "chance", "T0")
 
 
 class MissingColumnsError(LawError):

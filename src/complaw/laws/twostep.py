@@ -10,10 +10,13 @@ and follows the loss forms. The two-step law fits each on its own rows, one task
    accuracy row with the task-loss row of the same model (`pairs`), and each base model's
    (ℓ0, acc0) from the L0 columns.
 
-It predicts from (L0, r, D) like every form, L0 being the base model's accuracy:
-ℓ0 = link⁻¹(L0), ℓ̂ = step(ℓ0, r, D), acc = L0 + link(ℓ̂) - link(ℓ0). That is link(ℓ̂) whenever
-L0 lies inside the link's range (then link(ℓ0) = L0); written so, it is exactly L0 at r = 0
-(feasible) and starts from L0 when a base accuracy lies above the fitted top.
+It predicts from (L0, r, D) like every form, L0 being the base model's accuracy, and from the
+base model's measured task loss T0 where known (the law table's ``T0``): ℓ0 = T0, or
+link⁻¹(L0) without it; ℓ̂ = step(ℓ0, r, D), acc = L0 + link(ℓ̂) - link(ℓ0). Written so, it is
+exactly L0 at r = 0 (feasible) whatever ℓ0. The measured ℓ0 matters where L0 lies at or above
+the fitted top (PIQA's base models on the CPU grid): there link⁻¹(L0) is far out on the flat
+part of the sigmoid (or infinite), the step's rise from it is too small and the predicted
+accuracy barely falls.
 
 Uncertainty. The coefficients are the step's, the link's and the task's chance accuracy (known,
 carried with zero variance so that a law read back from JSON predicts without the table); their
@@ -72,7 +75,8 @@ class TwoStepForm(Form):
         self.check(coefficients, "the law")
         link = get_link(self.link)
         acc0 = np.asarray(data["L0"], dtype=float)
-        loss0 = link.inverse(coefficients, acc0)
+        T0 = np.asarray(data.get("T0", np.nan), dtype=float)
+        loss0 = np.where(np.isfinite(T0), T0, link.inverse(coefficients, acc0))
         loss = get_form(self.step).predict(coefficients, {"L0": loss0, "r": data["r"],
                                                           "D": data["D"]})
         return acc0 + (link.predict(coefficients, loss) - link.predict(coefficients, loss0))
@@ -82,10 +86,10 @@ def two_step(name: str, step: str = "degradation", link: str = "sigmoid") -> Two
     """A two-step form called ``name`` of loss form ``step`` and link ``link``."""
     s, k = get_form(step), get_link(link)
     return TwoStepForm(
-        name, f"acc = link(ℓ), ℓ = {step}(ℓ0 = link⁻¹(acc0), r, D); link: {k.equation}",
+        name, f"acc = link(ℓ), ℓ = {step}(ℓ0, r, D), ℓ0 = T0 or link⁻¹(acc0); link: {k.equation}",
         f"accuracy through the task loss ℓ: a {step} law of ℓ in (r, D), then a per-task "
         f"{link} link from ℓ to accuracy; feasible, intervals inside (0, 1)",
-        f"{k.template}; ℓ: {s.template} at L0 = ℓ0 = link⁻¹(acc0)",
+        f"{k.template}; ℓ: {s.template} at L0 = ℓ0 (measured, else link⁻¹(acc0))",
         "complaw (issue #20): task loss as a proxy for accuracy, as in the observational "
         "scaling laws of Ruan et al. 2024 and Gadre et al. 2024 (loss -> downstream error)",
         metrics=("accuracy",), feasible=True, scale=LOGIT, companion="task_loss",

@@ -58,6 +58,11 @@ def _rows_of(a: Analysis, f: FitResult) -> pd.DataFrame:
     return rows[rows["metric"] == "accuracy"]
 
 
+def _base_task_loss(rows: pd.DataFrame) -> float:
+    """One model's base task loss T0 on the task (NaN when not measured: older records)."""
+    return float(rows["T0"].iloc[0]) if "T0" in rows.columns else float("nan")
+
+
 def tasks_vs_r(a: Analysis) -> Figure:
     """Accuracy against r per (method, task), with the best law and its 95 % PI band."""
     laws = _accuracy_laws(a)
@@ -70,7 +75,7 @@ def tasks_vs_r(a: Analysis) -> Figure:
         law = f.law()
         D_max = float(rows["D"].max())
         for k, (model, g) in enumerate(rows.groupby("model", sort=True)):
-            L0 = float(g["L0"].iloc[0])
+            L0, T0 = float(g["L0"].iloc[0]), _base_task_loss(g)
             for D, style in sorted({(0.0, "--"), (D_max, ":")}):
                 part = g[g["D"] == D].sort_values("r")
                 x = np.r_[0.0, part["r"].to_numpy()]
@@ -82,7 +87,7 @@ def tasks_vs_r(a: Analysis) -> Figure:
                 if se is not None and np.isfinite(se).any():
                     ax.errorbar(x, y, yerr=1.96 * se, fmt="none", ecolor=color(k), alpha=0.4,
                                 linewidth=0.8)
-                pred = law.predict(L0, R_GRID, D)
+                pred = law.predict(L0, R_GRID, D, T0=T0)
                 curve(ax, R_GRID, pred.L, color(k), style=style)
                 if pred.pi_low is not None:
                     ax.fill_between(R_GRID, pred.pi_low, pred.pi_high, color=color(k),
@@ -174,7 +179,8 @@ def _rcrit(a: Analysis) -> Built:
             r = np.r_[0.0, plain["r"].to_numpy(float)]
             y = np.r_[L0, plain["L"].to_numpy(float)]
             (a0, b0), _ = _poly(r, y, 1) if len(r) > 2 else ((np.nan, np.nan), 0.0)
-            by_law, by_line = law.predict(L0, R_GRID, 0.0).L, a0 + b0 * R_GRID
+            by_law = law.predict(L0, R_GRID, 0.0, T0=_base_task_loss(g)).L
+            by_line = a0 + b0 * R_GRID
             for sigma in SIGMAS:
                 out.append({
                     "model": model, "method": f.group.get("method"),

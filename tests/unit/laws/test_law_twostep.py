@@ -336,3 +336,32 @@ def test_fewer_accuracies_than_coefficients_is_enough_when_each_step_has_its_row
     held = heldout_error(rows, "two-step", "r:0.5")
     assert held.unfitted == 0 and held.n == 4
     assert held.summary().abs_error_points < 1e-3  # exact data: exact predictions
+
+
+def test_a_base_accuracy_above_the_top_starts_from_the_measured_task_loss():
+    """PIQA's base models on the CPU grid score above the link's fitted top: link⁻¹(acc0) is
+    then infinite and the law would predict no fall; with the base task loss T0 (the law
+    table's column) it starts where the model is."""
+    law, p = truth("piqa"), TASKS["piqa"]
+    loss0, acc0 = 1.0, p["top"] + 0.03
+    r = np.array([0.0, 0.3, 0.6, 0.9])
+    step = loss0 + STEP["A"] * r ** STEP["b"]  # D = 0
+    expected = acc0 + sigmoid(p, step) - sigmoid(p, loss0)
+    assert law.predict(acc0, r, 0.0, T0=loss0).L == pytest.approx(expected, abs=1e-9)
+    inverted = law.predict(acc0, r, 0.0).L
+    assert np.ptp(inverted) < 1e-3 and np.ptp(expected) > 0.1  # stuck at acc0 without T0
+
+
+def test_the_law_table_carries_the_base_task_loss(exact):
+    """T0 is the task_loss row's L0 of the same model and task, on accuracy and task-loss rows."""
+    from complaw.laws.table import validate
+
+    loss = exact[exact["metric"] == "task_loss"]
+    base = loss.groupby(["model", "dataset"])["L0"].first()
+    rows = validate(exact.assign(T0=[base.get((m, d), np.nan)
+                                     for m, d in zip(exact["model"], exact["dataset"])]))
+    fits = fit(rows, "two-step", holdout="r:0.5")
+    plain = fit(exact, "two-step", holdout="r:0.5")
+    for with_t0, without in zip(fits, plain):  # exact data: T0 = link⁻¹(acc0), the same law
+        assert with_t0.heldout["r:0.5"].mape_pct == pytest.approx(
+            without.heldout["r:0.5"].mape_pct, abs=1e-6)
