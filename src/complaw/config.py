@@ -3,10 +3,12 @@
 An experiment is a chain over a base model: `compression` (or none), then `recovery` (or none),
 then one evaluation (`eval`). Each config converts to a plain dict (`to_dict`, the form records
 and checkpoint manifests keep) and back (`from_dict`). Identity is the content id (`config_id`)
-of that dict *after* `resolve()` filled in every default, so `{}` and `{"policy": "random"}`
-for PruneNet name the same experiment. The chain's prefixes name the intermediate checkpoints:
-`chain_id(model, dtype, compression)` is the compressed checkpoint every recovery and
-evaluation of it shares.
+of its `identity()`, that dict *after* `resolve()` filled in every default (so `{}` and
+`{"policy": "random"}` for PruneNet name the same experiment) and without the settings that
+change how it runs but not what it measures (each config's `execution`: an evaluation's batch
+size, LoRA's gradient checkpointing; they stay in `to_dict()`, so records keep them). The
+chain's prefixes name the intermediate checkpoints: `chain_id(model, dtype, compression)` is
+the compressed checkpoint every recovery and evaluation of it shares.
 
 Each stage has this one config type, used by the library, the CLI and the study. A stage's
 own settings (a method's options, LoRA's, lm-eval's, the speed shapes) are its `options`, checked
@@ -75,6 +77,9 @@ class FrozenDict(dict):
 class StageConfig:
     """Base of every config: dict round trip and content id."""
 
+    execution: ClassVar[tuple[str, ...]] = ()
+    """Execution-only settings, among the fields and the `options`: left out of the id."""
+
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
@@ -88,9 +93,17 @@ class StageConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> StageConfig:
         return check_fields(cls, data, "field", cls.__name__)
 
+    def identity(self) -> dict[str, Any]:
+        """`to_dict()` without the execution-only settings: what the id hashes."""
+        data = {k: v for k, v in self.to_dict().items() if k not in self.execution}
+        if isinstance(data.get("options"), dict):
+            data["options"] = {k: v for k, v in data["options"].items()
+                               if k not in self.execution}
+        return data
+
     @property
     def id(self) -> str:
-        return config_id(self.to_dict())
+        return config_id(self.identity())
 
     def resolve(self) -> StageConfig:
         """This config validated, with every default filled in (identity form)."""
@@ -139,11 +152,6 @@ class SpeedOptions(Settings):
         if self.threads is not None and self.threads <= 0:
             raise ConfigError(f"threads must be positive, got {self.threads}; omit it for "
                               "torch's default")
-
-
-LORA_RUN_OPTIONS = ("grad_checkpointing", "log_every")
-"""LoraOptions that say how a run goes, not what it trains: a recovered checkpoint's manifest
-keeps them among its run statistics."""
 
 
 @dataclass(frozen=True)
@@ -208,7 +216,10 @@ CALIB_SAMPLES, CALIB_SEQ_LEN = 32, 1024
 
 @dataclass(frozen=True)
 class Compression(StageConfig):
-    """Compress with a registered method at the method's own ratio."""
+    """Compress with a registered method at the method's own ratio. A method's `batch_size`
+    option, where it has one, is the calibration blocks per forward pass (execution only)."""
+
+    execution: ClassVar[tuple[str, ...]] = ("batch_size",)
 
     method: str
     ratio: float
@@ -256,7 +267,10 @@ class Recovery(StageConfig):
     split), packed in blocks of `seq_len` tokens; given as `samples` blocks, D = samples ·
     seq_len (an upper bound: a sample holds up to seq_len tokens). `options` are LoraOptions.
     In a study, D = 0 is no Recovery at all (None in the experiment); `complaw recover` writes
-    its input unchanged for it."""
+    its input unchanged for it. The LoRA options in `execution` say how a run goes, not what it
+    trains (a recovered checkpoint's manifest keeps them among its run statistics)."""
+
+    execution: ClassVar[tuple[str, ...]] = ("grad_checkpointing", "log_every")
 
     dataset: str = field(default="alpaca:train", metadata={
         "help": "Training data NAME[:SPLIT] (default split: train); test splits are refused."})
@@ -317,6 +331,7 @@ class Intrinsic(Evaluation):
     first `max_tokens` of each (all if None)."""
 
     kind: ClassVar[str] = "intrinsic"
+    execution: ClassVar[tuple[str, ...]] = ("batch_size",)
     data: tuple[str, ...] = field(default=("wikitext2:test",), metadata={
         "help": "Test data NAME[:SPLIT] (default split: test), e.g. wikitext2 or ptb:test."})
     seq_len: int = field(default=1024, metadata={"help": "Tokens per non-overlapping block."})
@@ -343,9 +358,10 @@ class Intrinsic(Evaluation):
 @dataclass(frozen=True)
 class Extrinsic(Evaluation):
     """Zero-shot accuracy on lm-eval `tasks`, the first `limit` examples of each (all if None);
-    `options` are ExtrinsicOptions."""
+    `options` are ExtrinsicOptions (their batch_size is execution only)."""
 
     kind: ClassVar[str] = "extrinsic"
+    execution: ClassVar[tuple[str, ...]] = ("batch_size",)
     tasks: tuple[str, ...] = ()
     limit: int | None = field(default=None, metadata={
         "help": "With --tasks: at most N documents per task (per MMLU subject; default: all)."})
@@ -374,8 +390,9 @@ class TaskLoss(Extrinsic):
 
 @dataclass(frozen=True)
 class Speed(Evaluation):
-    """Latency / throughput / memory on `device` (part of the identity: speed depends on it);
-    `options` are the speed stage's own settings, resolved by that stage."""
+    """Latency / throughput / memory on `device`; `options` are the speed stage's own settings,
+    resolved by that stage. All are part of the identity: the device, the thread count and the
+    batch shape are what a speed measurement measures."""
 
     kind: ClassVar[str] = "speed"
     device: str = "cpu"
@@ -429,15 +446,19 @@ class Experiment(StageConfig):
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
 
-    def to_dict(self) -> dict[str, Any]:
+    def _dict(self, identity: bool) -> dict[str, Any]:
         return {
-            "model": self.model,
-            "dtype": self.dtype,
-            "compression": _plain(self.compression),
-            "recovery": _plain(self.recovery),
-            "eval": self.eval.to_dict(),
+            **_chain(self.model, self.dtype, self.compression, None, identity),
+            "recovery": _part(self.recovery, identity),
+            "eval": _part(self.eval, identity),
             **({} if self.baseline is None else {"baseline": self.baseline}),
         }
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._dict(identity=False)
+
+    def identity(self) -> dict[str, Any]:
+        return self._dict(identity=True)
 
     @property
     def is_base(self) -> bool:
@@ -465,16 +486,27 @@ class Experiment(StageConfig):
         )
 
 
+def _part(config: StageConfig | None, identity: bool) -> dict[str, Any] | None:
+    if config is None:
+        return None
+    return config.identity() if identity else config.to_dict()
+
+
+def _chain(model: str, dtype: str, compression: Compression | None,
+           recovery: Recovery | None, identity: bool) -> dict[str, Any]:
+    out = {"model": model, "dtype": dtype, "compression": _part(compression, identity)}
+    if recovery is not None:
+        out["recovery"] = _part(recovery, identity)
+    return out
+
+
 def chain(model: str, dtype: str, compression: Compression | None = None,
           recovery: Recovery | None = None) -> dict[str, Any]:
     """The config of an intermediate checkpoint: the experiment's prefix up to a stage."""
-    out: dict[str, Any] = {"model": model, "dtype": dtype, "compression": _plain(compression)}
-    if recovery is not None:
-        out["recovery"] = recovery.to_dict()
-    return out
+    return _chain(model, dtype, compression, recovery, identity=False)
 
 
 def chain_id(model: str, dtype: str, compression: Compression | None = None,
              recovery: Recovery | None = None) -> str:
-    """Content id of the checkpoint `chain(...)` describes."""
-    return config_id(chain(model, dtype, compression, recovery))
+    """Content id of the checkpoint `chain(...)` describes (without execution-only settings)."""
+    return config_id(_chain(model, dtype, compression, recovery, identity=True))

@@ -14,7 +14,10 @@ A record holds
   speed        a speed measurement's full summary,
   timings      seconds per step.
 Every writer builds a `Record` (`Record.new`) and every reader goes through `Record.from_dict`,
-which first brings files written by older complaw versions to today's shape (`migrate`).
+which first brings files written by older complaw versions to today's shape (`migrate`) and
+gives the record its experiment's id as complaw computes it today (`Experiment.id`): a file
+written before execution-only settings left the id keeps the name it was written under, and a
+study finds it by the id its config has now (complaw.study.runner.StudyRecords).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from typing import Any
 
 import pandas as pd
 
-from complaw.config import LORA_RUN_OPTIONS, Experiment, config_id
+from complaw.config import Experiment, Recovery, config_id
 from complaw.errors import ComplawError, LawError, RecordError
 from complaw.experiment.folder import StudyFolder
 from complaw.io import ensure_dir, write_json_atomic
@@ -74,7 +77,7 @@ def recovery_from_manifest(entry: dict[str, Any]) -> dict[str, Any]:
     its data, budget and seed beside the LoRA options)."""
     stats = entry.get("stats") or {}
     options = {k: v for k, v in entry.items() if k not in _RESULT_KEYS}
-    options.update({k: stats[k] for k in LORA_RUN_OPTIONS if k in stats})
+    options.update({k: stats[k] for k in Recovery.execution if k in stats})
     samples, seq_len = entry.get("samples"), entry["seq_len"]
     return {"dataset": entry["dataset"], "samples": samples, "seq_len": seq_len,
             "seed": entry["seed"], "options": options,
@@ -162,7 +165,7 @@ class Record:
             raise RecordError(f"its config is not an experiment ({exc})") from None
         defaults = {"created": "", "environment": {}, "kind": "evaluate"}
         values = {**defaults, **{k: v for k, v in data.items() if k in known}}
-        return cls(**{**values, "config": config})
+        return cls(**{**values, "config": config, "id": config.id})
 
     @property
     def file_name(self) -> str:
@@ -216,7 +219,7 @@ def records_frame(folder: str | Path) -> pd.DataFrame:
 def _same_requests(config: Experiment, drop: tuple[str, ...] = ()) -> str:
     """The id of `config` without its `drop` keys and its evaluation's kind: a zero-shot and a
     task-loss-only evaluation of one model make the same requests, so the same task loss."""
-    data = {k: v for k, v in config.to_dict().items() if k not in drop}
+    data = {k: v for k, v in config.identity().items() if k not in drop}
     return config_id({**data, "eval": {k: v for k, v in data["eval"].items() if k != "kind"}})
 
 

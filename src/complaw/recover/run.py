@@ -18,7 +18,7 @@ from complaw.compress.checkpoint import (
     recovered_manifest,
     save_checkpoint,
 )
-from complaw.config import LORA_RUN_OPTIONS, Recovery
+from complaw.config import Recovery
 from complaw.data import DataRef, tokenize
 from complaw.errors import RecordError
 from complaw.io import check_target
@@ -71,14 +71,14 @@ def recovery_entry(config: Recovery, stats: TrainStats, variant: dict[str, str]
                    ) -> dict[str, Any]:
     """The manifest's "recovery" entry of the resolved `config` (see docs/recover.md)."""
     options = config.lora.to_dict()
-    entry = {k: v for k, v in options.items() if k not in LORA_RUN_OPTIONS}
+    entry = {k: v for k, v in options.items() if k not in Recovery.execution}
     entry.update(
         dataset=config.dataset, data_variant=variant, tokens=stats.tokens,
         samples=config.samples, sequences=stats.sequences, steps=stats.steps,
         seq_len=config.seq_len, seed=config.seed,
     )
     entry["stats"] = {
-        **stats.as_dict(), **{k: options[k] for k in LORA_RUN_OPTIONS},
+        **stats.as_dict(), **{k: options[k] for k in Recovery.execution},
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     for key in ("steps", "tokens", "sequences"):

@@ -29,7 +29,9 @@ from complaw.config import (
     Recovery,
     Speed,
     StageConfig,
+    chain,
     chain_id,
+    config_id,
 )
 from complaw.errors import CompressionError, ConfigError
 from complaw.study.spec import Spec, checked
@@ -43,7 +45,9 @@ if TYPE_CHECKING:
 class Node:
     """One stage execution: `step` is its stage's config, `experiment` the experiment whose
     record it makes (record nodes; None for checkpoints, whose id is their chain's); `parent` is
-    the checkpoint node it reads, or None for the base model."""
+    the checkpoint node it reads, or None for the base model. `earlier` is its id before
+    execution-only settings left ids (its whole config hashed): the name an older study folder
+    holds its checkpoint under, and an older log names it by."""
 
     id: str
     stage: str
@@ -53,6 +57,7 @@ class Node:
     parent: str | None
     model: str
     dtype: str
+    earlier: str
 
 
 @dataclass
@@ -79,6 +84,10 @@ class Grid:
             out.append(parent)
             parent = self.nodes[parent].parent
         return out
+
+    def aliases(self) -> dict[str, str]:
+        """Each node's id, and its earlier id, -> its id."""
+        return {**{n.earlier: i for i, n in self.nodes.items()}, **{i: i for i in self.nodes}}
 
     def consumers(self) -> dict[str, list[str]]:
         """Checkpoint id -> ids of the record nodes that read it, directly or not."""
@@ -151,7 +160,7 @@ def _subsumed(evaluation: Evaluation, others: list[Evaluation]) -> bool:
     return evaluation.kind == "task_loss" and any(
         o.kind == "extrinsic" and isinstance(o, Extrinsic) and isinstance(evaluation, Extrinsic)
         and set(evaluation.tasks) <= set(o.tasks) and o.limit == evaluation.limit
-        and o.options == evaluation.options for o in others)
+        and o.identity()["options"] == evaluation.identity()["options"] for o in others)
 
 
 def _evaluate(grid: Grid, evaluations: list[tuple[Evaluation, Where]], model: str, dtype: str,
@@ -175,11 +184,19 @@ def _add(grid: Grid, node: Node) -> str:
     return node.id
 
 
+def _checkpoint(grid: Grid, stage: str, step: StageConfig, parent: str | None, model: str,
+                dtype: str, comp: Compression, rec: Recovery | None = None) -> str:
+    """Add the checkpoint node of (model, comp, rec), made by `stage` from `parent`."""
+    return _add(grid, Node(chain_id(model, dtype, comp, rec), stage, "checkpoint", step, None,
+                           parent, model, dtype, config_id(chain(model, dtype, comp, rec))))
+
+
 def _experiment(grid: Grid, model: str, dtype: str, comp: Compression | None,
                 rec: Recovery | None, evaluation: Evaluation, parent: str | None) -> None:
     exp = Experiment(model=model, eval=evaluation, dtype=dtype, compression=comp, recovery=rec)
     grid.experiments[exp.id] = exp
-    _add(grid, Node(exp.id, evaluation.kind, "record", evaluation, exp, parent, model, dtype))
+    _add(grid, Node(exp.id, evaluation.kind, "record", evaluation, exp, parent, model, dtype,
+                    config_id(exp.to_dict())))
 
 
 def _recoveries(grid: Grid, spec: Spec, seed: int) -> list[Recovery | None]:
@@ -241,14 +258,12 @@ def expand(spec: Spec) -> Grid:
                     if why is not None:
                         grid.refused[(model, why)] += 1
                         continue
-                    comp_id = _add(grid, Node(chain_id(model, dtype, comp), "compress",
-                                              "checkpoint", comp, None, None, model, dtype))
+                    comp_id = _checkpoint(grid, "compress", comp, None, model, dtype, comp)
                     for rec in _recoveries(grid, spec, seed):
                         parent = comp_id
                         if rec is not None:
-                            parent = _add(grid, Node(
-                                chain_id(model, dtype, comp, rec), "recover", "checkpoint", rec,
-                                None, comp_id, model, dtype))
+                            parent = _checkpoint(grid, "recover", rec, comp_id, model, dtype,
+                                                 comp, rec)
                         _evaluate(grid, evaluations, model, dtype, comp, rec, parent)
     if not spec.methods and spec.ratios:
         raise ConfigError("ratios are given but no methods; add methods (e.g. prunenet)")

@@ -20,7 +20,7 @@ from complaw.experiment.records import law_table
 from complaw.laws.design import AdaptiveDesign, Budget, DesignError, Pool
 from complaw.study.cost import cost_model, params_from_name
 from complaw.study.grid import Grid, Node
-from complaw.study.runner import study_record
+from complaw.study.runner import StudyRecords
 from complaw.study.spec import DesignSpec, Spec
 
 
@@ -62,15 +62,17 @@ def build_pool(grid: Grid, folder: StudyFolder | None = None,
     named = {m: (params or {}).get(m, params_from_name(m)) for m in {n.model for n in
                                                                      grid.nodes.values()}}
     costs = cost_model(grid.nodes.values())
+    found = None if folder is None else StudyRecords(folder, grid)
+    ids = grid.aliases()  # an older log names nodes by their earlier ids
 
     def costs_for(chosen: Sequence[str]) -> dict[str, float]:
         paid = set().union(*(nodes[u] for u in chosen)) if chosen else set()
         sizes = dict(named)
-        if folder is not None and chosen:
-            sizes.update(_base_params(folder, [u for u in chosen if u.startswith("base:")],
+        if found is not None and chosen:
+            sizes.update(_base_params(found, [u for u in chosen if u.startswith("base:")],
                                       records))
-            log = {e["id"]: float(e["seconds"]) for e in folder.read_log()
-                   if e.get("status") == "ok" and e.get("id") in paid}
+            log = {ids[e["id"]]: float(e["seconds"]) for e in found.folder.read_log()
+                   if e.get("status") == "ok" and ids.get(e.get("id")) in paid}
         else:
             log = {}
         return costs(sizes, log)
@@ -81,14 +83,14 @@ def build_pool(grid: Grid, folder: StudyFolder | None = None,
     return StudyPool(pool, grid, records)
 
 
-def _base_params(folder: StudyFolder, bases: list[str],
+def _base_params(found: StudyRecords, bases: list[str],
                  records: dict[str, list[str]]) -> dict[str, float]:
     """Parameters of the models whose baseline units ran, from their records."""
     out = {}
     for unit in bases:
         for ident in records[unit]:
             try:
-                record = study_record(folder, ident)
+                record = found.get(ident)
             except RecordError:
                 continue
             if record is not None and record.ok and record.params.get("total"):
@@ -129,11 +131,11 @@ def missing_records(folder: StudyFolder, study: StudyPool, units: Sequence[str],
                     failed: bool = False) -> list[str]:
     """The record ids of ``units`` not in the folder (damaged ones too; ``failed``: and the
     failed ones)."""
-    out = []
+    out, found = [], StudyRecords(folder, study.grid)
     for unit in units:
         for ident in study.records[unit]:
             try:
-                record = study_record(folder, ident)
+                record = found.get(ident)
             except RecordError:
                 record = None
             if record is None or (failed and not record.ok):

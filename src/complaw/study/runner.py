@@ -2,7 +2,10 @@
 registered executor (complaw.study.executors: locally or on Ray).
 
 A record with status "ok" is done; "failed" is skipped unless `retry_failed`; a record or
-checkpoint that cannot be read (truncated, corrupt, wrong id) is reported and recomputed.
+checkpoint that cannot be read (truncated, corrupt, wrong id) is reported and recomputed. A
+folder written before execution-only settings left ids keeps working: its records are found by
+the ids their configs have now (`StudyRecords`), its checkpoints by their earlier ids, and a run
+renames those checkpoints (and a record it recomputes) to today's ids.
 Each experiment is isolated (complaw.study.execution). A checkpoint is removed as soon as every
 experiment that reads it is done ok (a grid of 14B models would otherwise fill any disk), and
 the rest that no pending or failed experiment needs at the end, unless `keep_checkpoints`.
@@ -11,6 +14,7 @@ the rest that no pending or failed experiment needs at the end, unless `keep_che
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from collections import Counter
 from collections.abc import Iterator
@@ -31,25 +35,61 @@ from complaw.study.spec import Spec, parse_spec
 from complaw.study.stages import STAGES, Resources
 
 
-def study_record(folder: StudyFolder, ident: str) -> Record | None:
-    """The record of experiment `ident`, None if absent; RecordError if it is damaged or is
-    another experiment's."""
-    path = folder.record_path(ident)
-    if not path.is_file():
-        return None
-    record = read_record(path)
-    if record.id != ident:
-        raise RecordError(f"{path} is not the record of experiment {ident}")
-    return record
+class StudyRecords:
+    """The records of a study's experiments, by id: the file named by the id, or else a file
+    written under an earlier id scheme (before execution-only settings left ids), which is
+    named by its old id and found by the id recomputed from the config it holds. The files not
+    named by an experiment of `grid` are read once, here."""
+
+    def __init__(self, folder: StudyFolder, grid: Grid) -> None:
+        self.folder = folder
+        ids = {node.id for node in grid.records()}
+        self.earlier: dict[str, Path] = {}
+        for path in sorted(folder.records.glob("*.json")):
+            if path.stem not in ids:
+                with contextlib.suppress(RecordError):  # not an experiment's: not ours to judge
+                    record = read_record(path)
+                    if record.id not in self.earlier or record.ok:
+                        self.earlier[record.id] = path
+
+    def get(self, ident: str) -> Record | None:
+        """The record of experiment `ident`, None if absent; RecordError if it is damaged or is
+        another experiment's."""
+        path = self.folder.record_path(ident)
+        if not path.is_file():
+            path = self.earlier.get(ident)
+            if path is None:
+                return None
+        record = read_record(path)
+        if record.id != ident:
+            raise RecordError(f"{path} is not the record of experiment {ident}")
+        return record
+
+    def adopt(self, ident: str) -> None:
+        """Give an earlier-named record of `ident` its id as name (before it is recomputed, so
+        that the new record replaces it)."""
+        path = self.earlier.pop(ident, None)
+        if path is not None and not self.folder.record_path(ident).exists():
+            os.replace(path, self.folder.record_path(ident))
 
 
 def checkpoint_ok(folder: StudyFolder, node: Node) -> bool:
-    """Whether the checkpoint of `node` is there and whole (RecordError if damaged)."""
-    path = folder.checkpoint_path(node.id)
-    if not path.is_dir():
-        return False
-    STAGES.get(node.stage).validate(path)
-    return True
+    """Whether the checkpoint of `node` is there and whole (RecordError if damaged); an older
+    folder may hold it under its earlier id."""
+    for ident in (node.id, node.earlier):
+        path = folder.checkpoint_path(ident)
+        if path.is_dir():
+            STAGES.get(node.stage).validate(path)
+            return True
+    return False
+
+
+def adopt_checkpoints(grid: Grid, folder: StudyFolder) -> None:
+    """Rename the checkpoints an older complaw wrote under their earlier ids to their ids."""
+    for node in grid.checkpoints():
+        path = folder.checkpoint_path(node.id)
+        if not path.exists() and folder.checkpoint_path(node.earlier).is_dir():
+            os.replace(folder.checkpoint_path(node.earlier), path)
 
 
 def save_spec(folder: StudyFolder, spec: Spec) -> None:
@@ -77,20 +117,22 @@ class Todo:
         return Counter(n.stage for n in self.nodes)
 
 
-def todo(grid: Grid, folder: StudyFolder, retry_failed: bool = False,
+def todo(grid: Grid, records: StudyRecords, retry_failed: bool = False,
          select: set[str] | None = None) -> Todo:
     """What to run for every record node (only those in ``select``, when given)."""
+    folder = records.folder
     problems: list[str] = []
     needed: set[str] = set()
     for node in grid.records():
         if select is not None and node.id not in select:
             continue
         try:
-            record = study_record(folder, node.id)
+            record = records.get(node.id)
         except RecordError as exc:
             problems.append(f"{exc}; recomputing it")
             record = None
         if record is None or (not record.ok and retry_failed):
+            records.adopt(node.id)
             parent: str | None = node.id
             while parent is not None and parent not in needed:
                 needed.add(parent)
@@ -139,14 +181,14 @@ def _bars(totals: Counter, experiments: int) -> Iterator[OnOutcome]:
         yield advance
 
 
-def _prune_done(folder: StudyFolder, ckpt: str, consumers: list[str]) -> bool:
+def _prune_done(records: StudyRecords, ckpt: str, consumers: list[str]) -> bool:
     """Remove checkpoint ``ckpt`` if every one of its ``consumers`` is done ok."""
-    path = folder.checkpoint_path(ckpt)
+    path = records.folder.checkpoint_path(ckpt)
     if not path.is_dir():
         return False
     for ident in consumers:
         try:
-            record = study_record(folder, ident)
+            record = records.get(ident)
         except RecordError:
             return False
         if record is None or not record.ok:
@@ -163,7 +205,8 @@ def _consumers(grid: Grid, select: set[str] | None) -> dict[str, list[str]]:
 def prune(grid: Grid, folder: StudyFolder, select: set[str] | None = None) -> int:
     """Remove checkpoints whose every consumer experiment (in ``select``, when given) is done
     ok; returns how many."""
-    return sum(_prune_done(folder, ckpt, ids) for ckpt, ids in _consumers(grid, select).items())
+    records = StudyRecords(folder, grid)
+    return sum(_prune_done(records, ckpt, ids) for ckpt, ids in _consumers(grid, select).items())
 
 
 def run_study(
@@ -178,7 +221,9 @@ def run_study(
     folder = StudyFolder(out).create()
     save_spec(folder, spec)
     folder.clean_partial()
-    the_todo = todo(grid, folder, retry_failed, select)
+    adopt_checkpoints(grid, folder)
+    records = StudyRecords(folder, grid)
+    the_todo = todo(grid, records, retry_failed, select)
     execution = Execution(
         device=spec.device, data_dir=None if data_dir is None else str(data_dir),
         plugins=tuple(spec.plugins),
@@ -200,7 +245,7 @@ def run_study(
                 summary.done += 1
                 for parent in grid.ancestors(node.id) if consumers else []:
                     # free the disk as soon as a checkpoint is used up
-                    summary.pruned += _prune_done(folder, parent, consumers[parent])
+                    summary.pruned += _prune_done(records, parent, consumers[parent])
             else:
                 summary.failed += 1
                 summary.failures.append((node.id, outcome.error or ""))
@@ -276,10 +321,11 @@ def study_status(out: str | Path) -> dict[str, StageStatus]:
 
 def _records_of(grid: Grid, folder: StudyFolder) -> dict[str, Record | None]:
     """Record id -> its record (None when missing or damaged)."""
+    records = StudyRecords(folder, grid)
     out: dict[str, Record | None] = {}
     for node in grid.records():
         try:
-            out[node.id] = study_record(folder, node.id)
+            out[node.id] = records.get(node.id)
         except RecordError:
             out[node.id] = None
     return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from complaw.config import chain_id
+from complaw.config import chain_id, config_id
 from complaw.errors import RecordError
 from complaw.study.stages.base import Resources, Stage, StageContext, check_checkpoint, register
 
@@ -17,7 +17,8 @@ def run(ctx: StageContext) -> None:
 
 
 def check(folder: Path) -> None:
-    """A compressed checkpoint is whole and is the one its folder name (content id) says."""
+    """A compressed checkpoint is whole and is the one its folder name (content id, or its
+    earlier id: its whole config hashed) says."""
     from complaw.compress.checkpoint import read_manifest
     from complaw.config import Compression
 
@@ -28,7 +29,7 @@ def check(folder: Path) -> None:
                          Compression.from_dict(config["compression"]))
     except (KeyError, TypeError) as exc:
         raise RecordError(f"{folder}: its manifest has no study config ({exc})") from None
-    if ident != folder.name:
+    if folder.name not in (ident, config_id(config)):
         raise RecordError(f"{folder}: its manifest describes checkpoint {ident}, not "
                           f"{folder.name}")
 
