@@ -3,7 +3,9 @@
 * `table`     - the law table's columns and validation (`validate`, `read_table`)
 * `forms`     - the registry of forms, as data: the paper's eq1-3, runtime and additive (OLS),
                 the feasible degradation, onset and retention forms, and two-step (`FORMS`);
-                loss forms model ``loss`` and ``task_loss`` (`LOSS_METRICS`)
+                each models metric families (`complaw.laws.metrics`: loss, accuracy, runtime)
+* `metrics`   - the registry of metrics (`METRICS`): stage, higher-is-better, default form,
+                scale, axis label, unit
 * `law`       - `Law`: a form with coefficients that predicts L (with a CI when fitted)
 * `fit`       - estimating one law (`fit_group`): OLS or robust least squares, statistics,
                 bootstrap, coefficients on a bound
@@ -24,10 +26,11 @@ from complaw.laws.forms import FORMS, CurveForm, Form, LinearForm, get_form
 from complaw.laws.holdout import HeldOut, HeldOutSummary, heldout_error, noise_floor
 from complaw.laws.law import Law, Prediction
 from complaw.laws.link import LINKS, Link, LinkFit, fit_link, get_link
+from complaw.laws.metrics import METRICS, Metric, get_metric
 from complaw.laws.planner import PlanResult, PlanSpec, load_plan, parse_plan, plan
 from complaw.laws.published import get_law, published_law, published_laws
 from complaw.laws.select import Comparison, best_form, compare, fit
-from complaw.laws.table import COLUMNS, METRICS, read_table, validate
+from complaw.laws.table import COLUMNS, read_table, validate
 from complaw.laws.theory import check_feasible, critical_ratio, min_rft
 from complaw.laws.twostep import TwoStepForm, two_step
 
@@ -42,6 +45,7 @@ __all__ = [
     "Form",
     "Law",
     "Link",
+    "Metric",
     "LinkFit",
     "PlanResult",
     "PlanSpec",
@@ -54,6 +58,7 @@ __all__ = [
     "get_form",
     "get_law",
     "get_link",
+    "get_metric",
     "heldout_error",
     "noise_floor",
     "best_form",

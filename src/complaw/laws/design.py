@@ -267,8 +267,8 @@ class AdaptiveDesign:
         self.pool = pool
         self.metric = metric
         self.form = default_form(metric) if form is None else get_form(form)
-        if metric not in self.form.metrics:
-            raise DesignError(f"form {self.form.name} models {', '.join(self.form.metrics)}, "
+        if not self.form.models(metric):
+            raise DesignError(f"form {self.form.name} models {', '.join(self.form.modelled())}, "
                               f"not {metric}; pick another --form")
         self.by = list(by)
         self.budget = budget if isinstance(budget, Budget) else Budget.parse(budget)

@@ -645,8 +645,8 @@ def fit_group(
     if len(metrics) != 1:
         raise LawError(f"one fit needs one metric; got {', '.join(metrics)}; group by metric")
     metric = metrics[0]
-    if metric not in form.metrics:
-        raise LawError(f"form {form.name} models {', '.join(form.metrics)}, not {metric}")
+    if not form.models(metric):
+        raise LawError(f"form {form.name} models {', '.join(form.modelled())}, not {metric}")
     group.setdefault("metric", metric)
     label = " ".join(f"{k}={v}" for k, v in group.items())
     if form.companion is None:  # a two-step fit checks each step's rows itself

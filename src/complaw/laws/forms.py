@@ -16,7 +16,8 @@ Two kinds:
 * `complaw.laws.twostep.TwoStepForm`: accuracy through the task loss, (r, D) -> task loss (a
   loss form) -> accuracy (a link, `complaw.laws.link`); registered there as ``two-step``.
 
-Every loss form models ``loss`` and ``task_loss`` (`LOSS_METRICS`). A form's residuals and
+A form declares the metric families it models (`complaw.laws.metrics`: every loss form models
+``loss`` and ``task_loss``). A form's residuals and
 intervals live on its response `Scale` (log L for most, L for ``additive``, logit for
 ``two-step``, which keeps accuracy intervals inside (0, 1)).
 
@@ -44,9 +45,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit, logit
 
 from complaw.errors import LawError
+from complaw.laws.metrics import IDENTITY, LOG, LOGIT, METRICS, Scale, get_metric
 from complaw.registry import Registry
 
 Inputs = Mapping[str, np.ndarray]
@@ -56,46 +57,6 @@ Params = Mapping[str, float | np.ndarray]
 
 CONST = "const"
 INF = math.inf
-LOSS_METRICS: tuple[str, ...] = ("loss", "task_loss")
-"""The metrics a loss law models: the test loss (nats) and a task's loss (bits per byte of the
-correct answer)."""
-
-
-@dataclass(frozen=True)
-class Scale:
-    """The scale a form's residuals and intervals live on: z = to_scale(L), L = from_scale(z).
-
-    ``log_slope`` is log |dz/dL|, the Jacobian that puts a likelihood on z back on L (AIC/BIC
-    compare forms on different scales). Values outside the scale's domain are clipped into it
-    (an interval that wide is unbounded, not an error)."""
-
-    name: str
-    to: Callable[[np.ndarray], np.ndarray]
-    back: Callable[[np.ndarray], np.ndarray]
-    log_slope: Callable[[np.ndarray], np.ndarray]
-
-    def to_scale(self, L: np.ndarray) -> np.ndarray:
-        return self.to(np.asarray(L, dtype=float))
-
-    def from_scale(self, z: np.ndarray) -> np.ndarray:
-        with np.errstate(over="ignore"):
-            return self.back(np.asarray(z, dtype=float))
-
-    def log_jacobian(self, L: np.ndarray) -> float:
-        """sum log |dz/dL| over ``L``."""
-        return float(np.sum(self.log_slope(np.asarray(L, dtype=float))))
-
-
-def _unit(L: np.ndarray) -> np.ndarray:
-    return np.clip(L, 1e-15, 1.0 - 1e-15)
-
-
-IDENTITY = Scale("identity", lambda L: L, lambda z: z, np.zeros_like)
-LOG = Scale("log", lambda L: np.log(np.maximum(L, 1e-300)), np.exp,
-            lambda L: -np.log(np.maximum(L, 1e-300)))
-LOGIT = Scale("logit", lambda L: logit(_unit(L)), expit,
-              lambda L: -np.log(_unit(L)) - np.log1p(-_unit(L)))
-
 
 @dataclass(frozen=True)
 class Coef:
@@ -119,7 +80,8 @@ class Form:
     """The law with ``{name}`` where each coefficient's value goes, e.g.
     ``L = L0^{alpha} (1+r)^{beta}``."""
     source: str = ""
-    metrics: tuple[str, ...] = (*LOSS_METRICS, "accuracy")
+    metrics: tuple[str, ...] = ("loss", "accuracy")
+    """The metric families it models (`Metric.family`)."""
     feasible: bool = False
     """L = L0 at r = 0 for every D (whatever the coefficients)."""
     scale: Scale = LOG
@@ -137,6 +99,14 @@ class Form:
     def power_law(self) -> bool:
         """True for the multiplicative forms on which the paper's closed-form theory works."""
         return False
+
+    def models(self, metric: str) -> bool:
+        """Whether it models ``metric`` (a registered metric of one of its families)."""
+        return get_metric(metric).family in self.metrics
+
+    def modelled(self) -> list[str]:
+        """The registered metrics it models."""
+        return [m for m in METRICS if self.models(m)]
 
     def coef_names(self, intercept: bool | None = None) -> list[str]:
         """Coefficient names in fit order."""
@@ -288,18 +258,12 @@ def get_form(name: str | Form) -> Form:
 
 def forms_for(metric: str) -> list[Form]:
     """Every registered form that models ``metric``, in registration order."""
-    return [f for _, f in FORMS.items() if metric in f.metrics]
-
-
-DEFAULTS = {"loss": "eq1", "task_loss": "eq1", "accuracy": "eq1", "runtime": "runtime"}
-"""The form each metric is fitted with when none is named: the paper's."""
+    return [f for _, f in FORMS.items() if f.models(metric)]
 
 
 def default_form(metric: str) -> Form:
-    """The form ``metric`` is fitted with when none is named (`DEFAULTS`)."""
-    if metric not in DEFAULTS:
-        raise LawError(f"no default law form for metric {metric!r}; name one with --form")
-    return get_form(DEFAULTS[metric])
+    """The form ``metric`` is fitted with when none is named (`Metric.form`: the paper's)."""
+    return get_form(get_metric(metric).form)
 
 
 def _x(d: Inputs, key: str) -> np.ndarray:
@@ -373,7 +337,7 @@ FORMS.add("degradation", CurveForm(
     "P² law (Chen et al. 2025, arXiv 2411.10272): the loss after pruning and post-training is "
     "L0 plus a pruning term; Rectified Scaling Law (Lin et al. 2024, arXiv 2402.02314): a "
     "power law in D + D_l",
-    metrics=LOSS_METRICS, feasible=True,
+    metrics=("loss",), feasible=True,
     parameters=(Coef("A", "A", (1e-6, 1e3), (1.0, 10.0, 30.0)),
                 Coef("b", "b", (0.05, 10.0), (1.0, 2.0)), *RECOVERY),
     fn=lambda p, d: _x(d, "L0") + np.asarray(p["A"]) * _x(d, "r") ** np.asarray(p["b"])
@@ -396,7 +360,7 @@ FORMS.add("onset", CurveForm(
     "L = L0 + {A} r^({k}+1) / (r^{k} + {h}^{k}) (1 + D/{Dl})^-{c}",
     "P² law (Chen et al. 2025, arXiv 2411.10272) for the additive pruning term; a Hill switch "
     "(Hill 1910) for its onset; Rectified Scaling Law (Lin et al. 2024, arXiv 2402.02314) for D",
-    metrics=LOSS_METRICS, feasible=True,
+    metrics=("loss",), feasible=True,
     parameters=(Coef("A", "A", (1e-6, 1e3), (3.0, 10.0, 30.0)),
                 Coef("k", "k", (0.05, 10.0), (1.0, 3.0)),
                 Coef("h", "h", (0.01, 5.0), (0.1, 0.3, 1.0)), *RECOVERY),

@@ -11,8 +11,8 @@ from scipy.special import stdtrit
 
 from complaw.errors import LawError
 from complaw.laws.forms import CONST, Form, get_form
+from complaw.laws.metrics import METRICS
 from complaw.laws.table import (
-    METRICS,
     NegativeDataSizeError,
     NonPositiveValueError,
     RatioOutOfRangeError,

@@ -26,12 +26,20 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from complaw.errors import LawError
 from complaw.laws.forms import CONST
 from complaw.laws.holdout import HeldOutSummary
 from complaw.laws.law import Law
+from complaw.laws.metrics import Metric, get_metric
 from complaw.laws.published import get_law, published_laws
 from complaw.laws.theory import least_rft
 
@@ -42,16 +50,27 @@ class Target(BaseModel):
     """What the compressed model must reach: ``sigma`` (loss <= base / sigma, accuracy >=
     sigma x base), ``retention`` x base, or an absolute ``value``.
 
-    Accuracy: L >= target; loss: L <= target. The base is L0 (default) or the paper's L0^alpha
-    (``relative_to: L0^alpha``, for laws with an alpha).
+    A metric where higher is better (accuracy): L >= target; else (loss): L <= target. The base
+    is L0 (default) or the paper's L0^alpha (``relative_to: L0^alpha``, for laws with an alpha).
     """
 
     model_config = ConfigDict(extra="forbid")
-    metric: Literal["loss", "accuracy"]
+    metric: str
     sigma: float | None = Field(default=None, gt=0, le=1)
     retention: float | None = Field(default=None, gt=0)
     value: float | None = Field(default=None, gt=0)
     relative_to: Literal["L0", "L0^alpha"] = "L0"
+
+    @field_validator("metric")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        get_metric(value)  # a LawError names the registered metrics
+        return value
+
+    @property
+    def measure(self) -> Metric:
+        """The target's metric."""
+        return get_metric(self.metric)
 
     @model_validator(mode="after")
     def _one_of(self) -> Target:
@@ -63,15 +82,25 @@ class Target(BaseModel):
     def factor(self) -> float | None:
         """The multiple of the base the target is (None for an absolute value)."""
         if self.sigma is not None:
-            return self.sigma if self.metric == "accuracy" else 1.0 / self.sigma
+            return self.sigma ** -self.measure.sign
         return self.retention
 
+    def threshold(self, L0: float, law: Law) -> float:
+        """The value L must reach for a model with uncompressed value ``L0`` under ``law``."""
+        if self.value is not None:
+            return self.value
+        if self.relative_to == "L0^alpha" and "alpha" not in law.coefficients:
+            raise LawError(f"relative_to L0^alpha needs a law with an alpha; {law.name!r} "
+                           f"({law.form}) has none: use relative_to: L0")
+        return self.factor() * (L0 if self.relative_to == "L0" else
+                                L0 ** law.coefficients["alpha"])
+
     def describe(self) -> str:
-        better = ">=" if self.metric == "accuracy" else "<="
+        better = self.measure.bound
         if self.value is not None:
             return f"{self.metric} {better} {self.value:g}"
         if self.sigma is not None:
-            op = "x" if self.metric == "accuracy" else "/"
+            op = "x" if self.measure.higher_is_better else "/"
             return f"{self.metric} {better} {self.relative_to} {op} {self.sigma:g}"
         return f"{self.metric} {better} {self.retention:g} x {self.relative_to}"
 
@@ -214,7 +243,7 @@ def parse_plan(raw: Any, where: str = "plan") -> PlanSpec:
 
 def _default_law(name: str, metric: str) -> str:
     known = {law.name for law in published_laws()}
-    kind = "extrinsic" if metric == "accuracy" else "intrinsic"
+    kind = get_metric(metric).stage
     own = f"paper:{name.lower()}:{kind}"
     return own if own in known else f"paper:all:{kind}"
 
@@ -295,7 +324,7 @@ def plan(spec: PlanSpec, table: pd.DataFrame | None = None) -> PlanResult:
         raise LawError(f"the plan fits its laws on records {spec.records!r}: pass their law "
                        "table (complaw.experiment.records.load_law_table)")
     t = spec.target
-    acc = t.metric == "accuracy"
+    sign = t.measure.sign
     assured = f", {spec.level:.0%} assured" if spec.assured else ""
     out = PlanResult(spec.objective, t.describe() + assured, spec.level)
     budget = spec.budget
@@ -308,14 +337,7 @@ def plan(spec: PlanSpec, table: pd.DataFrame | None = None) -> PlanResult:
                 f"the target is {t.metric}"
             )
         L0 = float(c.L0[t.metric]) if t.metric in c.L0 else float(rows_L0)
-        if t.value is not None:
-            target = t.value
-        else:
-            if t.relative_to == "L0^alpha" and "alpha" not in law.coefficients:
-                raise LawError(f"relative_to L0^alpha needs a law with an alpha; {law.name!r} "
-                               f"({law.form}) has none: use relative_to: L0")
-            base = L0 if t.relative_to == "L0" else L0 ** law.coefficients["alpha"]
-            target = t.factor() * base
+        target = t.threshold(L0, law)
         runtime = None
         if budget.min_speedup is not None or c.runtime_law:
             runtime = _runtime_law(c)
@@ -331,7 +353,7 @@ def plan(spec: PlanSpec, table: pd.DataFrame | None = None) -> PlanResult:
                 why.append(f"speedup < min_speedup {budget.min_speedup:g}")
             pred = law.predict(L0, r, budget.rft_tokens, level=spec.level)
             L = float(pred.L[0])
-            if L > L0 if acc else L < L0:
+            if sign * (L - L0) < 0:
                 why.append(f"the law ({law.form}) predicts a compressed model better than L0; "
                            "use a feasible form")
             d_min = least_rft(law, L0, r, target, budget.rft_tokens,
@@ -362,7 +384,6 @@ def plan(spec: PlanSpec, table: pd.DataFrame | None = None) -> PlanResult:
             out.infeasible[c.name] = "; ".join(
                 f"{why} for {_ranges(rs, grid)}" for why, rs in reasons.items()
             )
-    sign = -1.0 if acc else 1.0
     keys = {
         "best": lambda ch: (sign * ch.L, ch.params_after or 0.0),
         "smallest": lambda ch: (ch.params_after if ch.params_after is not None else -ch.r,

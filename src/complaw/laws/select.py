@@ -129,7 +129,7 @@ def fit(
         what = "the default forms"
     else:
         the_form = get_form(form)
-        metrics = list(the_form.metrics)
+        metrics = the_form.modelled()
         chosen = dict.fromkeys(metrics, the_form)
         what = f"form {the_form.name}"
     keys, groups = _groups(df, metrics, _extra_by(chosen.values(), _by_list(by)), what)
@@ -235,7 +235,7 @@ def compare(
         candidates = [
             form for form in
             ([get_form(f) for f in forms] if forms is not None else forms_for(metric))
-            if metric in form.metrics and (form.companion is None or form.companion in present)
+            if form.models(metric) and (form.companion is None or form.companion in present)
         ]
         _, groups = _groups(df, [metric], _extra_by(candidates, by_list), "compare")
         for form in candidates:

@@ -8,8 +8,7 @@ One row is one measured metric of one compressed model:
 | method | compression method (e.g. ``prunenet``) |
 | calibration | ``none`` or the calibration dataset |
 | dataset | evaluation dataset (or task group) the metric was measured on |
-| metric | ``loss`` (nats), ``task_loss`` (bits per byte of a task's correct answers), |
-| | ``accuracy`` (a fraction in (0, 1]) or ``runtime`` (seconds) |
+| metric | a registered metric (`complaw.laws.metrics.METRICS`: loss, accuracy, ...) |
 | L | the compressed model's value of the metric |
 | L0 | the uncompressed model's value of the same metric on the same data |
 | r | compression ratio in [0, 1) |
@@ -42,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from complaw.errors import LawError
+from complaw.laws.metrics import METRICS, get_metric
 
 COLUMNS: tuple[str, ...] = (
     "model",
@@ -56,7 +56,6 @@ COLUMNS: tuple[str, ...] = (
 )
 TEXT_COLUMNS: tuple[str, ...] = ("model", "method", "calibration", "dataset", "metric")
 NUMERIC_COLUMNS: tuple[str, ...] = ("L", "L0", "r", "D")
-METRICS: tuple[str, ...] = ("loss", "task_loss", "accuracy", "runtime")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("L_se", "chance", "T0", "experiment")
 OPTIONAL_NUMERIC: tuple[str, ...] = ("L_se", "chance", "T0")
 
@@ -82,11 +81,11 @@ class NegativeDataSizeError(LawError):
 
 
 class UnknownMetricError(LawError):
-    """The metric column holds a value other than loss, accuracy or runtime."""
+    """The metric column holds a value other than a registered metric's name."""
 
 
 class AccuracyScaleError(LawError):
-    """An accuracy above 1: accuracies must be fractions, not percentages."""
+    """A fraction (an accuracy) above 1: fractions, not percentages."""
 
 
 class TooFewRowsError(LawError):
@@ -110,8 +109,8 @@ def validate(df: pd.DataFrame) -> pd.DataFrame:
     Raises one `LawError` subclass per kind of problem: `MissingColumnsError`,
     `NonNumericError`, `NonPositiveValueError` (L or L0 <= 0), `RatioOutOfRangeError`
     (r outside [0, 1)), `NegativeDataSizeError` (D < 0), `UnknownMetricError`,
-    `AccuracyScaleError` (accuracy > 1). Extra columns are kept; the optional numeric ones
-    (`OPTIONAL_NUMERIC`) as floats, NaN where missing.
+    `AccuracyScaleError` (above its metric's scale: an accuracy > 1). Extra columns are kept;
+    the optional numeric ones (`OPTIONAL_NUMERIC`) as floats, NaN where missing.
     """
     if not isinstance(df, pd.DataFrame):
         raise LawError(f"expected a pandas DataFrame, got {type(df).__name__}")
@@ -137,7 +136,7 @@ def validate(df: pd.DataFrame) -> pd.DataFrame:
         if column in out.columns:
             out[column] = pd.to_numeric(out[column], errors="coerce").astype(float)
     out["metric"] = out["metric"].str.lower()
-    unknown = ~out["metric"].isin(METRICS)
+    unknown = ~out["metric"].isin(list(METRICS))
     if unknown.any():
         raise UnknownMetricError(
             f"metric must be one of {', '.join(METRICS)}; {_where(out, unknown, 'metric')}"
@@ -160,12 +159,12 @@ def validate(df: pd.DataFrame) -> pd.DataFrame:
         raise NegativeDataSizeError(
             f"RFT size D must be >= 0 (0 = no recovery fine-tuning); {_where(out, bad, 'D')}"
         )
-    accuracy = (out["metric"] == "accuracy").to_numpy()
+    upper = out["metric"].map(lambda m: get_metric(m).scale.upper).to_numpy(float)
     for column in ("L", "L0"):
-        bad = accuracy & (out[column] > 1).to_numpy()
+        bad = (out[column] > upper).to_numpy()
         if bad.any():
             raise AccuracyScaleError(
-                f"accuracy must be a fraction in (0, 1]; {_where(out, bad, column)}; "
+                f"a fraction (accuracy) must be in (0, 1]; {_where(out, bad, column)}; "
                 "divide percentages by 100"
             )
     return out

@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 
 from complaw.errors import LawError
-from complaw.laws.forms import CONST, LOSS_METRICS
+from complaw.laws.forms import CONST
 from complaw.laws.law import Law, law_inputs
+from complaw.laws.metrics import get_metric
 
 
 class InfeasibleLawError(LawError):
@@ -106,17 +107,6 @@ def _finite(x: float, inf: Any = None) -> Any:
     return float(x) if np.isfinite(x) else inf
 
 
-def _sign(metric: str) -> float:
-    """-1 for accuracy (beta, gamma < 0), +1 for a loss (beta, gamma > 0)."""
-    if metric == "accuracy":
-        return -1.0
-    if metric in LOSS_METRICS:
-        return 1.0
-    raise LawError(
-        f"the critical-ratio theory applies to loss and accuracy laws, not {metric!r} laws"
-    )
-
-
 def _power_law(law: Law, need: str) -> None:
     form = law.form_obj
     if not form.power_law:
@@ -131,7 +121,7 @@ def _power_law(law: Law, need: str) -> None:
 def check_feasible(law: Law) -> None:
     """Raise `InfeasibleLawError` unless beta (and gamma, when present) have the signs the
     paper's feasibility conditions ask: < 0 for accuracy, > 0 for loss."""
-    sign = _sign(law.metric)
+    sign = get_metric(law.metric).sign
     want = "< 0" if sign < 0 else "> 0"
     for name in ("beta", "gamma"):
         value = law.coefficients.get(name)
@@ -144,16 +134,15 @@ def check_feasible(law: Law) -> None:
 
 
 def _check_sigma(metric: str, sigma: float) -> None:
-    if metric == "accuracy" and not 0 < sigma < 1:
+    if get_metric(metric).higher_is_better:
+        if not 0 < sigma < 1:
+            raise SigmaOutOfRangeError(
+                f"sigma = {sigma} is outside (0, 1): for a law of {metric} (higher is better) "
+                "sigma is the fraction of L0^alpha to keep (e.g. 0.8)")
+    elif not sigma > 1:
         raise SigmaOutOfRangeError(
-            f"sigma = {sigma} is outside (0, 1): for an accuracy law sigma is the fraction of "
-            "L0^alpha to keep (e.g. 0.8)"
-        )
-    if metric in LOSS_METRICS and not sigma > 1:
-        raise SigmaOutOfRangeError(
-            f"sigma = {sigma} is not > 1: for a loss law sigma bounds L / L0^alpha from above "
-            "(e.g. 1.5)"
-        )
+            f"sigma = {sigma} is not > 1: for a law of {metric} (lower is better) sigma bounds "
+            "L / L0^alpha from above (e.g. 1.5)")
 
 
 def _params(law: Law, draws: np.ndarray | None) -> dict[str, np.ndarray]:
@@ -214,7 +203,7 @@ def critical_ratio(
     (fitted laws) adds a ``level`` percentile CI for r_crit.
     """
     _power_law(law, "beta")
-    sign = _sign(law.metric)
+    sign = get_metric(law.metric).sign
     check_feasible(law)
     _check_sigma(law.metric, sigma)
     p = _params(law, None)
@@ -265,7 +254,7 @@ def min_rft(
     """The minimum RFT size D with L / L0^alpha >= sigma (accuracy) or <= sigma (loss) at
     ratio r (Theorem 3.1 and its loss variant). D is inf when no D reaches sigma."""
     _power_law(law, "beta" if "beta" in law.coefficients else "gamma")
-    sign = _sign(law.metric)
+    sign = get_metric(law.metric).sign
     check_feasible(law)
     _check_sigma(law.metric, sigma)
     r = float(law_inputs(1.0, r, 0.0)["r"][0])
@@ -281,7 +270,7 @@ def least_rft(law: Law, L0: float, r: float, target: float, D_max: float,
     prediction (a law without uncertainty uses its point prediction). For any form: bisection
     on log(1 + D) to a relative 1e-9, assuming L improves with D (every registered form does
     with the signs it is fitted with; a law where RFT hurts gets D = 0 or inf)."""
-    sign = _sign(law.metric)
+    sign = get_metric(law.metric).sign
 
     def meets(D: float) -> bool:
         pred = law.predict(L0, r, D, level=assured or 0.95)

@@ -18,6 +18,7 @@ from complaw.errors import RecordError
 from complaw.experiment.folder import StudyFolder
 from complaw.experiment.records import law_table
 from complaw.laws.design import AdaptiveDesign, Budget, DesignError, Pool
+from complaw.laws.metrics import get_metric
 from complaw.study.cost import cost_model, params_from_name
 from complaw.study.grid import Grid, Node
 from complaw.study.runner import StudyRecords
@@ -112,12 +113,11 @@ def make_design(spec: Spec, study: StudyPool, design: DesignSpec | None) -> Adap
     """The adaptive design ``design`` on the pool of ``spec``'s grid."""
     if design is None:
         raise DesignError("the spec has no design; give --design adaptive or a design: key")
-    metrics = {"intrinsic": "loss", "extrinsic": "accuracy"}
-    kinds = {n.stage for n in study.grid.records()}
-    if design.metric not in {metrics[k] for k in kinds if k in metrics}:
+    stage = get_metric(design.metric).stage
+    if stage not in {n.stage for n in study.grid.records()}:
         raise DesignError(
-            f"no law to fit: the design fits {design.metric}, and the spec has no "
-            f"{'intrinsic' if design.metric == 'loss' else 'extrinsic'} evaluation; add one")
+            f"no law to fit: the design fits {design.metric}, and the spec has no {stage} "
+            "evaluation; add one")
     by = design.by
     if by is None:
         varied = study.pool.points[~study.pool.points["base"]]

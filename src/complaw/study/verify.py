@@ -21,7 +21,6 @@ from complaw.study.runner import RunSummary, run_study
 from complaw.study.spec import Spec, load_spec, parse_spec
 
 VERIFY_FILE = "verify.json"
-EVALUATION_OF = {"loss": "intrinsic", "accuracy": "extrinsic"}
 
 
 def _source_spec(spec: PlanSpec) -> Spec:
@@ -48,7 +47,7 @@ def verification_spec(spec: PlanSpec, choice: Choice) -> dict[str, Any]:
             f"the study has methods {', '.join(m['name'] for m in source['methods'])}; pin one "
             "in the candidate's where: {method: ...}"
         )
-    kind = EVALUATION_OF[spec.target.metric]
+    kind = spec.target.measure.stage
     evaluation = dict(source["evaluations"][kind] or {}, recovered=True)  # the planned D's
     if kind == "intrinsic" and "dataset" in where:
         evaluation["data"] = [where["dataset"]]
@@ -141,10 +140,8 @@ def verify_plan(spec: PlanSpec, result: PlanResult, out: str | Path,
     law = result.laws[choice.model]
     pred = law.predict(choice.L0, choice.r, D, level=spec.level)
     measured, L0 = float(row["L"]), float(row["L0"])
-    t = spec.target
-    target = t.value if t.value is not None else t.factor() * (
-        L0 if t.relative_to == "L0" else L0 ** law.coefficients["alpha"])
-    met = measured >= target if metric == "accuracy" else measured <= target
+    target = spec.target.threshold(L0, law)
+    met = spec.target.measure.meets(measured, target)
     found = Verification(
         result, choice, law, str(row["dataset"]), str(row["method"]), D, str(out),
         float(pred.L[0]), None if pred.pi_low is None

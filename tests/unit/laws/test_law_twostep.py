@@ -96,8 +96,8 @@ def test_registered_and_declared():
     assert form.by == ("dataset",) and form.scale.name == "logit"
     assert form.coef_names() == ["A", "b", "Dl", "c", "slope", "mid", "top", "chance"]
     assert {"eq1", "eq2", "eq3", "additive", "degradation", "onset"} <= {
-        name for name, f in FORMS.items() if "task_loss" in f.metrics}
-    assert "task_loss" not in get_form("retention").metrics
+        name for name, f in FORMS.items() if f.models("task_loss")}
+    assert not get_form("retention").models("task_loss")
     clash = SigmoidLink("clash", "", "", parameters=(Coef("A", "A"),))
     with pytest.raises(LawError, match="both have coefficient"):
         two_step("clash", link=clash)
