@@ -40,7 +40,8 @@ from complaw.config import Experiment, Recovery, config_id
 from complaw.errors import ComplawError, LawError, RecordError
 from complaw.experiment.folder import StudyFolder
 from complaw.io import ensure_dir, write_json_atomic
-from complaw.laws.table import COLUMNS, METRICS, read_table, validate
+from complaw.laws.metrics import METRICS
+from complaw.laws.table import COLUMNS, read_table, validate
 
 LAW_COLUMNS = list(COLUMNS)  # the law table's columns are defined once, in complaw.laws.table
 _VARIANT_KEYS = ("compression", "recovery")
@@ -326,4 +327,4 @@ def load_law_table(
     skipped = sorted(set(table["metric"]) - set(METRICS))
     if skipped and on_skip is not None:
         on_skip(skipped)
-    return validate(table[table["metric"].isin(METRICS)].reset_index(drop=True))
+    return validate(table[table["metric"].isin(list(METRICS))].reset_index(drop=True))

@@ -23,15 +23,16 @@ from complaw.laws.select import Comparison, compare, credible_best, fit
 from complaw.report.study import Study, extrinsic, intrinsic, is_mean, main_subset
 
 KINDS = ("intrinsic", "extrinsic", "tasks", "runtime")
-LAW_KINDS = ("intrinsic", "extrinsic", "tasks")
+HEADLINE = ("intrinsic", "extrinsic")
+"""The kinds of row that are a stage's L (`complaw.laws.metrics.stage_metric`), in the order
+the paper's tables show them."""
+LAW_KINDS = (*HEADLINE, "tasks")
 """The kinds of row whose laws the report compares and plans with."""
 POWER_FORMS = ("eq1", "eq2", "eq3")
 """The paper's power laws, in the order a report falls back on them when Eq. 1 cannot be
 fitted (e.g. D never varies and the study has one L0)."""
 RANK_SPLIT = "r:0.5"
 """The held-out split that ranks forms in a report (extrapolation in compression)."""
-METRIC_OF = {"intrinsic": "loss", "extrinsic": "accuracy", "tasks": "accuracy",
-             "runtime": "runtime"}
 KIND_COLUMN = "compression"
 """Derived column: ``calibration-free`` or ``calibrated`` (the paper's Table 3 groups)."""
 

@@ -20,18 +20,16 @@ from matplotlib.figure import Figure
 
 from complaw.errors import LawError
 from complaw.laws.law import Law
+from complaw.laws.metrics import get_metric
 from complaw.laws.theory import critical_ratio
 from complaw.registry import Registry
-from complaw.report.analysis import KIND_COLUMN, LAW_KINDS, Analysis
+from complaw.report.analysis import HEADLINE, KIND_COLUMN, LAW_KINDS, Analysis
 from complaw.report.study import MEAN_PREFIX, Skip
 
 OBS = "obs"
 LAW = "law"
 IDEAL = "ideal"
 LEGEND_MAX = 12
-YLABEL = {"loss": "test loss (nats)", "accuracy": "zero-shot accuracy", "runtime": "runtime (s)",
-          "task_loss": "task loss (bits/byte)"}
-METRIC = {"intrinsic": "loss", "extrinsic": "accuracy"}
 SIGMA_GRID = {"extrinsic": np.linspace(0.30, 0.99, 70), "intrinsic": np.linspace(1.01, 3.0, 70)}
 SIGMAS = {"extrinsic": (0.8, 0.9), "intrinsic": (1 / 0.8, 1 / 0.9)}
 
@@ -134,7 +132,7 @@ def metric_vs_r(a: Analysis, metric: str, calibrated: bool) -> Figure:
                 observed(ax, x, y, label, color(k))
             ax.set_title(f"{dataset}: {title}", fontsize=9)
             ax.set_xlabel("compression ratio r")
-            ax.set_ylabel(YLABEL[metric])
+            ax.set_ylabel(get_metric(metric).label)
             legend(ax)
     return fig
 
@@ -203,7 +201,8 @@ def law_panel(ax: Axes, rows: pd.DataFrame, law: Law, x: str, normalize: bool = 
     ax.set_xlabel("compression ratio r" if x == "r" else "RFT size D (tokens)")
     if x == "D":
         ax.set_xscale("symlog", linthresh=1.0)
-    ax.set_ylabel(f"{YLABEL[law.metric]} / L0" if normalize else YLABEL[law.metric])
+    label = get_metric(law.metric).label
+    ax.set_ylabel(f"{label} / L0" if normalize else label)
     ax.set_title(law.formula(), fontsize=8)
     legend(ax)
 
@@ -263,7 +262,7 @@ def heldout_panels(a: Analysis) -> Figure:
             drawn += 1
         lims = [float(rows["L"].min()) * 0.9, float(rows["L"].max()) * 1.1]
         curve(ax, lims, lims, "0.5", gid=IDEAL, style=":")
-        ax.set_xlabel(f"measured {YLABEL[best.metric]}")
+        ax.set_xlabel(f"measured {get_metric(best.metric).label}")
         ax.set_ylabel("predicted (95% prediction interval)")
         where = " ".join(str(best.group[k]) for k in ("method", "dataset") if k in best.group)
         ax.set_title(f"{kind}, {where}: held out r > 0.5", fontsize=8)
@@ -312,12 +311,12 @@ def runtime_laws(a: Analysis) -> Figure:
 def critical(a: Analysis) -> Figure:
     """r_crit(σ) of each model's Eq. 1 law (Table 2; Eq. 2 where Eq. 1 cannot be fitted), with
     its 95% band from the fit."""
-    fits = {kind: a.per_model(kind) for kind in ("intrinsic", "extrinsic")}
+    fits = {kind: a.per_model(kind) for kind in HEADLINE}
     if not any(fits.values()):
         raise Skip("no per-model law (Eq. 1 or 2) could be fitted")
     fig, axes = panels(1, 2)
     drawn = 0
-    for ax, kind in zip(axes[0], ("intrinsic", "extrinsic"), strict=True):
+    for ax, kind in zip(axes[0], HEADLINE, strict=True):
         notes = []
         for k, f in enumerate(fits[kind]):
             law = f.law()

@@ -18,7 +18,8 @@ import pandas as pd
 from complaw.config import Experiment
 from complaw.experiment.folder import StudyFolder
 from complaw.experiment.records import Record, law_table, read_records
-from complaw.laws.table import COLUMNS, METRICS, validate
+from complaw.laws.metrics import METRICS, get_metric, stage_metric
+from complaw.laws.table import COLUMNS, validate
 
 MEAN_PREFIX = "zeroshot"
 """Dataset names of the mean zero-shot accuracy start with this (``zeroshot(piqa,arc_easy)``)."""
@@ -78,21 +79,22 @@ def usable_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     """The rows of a raw law table that a law can be fitted on, validated; and how many rows
     were left out, by reason.
 
-    Left out: metrics other than loss/accuracy/runtime (e.g. throughput), missing or
-    non-finite numbers, L or L0 <= 0 (e.g. an accuracy of 0 on a small subset), r outside
-    [0, 1), D < 0 and accuracies above 1.
+    Left out: unregistered metrics (e.g. throughput), missing or non-finite numbers, L or
+    L0 <= 0 (e.g. an accuracy of 0 on a small subset), r outside [0, 1), D < 0 and values above
+    their metric's scale (accuracies above 1).
     """
     if df.empty:
         return validate(pd.DataFrame(columns=list(COLUMNS))), {}
     num = {c: pd.to_numeric(df[c], errors="coerce") for c in ("L", "L0", "r", "D")}
     metric = df["metric"].astype(str).str.lower()
-    known = metric.isin(METRICS)
+    known = metric.isin(list(METRICS))
     finite = pd.Series(True, index=df.index)
     for values in num.values():
         finite &= np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
     ok = finite & (num["L"] > 0) & (num["L0"] > 0) & (num["r"] >= 0) & (num["r"] < 1)
-    ok &= (num["D"] >= 0) & ~((metric == "accuracy") & ((num["L"] > 1) | (num["L0"] > 1)))
-    dropped = {f"metric {m} (laws model loss, accuracy and runtime)": int(n)
+    upper = metric.map(lambda m: get_metric(m).scale.upper if m in METRICS else np.inf)
+    ok &= (num["D"] >= 0) & (num["L"] <= upper) & (num["L0"] <= upper)
+    dropped = {f"metric {m} (laws model {', '.join(METRICS)})": int(n)
                for m, n in metric[~known].value_counts().sort_index().items()}
     bad = int((known & ~ok).sum())
     if bad:
@@ -182,14 +184,14 @@ def is_mean(dataset: pd.Series) -> pd.Series:
 
 
 def intrinsic(df: pd.DataFrame) -> pd.DataFrame:
-    """Loss rows."""
-    return df[df["metric"] == "loss"]
+    """The intrinsic L's rows (loss)."""
+    return df[df["metric"] == stage_metric("intrinsic").name]
 
 
 def extrinsic(df: pd.DataFrame) -> pd.DataFrame:
     """The extrinsic L: the mean zero-shot accuracy rows, or (when a study has no mean) every
     accuracy row."""
-    acc = df[df["metric"] == "accuracy"]
+    acc = df[df["metric"] == stage_metric("extrinsic").name]
     mean = acc[is_mean(acc["dataset"])]
     return mean if len(mean) else acc
 

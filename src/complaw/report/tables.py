@@ -22,13 +22,14 @@ from complaw.errors import LawError
 from complaw.laws.fit import FitResult
 from complaw.laws.forms import forms_for, get_form
 from complaw.laws.holdout import noise_floor
+from complaw.laws.metrics import METRICS, get_metric, stage_metric
 from complaw.laws.planner import parse_plan, plan
 from complaw.laws.published import get_law, published_laws
 from complaw.registry import Registry
 from complaw.report.analysis import (
+    HEADLINE,
     KIND_COLUMN,
     LAW_KINDS,
-    METRIC_OF,
     POWER_FORMS,
     RANK_SPLIT,
     Analysis,
@@ -176,7 +177,7 @@ def _configuration(a: Analysis) -> Built:
         ("RFT datasets", values("rft", comp) or "–"),
         ("RFT sizes D (tokens)", values("D", comp) or "–"),
     ]
-    for metric in ("loss", "accuracy", "runtime"):
+    for metric in METRICS:
         rows = obs[obs["metric"] == metric]
         if len(rows):
             items.append((f"{metric} datasets", values("dataset", rows)))
@@ -256,20 +257,18 @@ FIT_TABLES: dict[str, FitTableDef] = {
     "table1": FitTableDef(
         lambda a: [
             a.fits(kind, form.name)
-            for kind in ("intrinsic", "extrinsic")
-            for form in forms_for(METRIC_OF[kind])
+            for kind in HEADLINE
+            for form in forms_for(stage_metric(kind).name)
             if form.companion is None  # the two-step law: per task, in the held-out table
         ],
         _paper_all,
     ),
     "table2": FitTableDef(
-        lambda a: [a.fits(kind, "eq1", ("model",)) for kind in ("intrinsic", "extrinsic")],
+        lambda a: [a.fits(kind, "eq1", ("model",)) for kind in HEADLINE],
         _paper_model,
     ),
     "table3": FitTableDef(
-        lambda a: [
-            a.fits(kind, "eq1", (KIND_COLUMN,), "all") for kind in ("intrinsic", "extrinsic")
-        ],
+        lambda a: [a.fits(kind, "eq1", (KIND_COLUMN,), "all") for kind in HEADLINE],
         _paper_calibration,
     ),
     "table4": FitTableDef(
@@ -284,8 +283,7 @@ FIT_TABLES: dict[str, FitTableDef] = {
 def fit_sets(a: Analysis) -> list[FitSet]:
     """Every fit set the law tables show, and the per-model fits the planner may fall back on
     (for laws.json)."""
-    per_model = [a.fits(kind, form, ("model",)) for kind in ("intrinsic", "extrinsic")
-                 for form in POWER_FORMS]
+    per_model = [a.fits(kind, form, ("model",)) for kind in HEADLINE for form in POWER_FORMS]
     return [s for d in FIT_TABLES.values() for s in d.sets(a)] + per_model
 
 
@@ -462,6 +460,11 @@ class PlanRow:
     note: str = ""
 
 
+def _goal(metric: str) -> str:
+    """The target relative to L0 at σ, e.g. ``loss ≤ L0/σ``."""
+    return f"{metric} {'≥ σ·L0' if get_metric(metric).higher_is_better else '≤ L0/σ'}"
+
+
 def _plan_row(a: Analysis, kind: str, f: FitResult, sigma: float, dataset: str,
               L0: float) -> PlanRow:
     """The planner's answer for one method's best law on one dataset at ``sigma``: the largest
@@ -470,7 +473,7 @@ def _plan_row(a: Analysis, kind: str, f: FitResult, sigma: float, dataset: str,
     law = f.law()
     h = f.heldout.get(RANK_SPLIT)
     row = PlanRow(sigma, kind, f.metric, str(f.group.get("method", "")), dataset, L0, f.form,
-                  law.name, "accuracy ≥ σ·L0" if f.metric == "accuracy" else "loss ≤ L0/σ",
+                  law.name, _goal(f.metric),
                   None if h is None else h.mape_pct)
     D = float(a.laws["D"].max()) if len(a.laws) else 0.0
     params = _params(a, model)
@@ -510,10 +513,10 @@ def _plan_display(rows: list[PlanRow]) -> pd.DataFrame:
     } for row in rows])
 
 
-PLANNED = ("loss", "accuracy")
-"""The metrics the planner takes targets of."""
+PLANNED = tuple(stage_metric(kind).name for kind in HEADLINE)
+"""The metrics the report plans with (each stage's L)."""
 PLAN_NOTES = [
-    "target relative to the uncompressed model: loss ≤ L0/σ, accuracy ≥ σ·L0",
+    f"target relative to the uncompressed model: {', '.join(map(_goal, PLANNED))}",
     "law: the method's feasible form with the lowest held-out MAPE (fit r ≤ 0.5, predict r > 0.5)",
     "largest r: the most compressed feasible ratio (grid step 0.05) with at most the study's "
     "largest RFT size D; L predicted there, with its 95% prediction interval",
@@ -598,9 +601,9 @@ def _answer(a: Analysis) -> Built:
     notes += [f"{kind}: {why}" for kind in LAW_KINDS if (why := a.evidence_note(kind))]
     try:
         for r in _plans(a, (ANSWER_SIGMA,)):
-            if r.L != "intrinsic" and r.metric != "accuracy":
+            if r.L != "intrinsic" and r.metric != stage_metric("extrinsic").name:
                 continue
-            sign = "≥" if r.metric == "accuracy" else "≤"
+            sign = "≥" if get_metric(r.metric).higher_is_better else "≤"
             rec = (f"r = {fmt(r.r)} with D = {r.D_needed:,.0f} tokens of RFT keeps "
                    f"{r.dataset} {r.metric} {sign} {fmt(r.target_value)} (σ = "
                    f"{ANSWER_SIGMA}); predicted there "

@@ -25,10 +25,10 @@ from matplotlib.figure import Figure
 from scipy.stats import f as fisher
 
 from complaw.laws.fit import FitResult
+from complaw.laws.metrics import get_metric
 from complaw.report.analysis import Analysis
 from complaw.report.figures import (
     FIGURES,
-    YLABEL,
     FigureSpec,
     color,
     curve,
@@ -94,7 +94,7 @@ def tasks_vs_r(a: Analysis) -> Figure:
                                     alpha=0.08 if D else 0.15, linewidth=0)
         ax.set_ylim(0.0, 1.0)
         ax.set_xlabel("compression ratio r")
-        ax.set_ylabel(YLABEL["accuracy"])
+        ax.set_ylabel(get_metric("accuracy").label)
         h = f.heldout.get("r:0.5")
         points = None if h is None else h.abs_error_points
         ax.set_title(f"{f.group.get('dataset')}, {f.group.get('method')}: {f.form}"
