@@ -2,20 +2,11 @@
 
 A `Metric` declares the evaluation stage whose records hold it, whether higher is better, the
 law form it is fitted with when none is named, the `Scale` its values live on, its axis label
-and unit, and its *family*: the forms that model a metric are those declared for its family
-(``task_loss`` is a loss, so every loss form models it). Law tables, fits, the planner, the
-verification of a plan, the report and the CLI read these declarations. Adding a metric is one
-``METRICS.add`` call (here or in user code).
-
-| metric | stage | better | default form | family |
-|---|---|---|---|---|
-| loss | intrinsic | lower | eq1 | loss |
-| accuracy | extrinsic | higher | eq1 | accuracy |
-| task_loss | extrinsic | lower | eq1 | loss |
-| runtime | extrinsic | lower | runtime | runtime |
-
-A stage's L (the paper's intrinsic L, loss, and extrinsic L, accuracy) is its ``headline``
-metric (`stage_metric`). Leaf module: numpy and scipy only.
+and unit, and its *family*: the forms declared for a family model its metrics (``task_loss``
+is a loss, so every loss form models it). Law tables, fits, the theory, the planner and its
+verification, and the report read these declarations. Adding a metric is one ``METRICS.add``
+call (here or in user code). A stage's L (the paper's intrinsic L, loss, and extrinsic L,
+accuracy) is its ``headline`` metric (`stage_metric`). Leaf module: numpy and scipy only.
 """
 
 from __future__ import annotations
@@ -75,15 +66,14 @@ class Metric:
 
     name: str
     stage: str
-    """The evaluation whose records hold it (a study spec's ``evaluations:`` key, and the
-    suffix of the paper's law names: ``paper:all:intrinsic``)."""
+    """The evaluation whose records hold it (a spec's ``evaluations:`` key; the paper's law
+    names end in it: ``paper:all:intrinsic``)."""
     family: str
-    """The forms declared for this family model it (`complaw.laws.forms.Form.metrics`)."""
+    """The forms declared for this family (`complaw.laws.forms.Form.metrics`) model it."""
     higher_is_better: bool
     form: str
     """The law form it is fitted with when none is named (the paper's)."""
-    label: str
-    """Its axis label."""
+    title: str
     unit: str
     scale: Scale = LOG
     """Where its values live: LOG for positive values, LOGIT for a fraction in (0, 1]."""
@@ -91,14 +81,14 @@ class Metric:
     """It is its stage's L (`stage_metric`)."""
 
     @property
+    def label(self) -> str:
+        """Its axis label, e.g. ``test loss (nats)``."""
+        return f"{self.title} ({self.unit})" if self.unit else self.title
+
+    @property
     def sign(self) -> float:
         """+1 when lower is better (compression raises it), -1 when higher is better."""
         return -1.0 if self.higher_is_better else 1.0
-
-    @property
-    def bound(self) -> str:
-        """The comparison a value meeting a target passes: ``>=`` or ``<=``."""
-        return ">=" if self.higher_is_better else "<="
 
     def meets(self, value: float, target: float) -> bool:
         """``value`` is at least as good as ``target``."""
@@ -115,18 +105,16 @@ def get_metric(name: str) -> Metric:
 
 def stage_metric(stage: str) -> Metric:
     """A stage's L: its headline metric."""
-    found = next((m for _, m in METRICS.items() if m.stage == stage and m.headline), None)
-    if found is None:
-        raise LawError(f"stage {stage!r} has no headline metric; known: "
-                       f"{', '.join(m.stage for _, m in METRICS.items() if m.headline)}")
-    return found
+    for _, metric in METRICS.items():
+        if metric.stage == stage and metric.headline:
+            return metric
+    raise LawError(f"no registered metric is the headline (the L) of stage {stage!r}")
 
 
-METRICS.add("loss", Metric("loss", "intrinsic", "loss", False, "eq1", "test loss (nats)",
-                           "nats", headline=True))
+METRICS.add("loss", Metric("loss", "intrinsic", "loss", False, "eq1", "test loss", "nats",
+                           headline=True))
 METRICS.add("accuracy", Metric("accuracy", "extrinsic", "accuracy", True, "eq1",
-                               "zero-shot accuracy", "fraction", LOGIT, headline=True))
-METRICS.add("task_loss", Metric("task_loss", "extrinsic", "loss", False, "eq1",
-                                "task loss (bits/byte)", "bits/byte"))
-METRICS.add("runtime", Metric("runtime", "extrinsic", "runtime", False, "runtime", "runtime (s)",
-                              "s"))
+                               "zero-shot accuracy", "", LOGIT, headline=True))
+METRICS.add("task_loss", Metric("task_loss", "extrinsic", "loss", False, "eq1", "task loss",
+                                "bits/byte"))
+METRICS.add("runtime", Metric("runtime", "extrinsic", "runtime", False, "runtime", "runtime", "s"))

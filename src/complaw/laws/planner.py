@@ -26,14 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from complaw.errors import LawError
 from complaw.laws.forms import CONST
@@ -64,8 +57,7 @@ class Target(BaseModel):
     @field_validator("metric")
     @classmethod
     def _known(cls, value: str) -> str:
-        get_metric(value)  # a LawError names the registered metrics
-        return value
+        return get_metric(value).name  # a LawError names the registered metrics
 
     @property
     def measure(self) -> Metric:
@@ -96,7 +88,7 @@ class Target(BaseModel):
                                 L0 ** law.coefficients["alpha"])
 
     def describe(self) -> str:
-        better = self.measure.bound
+        better = ">=" if self.measure.higher_is_better else "<="
         if self.value is not None:
             return f"{self.metric} {better} {self.value:g}"
         if self.sigma is not None:
