@@ -358,10 +358,11 @@ def test_the_law_table_carries_the_base_task_loss(exact):
 
     loss = exact[exact["metric"] == "task_loss"]
     base = loss.groupby(["model", "dataset"])["L0"].first()
-    rows = validate(exact.assign(T0=[base.get((m, d), np.nan)
-                                     for m, d in zip(exact["model"], exact["dataset"])]))
+    keys = zip(exact["model"], exact["dataset"], strict=True)
+    rows = validate(exact.assign(T0=[base.get(k, np.nan) for k in keys]))
     fits = fit(rows, "two-step", holdout="r:0.5")
     plain = fit(exact, "two-step", holdout="r:0.5")
-    for with_t0, without in zip(fits, plain):  # exact data: T0 = link⁻¹(acc0), the same law
+    # exact data: T0 = link⁻¹(acc0), so the same law
+    for with_t0, without in zip(fits, plain, strict=True):
         assert with_t0.heldout["r:0.5"].mape_pct == pytest.approx(
             without.heldout["r:0.5"].mape_pct, abs=1e-6)
