@@ -455,6 +455,8 @@ def plan_command(
         console.print("[bold]no feasible choice[/]")
     for model, why in result.infeasible.items():
         console.print(f"[yellow]{model}[/] infeasible: {why}", highlight=False)
+    for model, why in result.doubts.items():
+        console.print(f"[yellow]{model}[/] {why}", highlight=False)
     if checked is not None:
         _print_verification(checked)
 

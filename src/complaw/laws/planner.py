@@ -201,6 +201,8 @@ class PlanResult:
     infeasible: dict[str, str] = field(default_factory=dict)
     laws: dict[str, Law] = field(default_factory=dict)
     """Each candidate's law, by model name."""
+    doubts: dict[str, str] = field(default_factory=dict)
+    """Why the report would not call a candidate's pinned law best, by model name."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -209,6 +211,7 @@ class PlanResult:
             "level": self.level,
             "choices": [c.to_dict() for c in self.choices],
             "infeasible": self.infeasible,
+            "doubts": self.doubts,
         }
 
 
@@ -273,13 +276,14 @@ def _ranges(rs: list[float], grid: list[float]) -> str:
 
 def _candidate_law(
     spec: PlanSpec, c: Candidate, metric: str, table: pd.DataFrame | None
-) -> tuple[Law, float | None, HeldOutSummary | None]:
+) -> tuple[Law, float | None, HeldOutSummary | None, str | None]:
     """The candidate's law (starting from its base task loss, where the records hold one), its
-    L0 from the records (None when not read there) and the held-out error of the law's form
-    (None unless fitted on the records here)."""
+    L0 from the records (None when not read there), the held-out error of the law's form
+    (None unless fitted on the records here) and, for a form the plan pins, why the report
+    would not call it best (None: it would, or nothing to judge by)."""
     if c.law or table is None:
-        return get_law(c.law or _default_law(c.name, metric)), None, None
-    from complaw.laws.select import best_form, fit, with_companions
+        return get_law(c.law or _default_law(c.name, metric)), None, None, None
+    from complaw.laws.select import REFERENCE, best_form, compare, doubt, fit, with_companions
 
     rows = with_companions(table[table["model"].astype(str) == c.name], metric)
     for key, value in c.where.items():
@@ -296,11 +300,17 @@ def _candidate_law(
             f"candidate {c.name!r}: its rows hold {len(L0s)} values of L0 (datasets "
             f"{', '.join(sorted(set(own['dataset'])))}); pin one with where: {{dataset: ...}}"
         )
-    found = (fit(rows, c.form, holdout=[spec.holdout]).only() if c.form
-             else best_form(rows, spec.holdout, spec.level, metric=metric))
+    why = None
+    if c.form:
+        found = fit(rows, c.form, holdout=[spec.holdout], level=spec.level).only()
+        judged = compare(rows, list(dict.fromkeys([c.form, REFERENCE.get(metric, c.form)])),
+                         holdout=spec.holdout, level=spec.level)
+        why = doubt(judged, next(f for f in judged.fits if f.form == c.form))
+    else:
+        found = best_form(rows, spec.holdout, spec.level, metric=metric)
     T0s = own["T0"].dropna().unique() if "T0" in own.columns else []
     law = replace(found.law(), T0=float(T0s[0])) if len(T0s) == 1 else found.law()
-    return law, L0s[0], found.heldout.get(spec.holdout)
+    return law, L0s[0], found.heldout.get(spec.holdout), why
 
 
 def plan(spec: PlanSpec, table: pd.DataFrame | None = None) -> PlanResult:
@@ -321,8 +331,10 @@ def plan(spec: PlanSpec, table: pd.DataFrame | None = None) -> PlanResult:
     out = PlanResult(spec.objective, t.describe() + assured, spec.level)
     budget = spec.budget
     for c in spec.candidates:
-        law, rows_L0, heldout = _candidate_law(spec, c, t.metric, table)
+        law, rows_L0, heldout, why_not_best = _candidate_law(spec, c, t.metric, table)
         out.laws[c.name] = law
+        if why_not_best:
+            out.doubts[c.name] = f"planned on {law.form}, which the plan pins: {why_not_best}"
         if law.metric != t.metric:
             raise LawError(
                 f"law {law.name!r} of candidate {c.name!r} is a {law.metric} law; "

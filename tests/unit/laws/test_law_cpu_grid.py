@@ -42,3 +42,18 @@ def test_four_held_out_rows_are_not_evidence_enough(smollm2):
     assert not [f for f in accuracy if f.metric == "accuracy"]
     assert all("not enough evidence" in why and "4 held-out row(s)" in why
                for why in reasons.values())
+
+
+def test_the_docs_accuracy_plan_says_its_pinned_law_lacks_evidence():
+    """docs/examples/plan-cpu-grid-accuracy.yaml plans on the two-step law it pins, starting
+    from SmolLM2's measured base task loss, and says why the report would not call it best."""
+    from complaw.laws.planner import load_plan, plan
+
+    root = STUDY.parents[1]
+    spec = load_plan(root / "docs" / "examples" / "plan-cpu-grid-accuracy.yaml")
+    spec = spec.model_copy(update={"records": str(STUDY)})
+    result = plan(spec, load_law_table(STUDY))
+    law = result.laws["smollm2-135m"]
+    assert law.form == "two-step" and law.T0 == pytest.approx(1.46, abs=0.01)
+    assert result.choices and all(c.L >= 0.8 * c.L0 for c in result.choices)
+    assert "not enough evidence" in result.doubts["smollm2-135m"]
