@@ -30,7 +30,6 @@ with the law fitted on the whole grid and with random subsets of the same cost.
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -45,14 +44,13 @@ from complaw.laws.fit import FitResult, Fits
 from complaw.laws.forms import Form, default_form, get_form
 from complaw.laws.law import law_inputs
 from complaw.laws.select import fit
+from complaw.laws.voptimal import Information, best_batch
 
 
 class DesignError(LawError):
     """The design cannot run as asked (budget, grid or records); the message names the fix."""
 
 
-EXHAUSTIVE_LIMIT = 5000
-"""Batches are searched exhaustively when the pool has at most this many of them."""
 POINT_COLUMNS = ("unit", "model", "method", "calibration", "r", "D", "base")
 
 
@@ -178,21 +176,6 @@ def _group_keys(df: pd.DataFrame, by: Sequence[str]) -> list[tuple]:
 
 def _fit_key(result: FitResult, by: Sequence[str]) -> tuple:
     return tuple(result.group[c] for c in ["metric", *by])
-
-
-@dataclass
-class Information:
-    """What V-optimality needs for one fitted law (one group): s², the grid's A = G'G and the
-    observed M = J'J; `variance` is the summed prediction variance s² tr(A M⁻¹)."""
-
-    s2: float
-    A: np.ndarray
-    M: np.ndarray
-
-    def variance(self, add: np.ndarray | None = None) -> float:
-        M = self.M if add is None else self.M + add
-        ridge = 1e-10 * max(float(np.trace(M)), 1e-300) / len(M)
-        return self.s2 * float(np.trace(np.linalg.solve(M + ridge * np.eye(len(M)), self.A)))
 
 
 def _jacobian(result: FitResult, rows: pd.DataFrame) -> np.ndarray:
@@ -361,7 +344,6 @@ class AdaptiveDesign:
         if not affordable:
             return []
         info, adds = self.information(fits, observed, affordable)
-        base = sum(i.variance() for i in info.values())
 
         def variance(batch: Sequence[str]) -> float:
             total = 0.0
@@ -373,36 +355,7 @@ class AdaptiveDesign:
         def cost(batch: Sequence[str]) -> float:
             return max(self.pool.cost_of(batch, paid, costs), 1e-12)
 
-        k = min(self.batch, len(affordable))
-        if math.comb(len(affordable), k) <= EXHAUSTIVE_LIMIT:
-            best, best_score = [], -math.inf
-            for batch in itertools.combinations(affordable, k):
-                c = cost(batch)
-                if c > remaining * (1 + 1e-9):
-                    continue
-                score = (base - variance(batch)) / c
-                if score > best_score + 1e-12 * abs(best_score):
-                    best, best_score = list(batch), score
-            if best:
-                return best
-        batch: list[str] = []
-        for _ in range(k):
-            now = variance(batch)
-            spent = cost(batch) if batch else 0.0
-            best_u, best_score = None, -math.inf
-            for u in affordable:
-                if u in batch:
-                    continue
-                c = cost([*batch, u])
-                if c > remaining * (1 + 1e-9):
-                    continue
-                score = (now - variance([*batch, u])) / max(c - spent, 1e-12)
-                if score > best_score:
-                    best_u, best_score = u, score
-            if best_u is None:
-                break
-            batch.append(best_u)
-        return batch
+        return best_batch(affordable, self.batch, variance, cost, remaining)
 
 
 @dataclass
