@@ -7,9 +7,16 @@ A *split* says which rows a law is fitted on and which it must predict:
 | ``r:X`` | r <= X | r > X (extrapolation in compression) |
 | ``D`` | all but the largest D | the largest D (extrapolation in data) |
 | ``dataset``, ``model``, ``method`` (any column) | the other levels | one level, each in turn |
+| ``model:K`` (any column) | the other levels and K rows of the left-out one | its other rows |
 | ``kfold:K`` | K-1 folds | the K-th, each in turn (seeded) |
+| ``usable[:X]`` | usable rows (L <= X L0, default 2) up to their median r | usable rows above it |
 
-Baselines (r = 0) always stay in the fit and are never predicted. For each split,
+Baselines (r = 0) always stay in the fit and are never predicted. Each fold has a *level*
+(the column's value, ``r>0.5``, ``D=4096``, ``fold 2``, ...): the summary reports the MAPE of
+each (``by_level``). In ``COL:K`` the K rows are the ones the variance-optimal design
+(`complaw.laws.voptimal`) would measure first given the law fitted on the other levels (for
+a pooled law, its prior for a new group); the MAPE of `RANDOM_DRAWS` seeded random picks of K
+rows is reported beside it (``random``). For each split,
 `heldout_error` reports the number of test rows, the MAPE of L, the MAPE of the degradation
 L - L0, and the coverage of the prediction interval (the share of test rows inside it); the
 predictions themselves are kept for figures. For accuracy it adds the mean absolute error in
@@ -27,9 +34,10 @@ condition (same model, method, calibration, dataset, r and D as a test row).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import pandas as pd
@@ -37,11 +45,27 @@ import pandas as pd
 from complaw.errors import LawError
 from complaw.laws.fit import fit_group, inputs_of
 from complaw.laws.forms import Form, get_form
+from complaw.laws.law import Law, Prediction
 from complaw.laws.table import COLUMNS, NUMERIC_COLUMNS, validate
+from complaw.laws.voptimal import Information, best_batch
 
-Folds = list[tuple[np.ndarray, np.ndarray]]
-"""(train, test) positional row indices, one pair per fold."""
+
+class Fold(NamedTuple):
+    """One fold: its level's name, the positional rows fitted (``train``) and predicted
+    (``test``), and ``give``: how many test rows the fit is handed first (``COL:K``)."""
+
+    level: str
+    train: np.ndarray
+    test: np.ndarray
+    give: int = 0
+
+
+Folds = list[Fold]
 KFOLD_SEED = 0
+RANDOM_DRAWS = 5
+"""Seeded random picks of K rows reported beside the variance-optimal ones (``COL:K``)."""
+USABLE = 2.0
+"""The default usable multiple X of ``usable[:X]``: a row with L <= X L0 is usable."""
 
 
 def _baseline(df: pd.DataFrame) -> np.ndarray:
@@ -55,7 +79,7 @@ def _ratio(df: pd.DataFrame, arg: str) -> Folds:
         raise LawError(f"split r:{arg}: the threshold must be a number, e.g. r:0.5") from None
     r = df["r"].to_numpy(float)
     test = np.flatnonzero(r > x)
-    return [(np.flatnonzero(r <= x), test)] if len(test) else []
+    return [Fold(f"r>{x:g}", np.flatnonzero(r <= x), test)] if len(test) else []
 
 
 def _largest_d(df: pd.DataFrame, arg: str) -> Folds:
@@ -65,8 +89,9 @@ def _largest_d(df: pd.DataFrame, arg: str) -> Folds:
     candidates = ~_baseline(df)
     if len(np.unique(D[candidates])) < 2:
         return []
-    test = np.flatnonzero(candidates & (D == D[candidates].max()))
-    return [(np.setdiff1d(np.arange(len(df)), test), test)]
+    top = D[candidates].max()
+    test = np.flatnonzero(candidates & (D == top))
+    return [Fold(f"D={top:g}", np.setdiff1d(np.arange(len(df)), test), test)]
 
 
 def _kfold(df: pd.DataFrame, arg: str) -> Folds:
@@ -80,55 +105,91 @@ def _kfold(df: pd.DataFrame, arg: str) -> Folds:
     rng = np.random.default_rng(KFOLD_SEED)
     parts = np.array_split(rng.permutation(rows), min(k, len(rows)))
     everything = np.arange(len(df))
-    return [(np.setdiff1d(everything, t), np.sort(t)) for t in parts if len(t)]
+    return [Fold(f"fold {i + 1}", np.setdiff1d(everything, t), np.sort(t))
+            for i, t in enumerate(parts) if len(t)]
+
+
+def _usable(df: pd.DataFrame, arg: str) -> Folds:
+    try:
+        x = float(arg) if arg else USABLE
+    except ValueError:
+        x = math.nan
+    if not x > 1.0:
+        raise LawError(f"split usable:{arg}: X must be a number > 1 (usable: L <= X L0), "
+                       "e.g. usable:2")
+    r = df["r"].to_numpy(float)
+    usable = np.flatnonzero(~_baseline(df) & (df["L"].to_numpy(float)
+                                              <= x * df["L0"].to_numpy(float)))
+    if not len(usable):
+        return []
+    cut = float(np.median(r[usable]))
+    test = usable[r[usable] > cut]
+    return [Fold(f"usable r>{cut:g}", usable[r[usable] <= cut], test)] if len(test) else []
 
 
 def _level(column: str) -> Callable[[pd.DataFrame, str], Folds]:
     def folds(df: pd.DataFrame, arg: str) -> Folds:
         if column not in df.columns:
             raise LawError(f"split {column}: the table has no column {column!r}")
+        give = _given_rows(column, arg)
         labels = df[column].astype(str).to_numpy()
         candidates = ~_baseline(df)
         everything = np.arange(len(df))
         out = []
         for level in sorted(set(labels[candidates])):
             test = np.flatnonzero(candidates & (labels == level))
-            out.append((np.setdiff1d(everything, test), test))
+            if give >= len(test):
+                raise LawError(
+                    f"split {column}:{give}: {column} {level} has {len(test)} rows besides its "
+                    f"baseline; K must be below that (K rows go to the fit, the rest are "
+                    f"predicted), e.g. {column}:{max(len(test) // 4, 1)}")
+            out.append(Fold(level, np.setdiff1d(everything, test), test, give))
         return out if len(out) > 1 else []
 
     return folds
+
+
+def _given_rows(column: str, arg: str) -> int:
+    """K of a ``COL:K`` split (0 for a plain ``COL``)."""
+    if not arg:
+        return 0
+    try:
+        k = int(arg)
+    except ValueError:
+        k = -1
+    if k < 1:
+        raise LawError(f"split {column}:{arg}: K must be an integer >= 1 (rows of the left-out "
+                       f"level handed to the fit), e.g. {column}:2; or write {column}")
+    return k
 
 
 SPLITS: dict[str, Callable[[pd.DataFrame, str], Folds]] = {
     "r": _ratio,
     "D": _largest_d,
     "kfold": _kfold,
+    "usable": _usable,
 }
 """Split kinds with their own rule; any other name is a column left out one level at a time."""
 
 
-def folds(df: pd.DataFrame, split: str) -> Folds:
-    """The (train, test) folds of ``split`` on ``df`` (positional indices). Baselines (r = 0)
-    are in every train set and no test set; a split that cannot apply (one level, one D, no r
-    above the threshold) gives no folds."""
+def labelled_folds(df: pd.DataFrame, split: str) -> Folds:
+    """The folds of ``split`` on ``df`` (positional indices), each with its level. Baselines
+    (r = 0) are in every train set and no test set; a split that cannot apply (one level, one
+    D, no r above the threshold) gives no folds."""
     kind, _, arg = split.partition(":")
-    rule = SPLITS.get(kind)
-    if rule is None:
-        if arg:
-            raise LawError(
-                f"unknown held-out split {split!r}; use r:X, D, kfold:K or a column name "
-                "(dataset, model, method)"
-            )
-        rule = _level(kind)
-    found = rule(df, arg)
+    rule = SPLITS.get(kind) or _level(kind)
     base = np.flatnonzero(_baseline(df))
     out = []
-    for train, test in found:
-        train = np.union1d(train, base)
-        test = np.setdiff1d(test, base)
+    for fold in rule(df, arg):
+        test = np.setdiff1d(fold.test, base)
         if len(test):
-            out.append((train, test))
+            out.append(fold._replace(train=np.union1d(fold.train, base), test=test))
     return out
+
+
+def folds(df: pd.DataFrame, split: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (train, test) pairs of `labelled_folds`."""
+    return [(f.train, f.test) for f in labelled_folds(df, split)]
 
 
 @dataclass(frozen=True)
@@ -149,13 +210,23 @@ class HeldOutSummary:
     noise_floor_points: float | None = None
     noise_floor_pct: float | None = None
     reported: tuple[str, ...] = ()
-    """Which of the last three the metric reports (`to_dict` gives them even when None)."""
+    """Which of the noise floors and ``random`` the split reports (`to_dict` gives them even
+    when None)."""
+    by_level: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    """The MAPE (%) of each fold's level (a left-out model, ``r>0.5``, ...)."""
+    random: Mapping[str, float] | None = None
+    """``COL:K`` splits: ``draws``, ``median_mape_pct``, ``min_mape_pct``, ``max_mape_pct``
+    of seeded random picks of K rows, beside the variance-optimal pick's ``mape_pct``."""
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: ``split``, ``n``, the three errors and the ``reported`` ones
-        (``heldout`` in the schema of ``complaw fit --json``, docs/laws.md)."""
+        """JSON-ready: ``split``, ``n``, the three errors, ``by_level`` and the ``reported``
+        ones (``heldout`` in the schema of ``complaw fit --json``, docs/laws.md)."""
         keys = ("split", "n", "mape_pct", "degradation_mape_pct", "coverage", *self.reported)
-        return {k: getattr(self, k) for k in keys}
+        out = {k: getattr(self, k) for k in keys}
+        out["by_level"] = dict(self.by_level)
+        if out.get("random") is not None:
+            out["random"] = dict(self.random or {})
+        return out
 
 
 @dataclass
@@ -166,21 +237,48 @@ class HeldOut:
     form: str
     metric: str = ""
     predictions: pd.DataFrame = field(default_factory=pd.DataFrame)
-    """One row per predicted test row: its index among the group's rows of the metric,
-    dataset, L, L0, r, D, L_se (when the table has it), L_hat, pi_low, pi_high, fold."""
+    """One row per predicted test row: its index among the group's rows of the metric, the
+    condition columns (model, method, calibration, dataset) the table has, L, L0, r, D, L_se
+    (when the table has it), L_hat, pi_low, pi_high, fold and its level."""
     unfitted: int = 0
     """Test rows whose fold could not be fitted (too few rows, not identifiable)."""
     reasons: list[str] = field(default_factory=list)
+    random: pd.DataFrame | None = None
+    """``COL:K`` splits: per random draw (``draw``) and level, its test rows' ``ape`` (%),
+    the test rows' absolute percentage errors with K random rows in the fit."""
 
     @property
     def n(self) -> int:
         return len(self.predictions)
 
+    def where(self, mask: np.ndarray) -> HeldOut:
+        """The held-out error of the predictions selected by ``mask`` (e.g. one group's of a
+        pooled fit); random draws are kept for the same levels."""
+        p = self.predictions[mask]
+        draws = (None if self.random is None
+                 else self.random[self.random["level"].isin(set(p["level"]))])
+        return HeldOut(self.split, self.form, self.metric, p, self.unfitted, self.reasons,
+                       draws)
+
     def summary(self) -> HeldOutSummary:
         """The errors of the predictions (`HeldOutSummary`)."""
-        noise = self._noise()
-        return HeldOutSummary(self.split, int(len(self.predictions)), **self._errors(),
-                              **noise, reported=tuple(noise))
+        extra = self._noise()
+        if self.random is not None:
+            extra["random"] = self._random()
+        p = self.predictions
+        by_level = ({} if p.empty else
+                    (100.0 * (p["L_hat"] - p["L"]).abs() / p["L"]).groupby(p["level"]).mean())
+        return HeldOutSummary(self.split, int(len(p)), **self._errors(), **extra,
+                              reported=tuple(extra),
+                              by_level=MappingProxyType({str(k): float(v)
+                                                         for k, v in dict(by_level).items()}))
+
+    def _random(self) -> dict[str, float] | None:
+        if self.random is None or self.random.empty:
+            return None
+        mapes = self.random.groupby("draw")["ape"].mean().to_numpy()
+        return {"draws": len(mapes), "median_mape_pct": float(np.median(mapes)),
+                "min_mape_pct": float(mapes.min()), "max_mape_pct": float(mapes.max())}
 
     def _noise(self) -> dict[str, float | None]:
         p = self.predictions
@@ -217,6 +315,56 @@ class HeldOut:
         }
 
 
+class Fitted(Protocol):
+    """A law fitted on a fold's train rows, as held-out error uses it."""
+
+    def law_of(self, rows: pd.DataFrame) -> Law:
+        """The law that predicts ``rows`` (rows of one level of the split)."""
+
+    def predict(self, rows: pd.DataFrame, level: float) -> Prediction:
+        """L and its ``level`` prediction interval at ``rows``."""
+
+
+Fitter = Callable[[pd.DataFrame], Fitted]
+"""Fits the train rows of a fold (`fit_group` for one law; a pooled fit for several)."""
+
+
+@dataclass
+class OneLaw:
+    """One law for every row: what `fit_group` gives."""
+
+    law: Law
+
+    def law_of(self, rows: pd.DataFrame) -> Law:
+        return self.law
+
+    def predict(self, rows: pd.DataFrame, level: float) -> Prediction:
+        return self.law.predict(**inputs_of(rows), level=level)
+
+
+def variance_optimal(law: Law, rows: pd.DataFrame, k: int) -> list[int]:
+    """The positions of the ``k`` of ``rows`` whose measurement shrinks the summed prediction
+    variance of ``law`` over ``rows`` the most (`complaw.laws.voptimal`): the prior is what
+    the law knows, M = s² cov⁻¹."""
+    if law.cov is None or not np.isfinite(np.asarray(law.cov)).all():
+        raise LawError(f"law {law.name} has no covariance to choose {k} rows by")
+    G = law.gradient(inputs_of(rows))
+    s2 = max(float(law.resid_std or 1.0) ** 2, 1e-12)
+    info = Information(s2, G.T @ G, s2 * np.linalg.pinv(np.asarray(law.cov)))
+    adds = [np.outer(g, g) for g in G]
+    return best_batch(list(range(len(rows))), k,
+                      lambda b: info.variance(sum((adds[i] for i in b), np.zeros_like(info.M))),
+                      lambda b: float(len(b)), float(k))
+
+
+def _given(fold: Fold, fit: Callable[[np.ndarray], Fitted], own: pd.DataFrame) -> Fold:
+    """``fold`` with its ``give`` variance-optimal test rows moved to the fit."""
+    rows = own.iloc[fold.test]
+    chosen = fold.test[variance_optimal(fit(fold.train).law_of(rows), rows, fold.give)]
+    return fold._replace(train=np.union1d(fold.train, chosen),
+                         test=np.setdiff1d(fold.test, chosen))
+
+
 def heldout_error(
     df: pd.DataFrame,
     form: str | Form,
@@ -224,36 +372,64 @@ def heldout_error(
     *,
     intercept: bool | None = None,
     level: float = 0.95,
+    fitter: Fitter | None = None,
 ) -> HeldOut:
     """Fit ``form`` on each fold's train rows of one group (one metric, plus its companion
     metric's rows for a form with one) and predict its test rows, with the ``level``
-    prediction interval. Companion rows at a test row's condition are left out of the fit."""
+    prediction interval. Companion rows at a test row's condition are left out of the fit.
+    ``fitter`` fits a fold (default: `fit_group`, one law; `complaw.laws.pooling` passes a
+    pooled fit, whose test rows are predicted by their own group's law)."""
     form = get_form(form)
     own, companion = form.split_rows(validate(df))
     own = own.reset_index(drop=True)
     out = HeldOut(split, form.name, metric=str(own["metric"].iloc[0]) if len(own) else "")
-    kept = [c for c in ("dataset", *NUMERIC_COLUMNS, "L_se") if c in own.columns]
-    frames = []
-    for i, (train, test) in enumerate(folds(own, split)):
-        if np.intersect1d(train, test).size:  # a fold rule must never do this
+    if fitter is None:
+        def fitter(rows: pd.DataFrame) -> Fitted:
+            return OneLaw(fit_group(rows, form, intercept=intercept, level=level).law())
+
+    def fit(train: np.ndarray, test: np.ndarray) -> Fitted:
+        seen = companion[~_at(companion, own.iloc[test])]
+        return fitter(pd.concat([own.iloc[train], seen]))
+
+    kept = [c for c in (*CONDITION[:4], *NUMERIC_COLUMNS, "L_se") if c in own.columns]
+    frames, draws = [], []
+    rng = np.random.default_rng(KFOLD_SEED)
+    for i, fold in enumerate(labelled_folds(own, split)):
+        if np.intersect1d(fold.train, fold.test).size:  # a fold rule must never do this
             raise AssertionError(f"split {split}: fold {i} tests rows it was fitted on")
-        rows = own.iloc[test]
-        seen = companion[~_at(companion, rows)]
         try:
-            fitted = fit_group(pd.concat([own.iloc[train], seen]), form, intercept=intercept,
-                               level=level)
+            if fold.give:
+                draws += [_random_draw(fold, fit, own, rng, d) for d in range(RANDOM_DRAWS)]
+                fold = _given(fold, lambda train, f=fold: fit(train, f.test), own)
+            fitted = fit(fold.train, fold.test)
         except LawError as exc:
-            out.unfitted += len(test)
+            out.unfitted += len(fold.test)
             out.reasons.append(str(exc))
             continue
-        pred = fitted.law().predict(**inputs_of(rows), level=level)
+        rows = own.iloc[fold.test]
+        pred = fitted.predict(rows, level)
         frames.append(pd.DataFrame({
-            "index": test, **{c: rows[c].to_numpy() for c in kept},
+            "index": fold.test, **{c: rows[c].to_numpy() for c in kept},
             "L_hat": pred.L, "pi_low": pred.pi_low, "pi_high": pred.pi_high, "fold": i,
+            "level": fold.level,
         }))
     if frames:
         out.predictions = pd.concat(frames, ignore_index=True)
+    if draws:
+        out.random = pd.concat(draws, ignore_index=True)
     return out
+
+
+def _random_draw(fold: Fold, fit: Callable[[np.ndarray, np.ndarray], Fitted],
+                 own: pd.DataFrame, rng: np.random.Generator, draw: int) -> pd.DataFrame:
+    """The absolute percentage errors (%) of ``fold``'s test rows when ``give`` random ones of
+    them are handed to the fit."""
+    chosen = rng.choice(fold.test, size=fold.give, replace=False)
+    test = np.setdiff1d(fold.test, chosen)
+    rows = own.iloc[test]
+    L = rows["L"].to_numpy(float)
+    hat = fit(np.union1d(fold.train, chosen), test).predict(rows, 0.95).L
+    return pd.DataFrame({"draw": draw, "level": fold.level, "ape": 100.0 * np.abs(hat - L) / L})
 
 
 CONDITION: tuple[str, ...] = ("model", "method", "calibration", "dataset", "r", "D")

@@ -149,7 +149,7 @@ def test_split_rules():
     assert folds(df, "r:0.95") == []
     for bad, needle in (("r:x", "must be a number"), ("kfold:1", ">= 2"),
                         ("nope", "no column 'nope'"), ("D:3", "takes no argument"),
-                        ("model:2", "unknown held-out split")):
+                        ("model:x", "K must be an integer"), ("usable:1", "> 1")):
         with pytest.raises(LawError, match=needle):
             folds(df, bad)
 
