@@ -65,7 +65,9 @@ def _heldout_cell(h: HeldOutSummary | None) -> str:
         return "-"
     deg = "-" if h.degradation_mape_pct is None else f"{h.degradation_mape_pct:.1f}%"
     cov = "-" if h.coverage is None else f"{h.coverage:.0%}"
-    return f"{h.mape_pct:.1f}% (n={h.n}; L-L0 {deg}; PI covers {cov})"
+    rand = ("" if not h.random else
+            f"; random rows {h.random['median_mape_pct']:.1f}% (median of {h.random['draws']})")
+    return f"{h.mape_pct:.1f}% (n={h.n}; L-L0 {deg}; PI covers {cov}{rand})"
 
 
 def _noise_floors(df, fits) -> dict[str, dict[str, Any] | None]:
@@ -116,6 +118,15 @@ def fit_command(
         None, "--bootstrap-by", help="resample whole groups of this column (default: rows)"
     ),
     level: float = typer.Option(0.95, "--level", min=0.5, max=0.999, help="CI level"),
+    share: list[str] = typer.Option(
+        None, "--share",
+        help="pool the --by groups in one fit, sharing these coefficients (comma-separated, "
+        "e.g. k,h,c); the others vary per group, shrunk towards their mean by a strength "
+        "estimated from the data",
+    ),
+    pool: bool = typer.Option(
+        False, "--pool", help="pool the --by groups, sharing each form's declared coefficients"
+    ),
     as_json: bool = typer.Option(
         False, "--json", help="print only JSON: a list of fits (schema in docs/laws.md)"
     ),
@@ -126,17 +137,21 @@ def fit_command(
 
     if compare and form:
         raise LawError("give --form or --compare, not both (--compare fits every form)")
+    shared = _split(share)
+    if compare and shared:
+        raise LawError("--share names one form's coefficients; with --compare use --pool (each "
+                       "form shares its declared ones)")
     df = _load_records(records)
     group_by = _split(by)
     splits = _split(holdout)
     if compare:
-        result = compare_forms(df, None, group_by, holdout=splits[0] if splits else "r:0.5",
-                               level=level)
+        result = compare_forms(df, None, group_by, holdout=splits or ["r:0.5"], level=level,
+                               pool=pool)
         fits = result.fits
     else:
         fits = list(fit(df, form, group_by, intercept=intercept, level=level,
                         bootstrap=bootstrap, seed=seed, bootstrap_by=bootstrap_by,
-                        holdout=splits))
+                        holdout=splits, pool=shared or pool))
     floors = _noise_floors(df, fits)
     if as_json:
         payload = result.to_dict() if compare else [f.to_dict() for f in fits]
@@ -192,6 +207,13 @@ def _print_fits(fits, level: float) -> None:
             *[_heldout_cell(f.heldout.get(s)) for s in splits],
         )
     console.print(stats)
+    for p in dict.fromkeys(json.dumps(f.pooling, sort_keys=True) for f in fits if f.pooling):
+        pooled = json.loads(p)
+        spread = ", ".join(f"{k} {v:.3g} ({pooled['tau_scale'][k]})"
+                           for k, v in pooled["tau"].items())
+        console.print(f"pooled by {','.join(pooled['by'])} over {pooled['groups']} groups: "
+                      f"shared {','.join(pooled['share']) or 'none'}; spread between groups "
+                      f"(tau) {spread or '-'}", highlight=False)
 
 
 def _print_comparison(result, floors) -> None:

@@ -107,6 +107,9 @@ class FitResult:
     heldout: Mapping[str, HeldOutSummary] = field(default_factory=lambda: MappingProxyType({}))
     """Held-out error by split name (`complaw.laws.holdout.HeldOutSummary`), read-only: the
     splits are computed when the fit is made (`complaw.laws.select.fit`)."""
+    pooling: dict[str, Any] | None = None
+    """A pooled fit's grouping, shared coefficients, spreads tau and means
+    (`complaw.laws.pooling`); None for a fit of one group alone."""
 
     @property
     def label(self) -> str:
@@ -188,6 +191,7 @@ class FitResult:
             "resid_std": _num(self.resid_std),
             "cov": np.asarray(self.cov).tolist(),
             "bootstrap": self.bootstrap,
+            "pooling": self.pooling,
         }
 
 

@@ -90,6 +90,10 @@ class Form:
     """A second metric whose rows (of the same group) the fit needs beside the form's own."""
     by: tuple[str, ...] = ()
     """Columns the form is always fitted per level of (on top of the user's grouping)."""
+    share: tuple[str, ...] = ()
+    """The coefficients shared by every group when the form is pooled across groups
+    (`complaw.laws.pooling`, ``--pool``); the others vary per group, shrunk towards their
+    mean."""
 
     @property
     def coefs(self) -> tuple[Coef, ...]:
@@ -290,15 +294,16 @@ PAPER = "Sengupta et al., Compression Laws for Large Language Models (2025)"
 FORMS.add("eq1", LinearForm(
     "eq1", "L = L0^alpha (1+r)^beta (1+1/(D+1))^gamma", "the paper's compression law (Eq. 1)",
     "L = L0^{alpha} (1+r)^{beta} (1+1/(D+1))^{gamma}", PAPER + ", Eq. 1",
-    terms=(ALPHA, BETA, GAMMA),
+    terms=(ALPHA, BETA, GAMMA), share=("alpha", "gamma"),
 ))
 FORMS.add("eq2", LinearForm(
     "eq2", "L = L0^alpha (1+r)^beta", "ablation without D (Eq. 2)",
-    "L = L0^{alpha} (1+r)^{beta}", PAPER + ", Eq. 2", terms=(ALPHA, BETA),
+    "L = L0^{alpha} (1+r)^{beta}", PAPER + ", Eq. 2", terms=(ALPHA, BETA), share=("alpha",),
 ))
 FORMS.add("eq3", LinearForm(
     "eq3", "L = L0^alpha (1+1/(D+1))^gamma", "ablation without r (Eq. 3)",
     "L = L0^{alpha} (1+1/(D+1))^{gamma}", PAPER + ", Eq. 3", terms=(ALPHA, GAMMA),
+    share=("alpha",),
 ))
 FORMS.add("runtime", LinearForm(
     "runtime", "S = C (1+r)^beta, C = S0 e^const",
@@ -314,7 +319,7 @@ FORMS.add("additive", LinearForm(
         Term("alpha", "L0", lambda d: _x(d, "L0"), "α"),
         Term("beta", "r", lambda d: _x(d, "r"), "β"),
         Term("gamma", "1/(D+1)", lambda d: 1.0 / (_x(d, "D") + 1.0), "γ"),
-    ),
+    ), share=("alpha", "gamma"),
 ))
 
 
@@ -337,7 +342,7 @@ FORMS.add("degradation", CurveForm(
     "P² law (Chen et al. 2025, arXiv 2411.10272): the loss after pruning and post-training is "
     "L0 plus a pruning term; Rectified Scaling Law (Lin et al. 2024, arXiv 2402.02314): a "
     "power law in D + D_l",
-    metrics=("loss",), feasible=True,
+    metrics=("loss",), feasible=True, share=("b", "c"),
     parameters=(Coef("A", "A", (1e-6, 1e3), (1.0, 10.0, 30.0)),
                 Coef("b", "b", (0.05, 10.0), (1.0, 2.0)), *RECOVERY),
     fn=lambda p, d: _x(d, "L0") + np.asarray(p["A"]) * _x(d, "r") ** np.asarray(p["b"])
@@ -360,7 +365,7 @@ FORMS.add("onset", CurveForm(
     "L = L0 + {A} r^({k}+1) / (r^{k} + {h}^{k}) (1 + D/{Dl})^-{c}",
     "P² law (Chen et al. 2025, arXiv 2411.10272) for the additive pruning term; a Hill switch "
     "(Hill 1910) for its onset; Rectified Scaling Law (Lin et al. 2024, arXiv 2402.02314) for D",
-    metrics=("loss",), feasible=True,
+    metrics=("loss",), feasible=True, share=("k", "h", "c"),
     parameters=(Coef("A", "A", (1e-6, 1e3), (3.0, 10.0, 30.0)),
                 Coef("k", "k", (0.05, 10.0), (1.0, 3.0)),
                 Coef("h", "h", (0.01, 5.0), (0.1, 0.3, 1.0)), *RECOVERY),
@@ -377,6 +382,7 @@ FORMS.add("retention", CurveForm(
     "mirror of the degradation form (P² law, Chen et al. 2025; Rectified Scaling Law, Lin "
     "et al. 2024) for a metric that falls to chance",
     metrics=("accuracy",), feasible=True, scale=LOGIT, f_scale=0.3,  # intervals inside (0, 1)
+    share=("b", "c"),
     parameters=(Coef("q", "q", (0.0, 1.0), (0.4, 0.7)), Coef("b", "b", (0.05, 20.0),
                 (1.0, 3.0)), *RECOVERY),
     fn=lambda p, d: _x(d, "L0") * (

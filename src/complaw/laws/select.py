@@ -101,6 +101,7 @@ def fit(
     seed: int = 0,
     bootstrap_by: str | None = None,
     holdout: Sequence[str] | str | None = None,
+    pool: bool | Sequence[str] = False,
 ) -> Fits:
     """Fit ``form`` on a law table, one law per group of ``by`` columns (and of metric).
 
@@ -112,7 +113,9 @@ def fit(
     older than task loss) are left out; when no group has any, the error says why.
     ``intercept`` None uses the form's default (none for Eq. 1-3, as in the paper).
     ``bootstrap`` > 0 adds seeded percentile CIs from that many resamples. ``holdout`` names
-    held-out splits (see `complaw.laws.holdout`) whose error each fit carries.
+    held-out splits (see `complaw.laws.holdout`) whose error each fit carries. ``pool``
+    fits each metric's groups together (`complaw.laws.pooling`), sharing the coefficients it
+    names (True: the form's declared `Form.share`), the others shrunk per group.
 
     Examples: Table 1 is ``fit(df, "eq1")``; Table 2 ``fit(df, "eq1", by="model")``; Table 3
     ``by="calibration"``; Table 6 ``by="dataset"``; Table 4 ``fit(df, "runtime", by="model")``.
@@ -133,6 +136,18 @@ def fit(
         chosen = dict.fromkeys(metrics, the_form)
         what = f"form {the_form.name}"
     keys, groups = _groups(df, metrics, _extra_by(chosen.values(), _by_list(by)), what)
+    pooled: list[FitResult] = []
+    if pool is not False:
+        if bootstrap:
+            raise LawError("--bootstrap does not apply to a pooled fit: its intervals come from "
+                           "the posterior covariance; drop --bootstrap or --share/--pool")
+        count = pd.Series([g["metric"] for g, _ in groups]).value_counts()
+        poolable = sorted(count[count > 1].index)  # a metric with one group is fitted alone
+        pooled = [f for metric in poolable for f in _pooled(
+            df, chosen[metric], metric, keys, pool, intercept, level, splits)]
+        groups = [(g, p) for g, p in groups if g["metric"] not in poolable]
+        if not groups:
+            return Fits(what, keys, pooled)
     parts = [(g, _with_companion(df, p, g, chosen[g["metric"]])) for g, p in groups]
     having = [(g, p) for g, p in parts if chosen[g["metric"]].companion is None
               or (p["metric"] == chosen[g["metric"]].companion).any()]
@@ -142,8 +157,22 @@ def fit(
                           bootstrap_by=bootstrap_by), part, chosen[group["metric"]], splits)
         for group, part in (having or parts[:1])  # none: the first group's fit says why
     ]
+    results = pooled + results
     name = ", ".join(dict.fromkeys(r.form for r in results))
     return Fits(name, keys, results)
+
+
+def _pooled(df: pd.DataFrame, form: Form, metric: str, keys: list[str],
+            share: bool | Sequence[str], intercept: bool | None, level: float,
+            splits: Sequence[str]) -> list[FitResult]:
+    """The fits of each group of ``metric``'s rows, pooled (`complaw.laws.pooling`)."""
+    from complaw.laws.pooling import Pooling, fit_pooled, results
+
+    pooling = Pooling.of(form, keys, share, intercept)
+    rows = df[df["metric"] == metric]
+    fitted = fit_pooled(rows, form, pooling, intercept=intercept, level=level)
+    return results(fitted, rows, {"metric": metric}, level=level, splits=splits,
+                   intercept=intercept)
 
 
 @dataclass
@@ -217,6 +246,7 @@ def compare(
     *,
     holdout: Sequence[str] | str | None = "r:0.5",
     level: float = 0.95,
+    pool: bool = False,
 ) -> Comparison:
     """Fit every form in ``forms`` (None: every registered form of each metric) on each group
     and rank them by held-out MAPE on the first split of ``holdout`` (then AIC); each fit
@@ -224,7 +254,9 @@ def compare(
     not identifiable, no such metric, no companion rows) are left out of that group. A metric
     is grouped by ``by`` and by every column one of its forms is always fitted per
     (`Form.by`), so that all its forms compete on the same groups: with task-loss rows,
-    accuracy is compared per dataset (task), where ``two-step`` can be fitted."""
+    accuracy is compared per dataset (task), where ``two-step`` can be fitted. ``pool``
+    pools each form across the groups, sharing its declared coefficients (`Form.share`);
+    forms that cannot be pooled (``two-step``) are left out."""
     df = validate(df)
     by_list = _by_list(by)
     splits = _splits(holdout)
@@ -237,8 +269,16 @@ def compare(
             ([get_form(f) for f in forms] if forms is not None else forms_for(metric))
             if form.models(metric) and (form.companion is None or form.companion in present)
         ]
-        _, groups = _groups(df, [metric], _extra_by(candidates, by_list), "compare")
+        keys, groups = _groups(df, [metric], _extra_by(candidates, by_list), "compare")
         for form in candidates:
+            if pool and len(groups) > 1:  # one group is fitted alone
+                try:
+                    pooled = _pooled(df, form, metric, keys, True, None, level, splits)
+                except LawError:
+                    continue
+                for f in pooled:
+                    grouped.setdefault(tuple(f.group.items()), []).append(f)
+                continue
             for group, part in groups:
                 rows = _with_companion(df, part, group, form)
                 try:

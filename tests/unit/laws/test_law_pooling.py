@@ -1,0 +1,197 @@
+"""Partial pooling (`complaw.laws.pooling`): exact recovery of a shared shape and per-model
+amplitudes, shrinkage between the shared value and the unpooled fit, REML against statsmodels'
+MixedLM, and the ``model:K``, ``usable`` splits and their bad input."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from law_synth import grid
+from typer.testing import CliRunner
+
+from complaw.cli import app, main
+from complaw.errors import LawError
+from complaw.laws import fit, get_form
+from complaw.laws.fit import fit_group
+from complaw.laws.holdout import heldout_error, labelled_folds, variance_optimal
+from complaw.laws.pooling import Pooling, fit_pooled
+
+D_GRID = np.array([0.0, 256.0, 1024.0, 4096.0])
+SHAPE = {"b": 1.4, "Dl": 700.0, "c": 0.35}  # the degradation form's shared shape
+AMPLITUDES = {"m0": 6.0, "m1": 9.0, "m2": 14.0, "m3": 20.0}
+
+
+def models(amplitudes: dict[str, float], noise: float = 0.0, seed: int = 0,
+           exact: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Rows of the degradation form with the shared `SHAPE` and each model's amplitude, times
+    log-normal noise (none for the models in ``exact``), with each model's baseline."""
+    form = get_form("degradation")
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i, (name, A) in enumerate(amplitudes.items()):
+        df = grid(np.array([2.0 + 0.3 * i]), dsizes=D_GRID).assign(model=name)
+        data = {c: df[c].to_numpy(float) for c in ("L0", "r", "D")}
+        scatter = 0.0 if name in exact else noise
+        df["L"] = form.predict({"A": A, **SHAPE}, data) * np.exp(
+            rng.normal(0.0, scatter, len(df)))
+        base = df.iloc[:1].assign(r=0.0, D=0.0, L=df["L0"].iloc[0])
+        frames += [base, df]
+    out = pd.concat(frames, ignore_index=True)
+    return out.assign(method="prunenet", calibration="none", dataset="wikitext2",
+                      metric="loss")
+
+
+def pooled(df: pd.DataFrame, form: str = "degradation", share=("b", "Dl", "c"), **kw):
+    return fit_pooled(df, form, Pooling.of(get_form(form), ["model"], share), **kw)
+
+
+def test_a_shared_shape_and_per_model_amplitudes_are_recovered_exactly_without_noise():
+    fitted = pooled(models(AMPLITUDES))
+    for name, A in AMPLITUDES.items():
+        law = fitted.law((name,))
+        assert law.coefficients["A"] == pytest.approx(A, rel=1e-5)
+        for coef, value in SHAPE.items():
+            assert law.coefficients[coef] == pytest.approx(value, rel=1e-5)
+    # the spread between models is that of log A, the population mean their centre
+    logs = np.log(list(AMPLITUDES.values()))
+    assert fitted.tau[0] == pytest.approx(logs.std(), rel=0.05)
+    assert np.log(fitted.law(None).coefficients["A"]) == pytest.approx(logs.mean(), abs=0.02)
+
+
+def test_the_per_model_fits_carry_the_pooled_coefficients_and_the_spread():
+    fits = fit(models(AMPLITUDES, noise=0.03), "degradation", by="model", pool=["b", "Dl", "c"],
+               holdout=["model"])
+    assert [f.group["model"] for f in fits] == list(AMPLITUDES)
+    first = fits[0].to_dict()
+    assert first["pooling"]["share"] == ["b", "Dl", "c"] and set(first["pooling"]["tau"]) == {"A"}
+    assert len({round(f.coefficients["b"].estimate, 9) for f in fits}) == 1  # shared
+    assert len({round(f.coefficients["A"].estimate, 9) for f in fits}) == 4  # per model
+    h = first["heldout"]
+    assert h["split"] == "model" and set(h["by_level"]) == {"m0"}
+    assert h["by_level"]["m0"] == pytest.approx(h["mape_pct"])
+
+
+def test_shrinkage_goes_from_the_shared_value_to_the_unpooled_fit_as_a_models_rows_grow():
+    truth = dict(AMPLITUDES, new=AMPLITUDES["m3"] * 1.6)
+    df = models(truth, noise=0.15, seed=3, exact=("new",))
+    new = df[(df["model"] == "new") & (df["r"] > 0)].sort_values(["D", "r"])
+    rest = df[(df["model"] != "new") | (df["r"] == 0)]
+    share = []
+    for n in (1, 4, 16, len(new)):
+        fitted = pooled(pd.concat([rest, new.iloc[:n]]))
+        mu = np.log(fitted.law(None).coefficients["A"])
+        own = np.log(fitted.law(("new",)).coefficients["A"])
+        share.append((own - mu) / (np.log(truth["new"]) - mu))
+    # one row: about half way from the population towards what it says; more rows: its own
+    # (noise-free) rows decide, which is the truth
+    assert share[0] < 0.6 and share[0] < min(share[1:]), share
+    assert share[-1] == pytest.approx(1.0, abs=0.05), share
+    # with the spread fixed: tau -> 0 is the shared (completely pooled) value, tau -> inf the
+    # unpooled fit of each model alone
+    noisy = models(AMPLITUDES, noise=0.05, seed=1)
+    tight = pooled(noisy, share=(), tau=[1e-4] * 4)
+    alone = fit_group(noisy, "degradation").estimates()
+    loose = pooled(noisy, share=(), tau=[1e3] * 4)
+    for name in AMPLITUDES:
+        for coef, value in tight.law((name,)).coefficients.items():
+            assert value == pytest.approx(alone[coef], rel=1e-3)
+        own = fit_group(noisy[(noisy["model"] == name) | (noisy["r"] == 0)
+                              & (noisy["model"] == name)], "degradation").estimates()
+        for coef, value in loose.law((name,)).coefficients.items():
+            assert value == pytest.approx(own[coef], rel=2e-3), (name, coef)
+
+
+def test_a_linear_form_pooled_is_reml_as_statsmodels_mixedlm_computes_it():
+    from statsmodels.regression.mixed_linear_model import MixedLM
+
+    rng = np.random.default_rng(7)
+    frames = []
+    for i, beta in enumerate(rng.normal(1.6, 0.4, 6)):
+        df = grid(np.array([2.0 + 0.25 * i]), dsizes=D_GRID).assign(model=f"m{i}")
+        df["L"] = np.exp(0.7 * np.log(df["L0"]) + beta * np.log1p(df["r"])
+                         + rng.normal(0.0, 0.05, len(df)))
+        frames.append(df)
+    df = pd.concat(frames, ignore_index=True).assign(
+        method="prunenet", calibration="none", dataset="wikitext2", metric="loss")
+    fitted = pooled(df, "eq2", share=("alpha",))
+    X = np.column_stack([np.log(df["L0"]), np.log1p(df["r"])])
+    reml = MixedLM(np.log(df["L"]), X, groups=df["model"], exog_re=X[:, 1:]).fit(reml=True)
+    pop = fitted.law(None).coefficients
+    assert [pop["alpha"], pop["beta"]] == pytest.approx(list(reml.fe_params), rel=1e-4)
+    assert fitted.tau[0] ** 2 == pytest.approx(float(reml.cov_re.iloc[0, 0]), rel=1e-3)
+    assert fitted.s**2 == pytest.approx(reml.scale, rel=1e-3)
+    for name, effect in reml.random_effects.items():
+        own = fitted.law((name,)).coefficients["beta"]
+        assert own - pop["beta"] == pytest.approx(float(effect.iloc[0]), rel=1e-3, abs=1e-6)
+
+
+def test_model_k_gives_the_fit_the_variance_optimal_rows_and_reports_random_draws():
+    df = models(AMPLITUDES, noise=0.05, seed=2)
+    split = heldout_error(df, "degradation", "model:2")
+    own = df.reset_index(drop=True)
+    for fold in labelled_folds(own, "model:2"):
+        law = fit_group(own.iloc[fold.train], "degradation").law()
+        rows = own.iloc[fold.test]
+        chosen = set(fold.test[variance_optimal(law, rows, 2)])
+        predicted = set(split.predictions.loc[split.predictions["level"] == fold.level, "index"])
+        assert predicted == set(fold.test) - chosen and len(predicted) == len(fold.test) - 2
+        # the choice is the brute-force best pair: the least summed prediction variance
+        G = law.gradient({c: rows[c].to_numpy(float) for c in ("L0", "r", "D")})
+        M = np.linalg.pinv(np.asarray(law.cov))
+        s2 = law.resid_std**2
+
+        def variance(pair, G=G, M=M, s2=s2):
+            J = G[list(pair)]
+            return np.trace(G @ np.linalg.solve(M + J.T @ J / s2, G.T))
+
+        pairs = [(i, j) for i in range(len(rows)) for j in range(i + 1, len(rows))]
+        best = min(pairs, key=variance)
+        assert set(fold.test[list(best)]) == chosen
+    s = split.summary()
+    assert set(s.by_level) == set(AMPLITUDES) and s.random["draws"] == 5
+    assert s.to_dict()["random"]["median_mape_pct"] > 0
+
+
+def test_the_usable_split_fits_the_mild_half_of_the_usable_rows_and_predicts_the_rest():
+    df = models(AMPLITUDES, noise=0.02)
+    (fold,) = labelled_folds(df, "usable")
+    usable = (df["L"] <= 2 * df["L0"]) & (df["r"] > 0)
+    cut = np.median(df.loc[usable, "r"])
+    assert usable.iloc[fold.test].all() and (df["r"].iloc[fold.test] > cut).all()
+    train = df.iloc[fold.train]
+    assert ((train["L"] <= 2 * train["L0"]) & (train["r"] <= cut)).all()
+    assert fold.level == f"usable r>{cut:g}"
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--form", "onset", "--share", "k,q"], "form onset has no coefficient q"),
+    (["--form", "degradation", "--holdout", "model:40"], "K must be below"),
+])
+def test_bad_pooling_input_is_one_line_exit_2_and_writes_nothing(tmp_path, monkeypatch, capsys,
+                                                                  args, needle):
+    path = tmp_path / "records.csv"
+    models(AMPLITUDES, noise=0.03).to_csv(path, index=False)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    monkeypatch.setattr(sys, "argv", ["complaw", "fit", str(path), "--by", "model", *args])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 2
+    out = capsys.readouterr()
+    assert out.out == "" and needle in out.err and len(out.err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    with pytest.raises(LawError, match="cannot be pooled"):
+        Pooling.of(get_form("two-step"), ["model"], True)
+
+
+def test_fit_json_reports_each_held_out_level(tmp_path):
+    path = tmp_path / "records.csv"
+    models(AMPLITUDES, noise=0.03).to_csv(path, index=False)
+    out = json.loads(CliRunner().invoke(app, [
+        "fit", str(path), "--form", "degradation", "--by", "model", "--pool", "--holdout",
+        "model", "--json"]).stdout)
+    assert {f["group"]["model"]: list(f["heldout"]["by_level"]) for f in out} == {
+        m: [m] for m in AMPLITUDES}
