@@ -239,7 +239,7 @@ def test_abs_error_points_and_noise_floor_against_a_direct_computation():
     assert s.summary().noise_floor_points is None
     assert s.summary().abs_error_points > 0
     assert set(heldout_error(losses.drop(columns="L_se"), "eq1", "r:0.5").summary().to_dict()) == {
-        "split", "n", "mape_pct", "degradation_mape_pct", "coverage"}
+        "split", "n", "mape_pct", "degradation_mape_pct", "coverage", "by_level"}
 
 
 def test_heldout_never_fits_the_task_loss_of_a_heldout_condition(exact):
