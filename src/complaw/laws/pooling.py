@@ -172,8 +172,7 @@ class PooledFit:
         for key in dict.fromkeys(keys):
             mask = np.array([k == key for k in keys])
             part = rows[mask]
-            pred = self.law(key).predict(*(part[c].to_numpy(float) for c in ("L0", "r", "D")),
-                                         level=level)
+            pred = self.law(key).predict(**inputs_of(part), level=level)
             for name, values in out.items():
                 values[mask] = getattr(pred, name)
         return Prediction(level=level, **out)
@@ -331,8 +330,7 @@ def results(fitted: PooledFit, df: pd.DataFrame, group: dict[str, Any], *,
         theta, cov = fitted.coefficients(key)
         L = rows["L"].to_numpy(float)
         z = form.scale.to_scale(L)
-        resid = form.scale.to_scale(fitted.law(key).predict(
-            *(rows[c].to_numpy(float) for c in ("L0", "r", "D"))).L) - z
+        resid = form.scale.to_scale(fitted.law(key).predict(**inputs_of(rows)).L) - z
         stats = _statistics(form, L, z, resid, len(fitted.names), level)
         stats.update(df_resid=dof, resid_std=fitted.s)
         heldout = {}
