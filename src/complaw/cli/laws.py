@@ -103,8 +103,9 @@ def fit_command(
     holdout: list[str] = typer.Option(
         None, "--holdout",
         help="held-out split, repeatable: r:X (fit r <= X, predict r > X), D (the largest D), "
-        "a column (dataset, model, method: leave one out), kfold:K; --compare ranks by the "
-        "first (default r:0.5)",
+        "a column (dataset, model, method: leave one out), model:K (leave it out but fit K of "
+        "its rows, chosen variance-optimally), kfold:K, usable (extrapolation in r among rows "
+        "with L <= 2 L0); --compare ranks by the first (default r:0.5)",
     ),
     intercept: bool = typer.Option(
         None,
