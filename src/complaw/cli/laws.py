@@ -444,8 +444,10 @@ def plan_command(
     result = plan(the_spec, load_law_table(the_spec.records) if the_spec.records else None)
     checked = None
     if verify:
+        from complaw.progress import quiet_libraries
         from complaw.study.verify import verify_plan
 
+        quiet_libraries()
         checked = verify_plan(the_spec, result, out, data_dir=data_dir, progress=not as_json)
     if as_json:
         payload = result.to_dict()
