@@ -79,6 +79,9 @@ class Metric:
     """Where its values live: LOG for positive values, LOGIT for a fraction in (0, 1]."""
     headline: bool = False
     """It is its stage's L (`stage_metric`)."""
+    reference: str | None = None
+    """The form a best law of it must not lose to on held-out rows (`complaw.laws.select.doubt`):
+    its measurements are noisy."""
 
     @property
     def label(self) -> str:
@@ -89,6 +92,11 @@ class Metric:
     def sign(self) -> float:
         """+1 when lower is better (compression raises it), -1 when higher is better."""
         return -1.0 if self.higher_is_better else 1.0
+
+    def sigma(self, kept: float | np.ndarray) -> float | np.ndarray:
+        """The bound σ on L / L0 that keeps the fraction ``kept`` of L0: ``kept`` itself when
+        higher is better (L >= σ L0), else 1 / ``kept`` (L <= σ L0)."""
+        return np.power(kept, -self.sign)
 
     def meets(self, value: float, target: float) -> bool:
         """``value`` is at least as good as ``target``."""
@@ -114,7 +122,8 @@ def stage_metric(stage: str) -> Metric:
 METRICS.add("loss", Metric("loss", "intrinsic", "loss", False, "eq1", "test loss", "nats",
                            headline=True))
 METRICS.add("accuracy", Metric("accuracy", "extrinsic", "accuracy", True, "eq1",
-                               "zero-shot accuracy", "", LOGIT, headline=True))
+                               "zero-shot accuracy", "", LOGIT, headline=True,
+                               reference="eq2"))
 METRICS.add("task_loss", Metric("task_loss", "extrinsic", "loss", False, "eq1", "task loss",
                                 "bits/byte"))
 METRICS.add("runtime", Metric("runtime", "extrinsic", "runtime", False, "runtime", "runtime", "s"))

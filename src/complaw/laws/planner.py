@@ -74,7 +74,7 @@ class Target(BaseModel):
     def factor(self) -> float | None:
         """The multiple of the base the target is (None for an absolute value)."""
         if self.sigma is not None:
-            return self.sigma ** -self.measure.sign
+            return float(self.measure.sigma(self.sigma))
         return self.retention
 
     def threshold(self, L0: float, law: Law) -> float:
@@ -283,7 +283,7 @@ def _candidate_law(
     would not call it best (None: it would, or nothing to judge by)."""
     if c.law or table is None:
         return get_law(c.law or _default_law(c.name, metric)), None, None, None
-    from complaw.laws.select import REFERENCE, best_form, compare, doubt, fit, with_companions
+    from complaw.laws.select import best_form, compare, doubt, fit, with_companions
 
     rows = with_companions(table[table["model"].astype(str) == c.name], metric)
     for key, value in c.where.items():
@@ -303,8 +303,8 @@ def _candidate_law(
     why = None
     if c.form:
         found = fit(rows, c.form, holdout=[spec.holdout], level=spec.level).only()
-        judged = compare(rows, list(dict.fromkeys([c.form, REFERENCE.get(metric, c.form)])),
-                         holdout=spec.holdout, level=spec.level)
+        forms = [c.form, get_metric(metric).reference or c.form]
+        judged = compare(rows, list(dict.fromkeys(forms)), holdout=spec.holdout, level=spec.level)
         why = doubt(judged, next(f for f in judged.fits if f.form == c.form))
     else:
         found = best_form(rows, spec.holdout, spec.level, metric=metric)

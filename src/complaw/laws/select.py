@@ -5,8 +5,9 @@
 each carrying the held-out error of the splits it is asked for (`complaw.laws.holdout`).
 `compare` fits several forms on the same groups and ranks them by held-out error.
 
-A form ranked first on held-out error is not yet a law to decide on. For a metric listed in
-`REFERENCE` (accuracy, whose measurements are noisy), a fit qualifies only when
+A form ranked first on held-out error is not yet a law to decide on. For a metric with a
+`reference` form (`complaw.laws.metrics.Metric`: accuracy, whose measurements are noisy), a fit
+qualifies only when
 
 * its held-out split predicted at least `MIN_HELDOUT_ROWS` rows (fewer cannot tell forms apart
   within the documents' noise), and
@@ -32,6 +33,7 @@ from complaw.errors import LawError
 from complaw.laws.fit import FitResult, Fits, fit_group
 from complaw.laws.forms import Form, default_form, forms_for, get_form
 from complaw.laws.holdout import HeldOutSummary, heldout_error
+from complaw.laws.metrics import get_metric
 from complaw.laws.table import validate
 
 
@@ -298,8 +300,6 @@ def compare(
 
 
 MIN_HELDOUT_ROWS = 8
-REFERENCE = {"accuracy": "eq2"}
-"""Metric -> the form a best law of that metric must not lose to on held-out rows."""
 
 
 def _error(f: FitResult, split: str | None) -> tuple[float | None, str]:
@@ -311,7 +311,7 @@ def _error(f: FitResult, split: str | None) -> tuple[float | None, str]:
 
 def doubt(comparison: Comparison, f: FitResult) -> str | None:
     """Why ``f`` must not be called the best law of its group (None: it may)."""
-    reference = REFERENCE.get(f.metric)
+    reference = get_metric(f.metric).reference
     if reference is None:
         return None
     split = comparison.split
