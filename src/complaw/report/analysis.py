@@ -19,10 +19,22 @@ from complaw.errors import LawError
 from complaw.io import write_json_atomic
 from complaw.laws.fit import FitResult
 from complaw.laws.forms import get_form
-from complaw.laws.select import Comparison, compare, credible_best, fit
+from complaw.laws.metrics import stage_metric
+from complaw.laws.select import Comparison, compare, credible_best, fit, with_companions
 from complaw.report.study import Study, extrinsic, intrinsic, is_mean, main_subset
 
-KINDS = ("intrinsic", "extrinsic", "tasks", "runtime")
+
+def _tasks(df: pd.DataFrame) -> pd.DataFrame:
+    """Each task's extrinsic L and its companion (task loss) rows, on the tasks where the
+    companion was measured: the two-step law's rows."""
+    accuracy = stage_metric("extrinsic").name
+    df = with_companions(df[~is_mean(df["dataset"])], accuracy)
+    return df[df["dataset"].isin(df.loc[df["metric"] != accuracy, "dataset"])]
+
+
+KINDS = {"intrinsic": intrinsic, "extrinsic": extrinsic, "tasks": _tasks,
+         "runtime": lambda df: df[df["metric"] == "runtime"]}
+"""Kind of row -> its rows of a law table."""
 HEADLINE = ("intrinsic", "extrinsic")
 """The kinds of row that are a stage's L (`complaw.laws.metrics.stage_metric`), in the order
 the paper's tables show them."""
@@ -31,6 +43,9 @@ LAW_KINDS = (*HEADLINE, "tasks")
 POWER_FORMS = ("eq1", "eq2", "eq3")
 """The paper's power laws, in the order a report falls back on them when Eq. 1 cannot be
 fitted (e.g. D never varies and the study has one L0)."""
+SIGMAS = (0.8, 0.9)
+"""The fractions of L0 a report asks a compressed model to keep (the paper's σ; a loss keeps
+σ when L <= L0 / σ: `complaw.laws.metrics.Metric.sigma`)."""
 RANK_SPLIT = "r:0.5"
 """The held-out split that ranks forms in a report (extrapolation in compression)."""
 KIND_COLUMN = "compression"
@@ -82,17 +97,7 @@ class Analysis:
         """
         if kind not in KINDS:
             raise LawError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
-        df = self.laws
-        if kind == "intrinsic":
-            df = intrinsic(df)
-        elif kind == "extrinsic":
-            df = extrinsic(df)
-        elif kind == "tasks":  # only where task loss was measured: the two-step law's rows
-            tasks = set(df.loc[df["metric"] == "task_loss", "dataset"])
-            df = df[df["metric"].isin(["accuracy", "task_loss"]) & df["dataset"].isin(tasks)
-                    & ~is_mean(df["dataset"])]
-        else:
-            df = df[df["metric"] == "runtime"]
+        df = KINDS[kind](self.laws)
         if subset == "all":
             return df, "all rows"
         return main_subset(df)

@@ -20,18 +20,18 @@ from matplotlib.figure import Figure
 
 from complaw.errors import LawError
 from complaw.laws.law import Law
-from complaw.laws.metrics import get_metric
+from complaw.laws.metrics import get_metric, stage_metric
 from complaw.laws.theory import critical_ratio
 from complaw.registry import Registry
-from complaw.report.analysis import HEADLINE, KIND_COLUMN, LAW_KINDS, Analysis
-from complaw.report.study import MEAN_PREFIX, Skip
+from complaw.report.analysis import HEADLINE, KIND_COLUMN, LAW_KINDS, SIGMAS, Analysis
+from complaw.report.study import MEAN_PREFIX, Skip, intrinsic
 
 OBS = "obs"
 LAW = "law"
 IDEAL = "ideal"
 LEGEND_MAX = 12
-SIGMA_GRID = {"extrinsic": np.linspace(0.30, 0.99, 70), "intrinsic": np.linspace(1.01, 3.0, 70)}
-SIGMAS = {"extrinsic": (0.8, 0.9), "intrinsic": (1 / 0.8, 1 / 0.9)}
+KEPT = np.linspace(0.30, 0.99, 70)
+"""The fractions of L0 kept along Figure 5's σ axis (`complaw.laws.metrics.Metric.sigma`)."""
 
 
 @dataclass(frozen=True)
@@ -281,10 +281,9 @@ def per_dataset(a: Analysis) -> Figure:
     if not fits:
         raise Skip("no per-dataset intrinsic law (Table 6) could be fitted")
     fig, axes = panels(1, len(fits))
-    rows = a.laws
+    rows = intrinsic(a.laws)
     for ax, f in zip(axes[0], fits, strict=True):
-        mine = rows[(rows["metric"] == "loss") & (rows["dataset"] == f.group["dataset"])
-                    & (rows[KIND_COLUMN] == main)]
+        mine = rows[(rows["dataset"] == f.group["dataset"]) & (rows[KIND_COLUMN] == main)]
         law_panel(ax, mine, f.law(), "r")
         ax.set_title(f"{f.group['dataset']} ({main}): {f.law().formula()}", fontsize=7)
     return fig
@@ -318,24 +317,25 @@ def critical(a: Analysis) -> Figure:
     drawn = 0
     for ax, kind in zip(axes[0], HEADLINE, strict=True):
         notes = []
+        metric = stage_metric(kind)
+        sigmas = metric.sigma(KEPT)
         for k, f in enumerate(fits[kind]):
             law = f.law()
             try:
-                found = [critical_ratio(law, s, n_draws=200) for s in SIGMA_GRID[kind]]
+                found = [critical_ratio(law, s, n_draws=200) for s in sigmas]
             except LawError as exc:
                 notes.append(f"{f.group['model']}: {str(exc).split(';')[0]}")
                 continue
             r = np.clip([c.r_crit for c in found], 0, 1)
-            curve(ax, SIGMA_GRID[kind], r, color(k), label=f"{f.group['model']} ({f.form})")
+            curve(ax, sigmas, r, color(k), label=f"{f.group['model']} ({f.form})")
             if all(c.ci for c in found):
-                ax.fill_between(SIGMA_GRID[kind], np.clip([c.ci[0] for c in found], 0, 1),
+                ax.fill_between(sigmas, np.clip([c.ci[0] for c in found], 0, 1),
                                 np.clip([c.ci[1] for c in found], 0, 1), color=color(k),
                                 alpha=0.15, linewidth=0)
             drawn += 1
-        for s in SIGMAS[kind]:
+        for s in metric.sigma(SIGMAS):
             ax.axvline(s, color="0.7", linewidth=0.8, linestyle=":")
-        ax.set_xlabel("recovery threshold σ" + (" (L/L0^α ≤ σ)" if kind == "intrinsic"
-                                                 else " (L/L0^α ≥ σ)"))
+        ax.set_xlabel(f"recovery threshold σ (L/L0^α {'≥' if metric.higher_is_better else '≤'} σ)")
         ax.set_ylabel("critical ratio r_crit")
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(f"{kind}" + ("" if not notes else f" (not drawn: {'; '.join(notes)})"),

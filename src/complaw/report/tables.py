@@ -32,12 +32,12 @@ from complaw.report.analysis import (
     LAW_KINDS,
     POWER_FORMS,
     RANK_SPLIT,
+    SIGMAS,
     Analysis,
     FitSet,
 )
 from complaw.report.study import Skip
 
-SIGMAS = (0.8, 0.9)
 ANSWER_SIGMA = 0.9
 
 

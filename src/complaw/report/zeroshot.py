@@ -25,8 +25,9 @@ from matplotlib.figure import Figure
 from scipy.stats import f as fisher
 
 from complaw.laws.fit import FitResult
-from complaw.laws.metrics import get_metric
-from complaw.report.analysis import Analysis
+from complaw.laws.metrics import get_metric, stage_metric
+from complaw.laws.select import with_companions
+from complaw.report.analysis import HEADLINE, SIGMAS, Analysis
 from complaw.report.figures import (
     FIGURES,
     FigureSpec,
@@ -41,13 +42,12 @@ from complaw.report.tables import TABLES, Built, TableSpec, fmt
 
 LEVEL = 0.05
 """The F test's level: the r² term is kept below it."""
-SIGMAS = (0.9, 0.8)
 R_GRID = np.round(np.linspace(0.0, 0.95, 96), 4)
 
 
 def _accuracy_laws(a: Analysis) -> list[FitResult]:
     """The best accuracy law of each (method, task) the report trusts (`Analysis.best`)."""
-    return [f for f in a.best("tasks") if f.metric == "accuracy"]
+    return [f for f in a.best("tasks") if f.metric == stage_metric("extrinsic").name]
 
 
 def _rows_of(a: Analysis, f: FitResult) -> pd.DataFrame:
@@ -55,7 +55,7 @@ def _rows_of(a: Analysis, f: FitResult) -> pd.DataFrame:
     for key in ("method", "dataset"):
         if key in f.group:
             rows = rows[rows[key].astype(str) == str(f.group[key])]
-    return rows[rows["metric"] == "accuracy"]
+    return rows[rows["metric"] == f.metric]
 
 
 def _base_task_loss(rows: pd.DataFrame) -> float:
@@ -94,7 +94,7 @@ def tasks_vs_r(a: Analysis) -> Figure:
                                     alpha=0.08 if D else 0.15, linewidth=0)
         ax.set_ylim(0.0, 1.0)
         ax.set_xlabel("compression ratio r")
-        ax.set_ylabel(get_metric("accuracy").label)
+        ax.set_ylabel(get_metric(f.metric).label)
         h = f.heldout.get("r:0.5")
         points = None if h is None else h.abs_error_points
         ax.set_title(f"{f.group.get('dataset')}, {f.group.get('method')}: {f.form}"
@@ -130,7 +130,9 @@ def line_or_parabola(r: np.ndarray, y: np.ndarray) -> dict[str, Any] | None:
 
 def _shape(a: Analysis) -> Built:
     obs = a.study.obs
-    rows = obs[obs["metric"].isin(["accuracy", "loss", "task_loss"]) & (obs["D"] == 0)]
+    headline = [stage_metric(kind).name for kind in HEADLINE]
+    rows = pd.concat([with_companions(obs, metric) for metric in headline])
+    rows = rows[rows["D"] == 0]
     rows = rows[(rows["calibration"] == "none") | rows["base"].astype(bool)]
     out = []
     for (model, metric, dataset), g in rows.groupby(["model", "metric", "dataset"], sort=True):
@@ -147,7 +149,7 @@ def _shape(a: Analysis) -> Built:
     notes = [f"without RFT, calibration-free, the base model at r = 0 included; a line and a "
              f"parabola in r fitted by OLS; the r² term is kept where its F test gives p < "
              f"{LEVEL}; the paper finds accuracy linear in r and loss rising faster"]
-    for metric in ("accuracy", "loss"):
+    for metric in headline:
         mine = data[data["metric"] == metric]
         if len(mine):
             counts = mine["shape"].value_counts()

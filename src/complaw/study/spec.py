@@ -39,6 +39,7 @@ from __future__ import annotations
 import importlib
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -59,6 +60,14 @@ SHIPPED = Path(__file__).parent / "specs"  # studies/ in the repository links he
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _checked(check: Callable[[], object]) -> None:
+    """Run ``check``; its ComplawError becomes the ValueError pydantic reports at the key."""
+    try:
+        check()
+    except ComplawError as exc:
+        raise ValueError(str(exc)) from None
 
 
 class CalibrationSpec(_Model):
@@ -116,10 +125,7 @@ class EvaluationSpec(_Model):
         if self.kind is not None:
             from complaw.config import EVALUATIONS
 
-            try:
-                EVALUATIONS[self.kind].from_dict(self.model_extra or {})
-            except ComplawError as exc:
-                raise ValueError(str(exc)) from None
+            _checked(lambda: EVALUATIONS[self.kind].from_dict(self.model_extra or {}))
         return self
 
 
@@ -167,7 +173,7 @@ class DesignSpec(_Model):
     budget: float | str = 0.25      # a fraction of the grid's cost, or 900s / 30m / 2h
     batch: int = Field(4, ge=1)     # experiments chosen per step (run together, e.g. on Ray)
     ci_width: float | None = Field(None, gt=0)  # stop once every 95 % CI is narrower
-    metric: Literal["loss", "accuracy"] = "loss"
+    metric: str = "loss"            # a registered metric (complaw.laws.metrics)
     form: str | None = None         # the law form (default: the metric's)
     by: list[str] | None = None     # one law per group (default: model and method, where the
                                     # grid has several; [] for one law over everything)
@@ -177,10 +183,15 @@ class DesignSpec(_Model):
     def _budget(cls, value: float | str) -> float | str:
         from complaw.laws.design import Budget
 
-        try:
-            Budget.parse(value)
-        except ComplawError as exc:
-            raise ValueError(str(exc)) from None
+        _checked(lambda: Budget.parse(value))
+        return value
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, value: str) -> str:
+        from complaw.laws.metrics import get_metric
+
+        _checked(lambda: get_metric(value))
         return value
 
 

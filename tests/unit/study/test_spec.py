@@ -29,6 +29,8 @@ def spec(**changes):
      r"evaluations\.intrinsic: .*unknown field\(s\) colour for Intrinsic; valid fields: data"),
     (spec(evaluations={"extrinsic": {"tasks": ["piqa"], "limit": "ten"}}),
      r"evaluations\.extrinsic: .*field limit='ten' for Extrinsic must be"),
+    (spec(design={"metric": "perplexity"}),
+     r"design\.metric: .*unknown metric 'perplexity'; known: accuracy, loss, runtime, task_loss"),
 ])
 def test_spec_errors_name_the_key_path(data, message):
     with pytest.raises(ConfigError, match=message):
@@ -141,3 +143,7 @@ def test_zero_shot_on_some_ratios_and_models_and_task_loss_where_it_is_not():
     data["evaluations"]["extrinsic"]["models"] = ["c"]
     with pytest.raises(ConfigError, match=r"evaluations.extrinsic.models: c not in models"):
         expand(parse_spec(data))
+
+
+def test_a_design_fits_any_registered_metric():
+    assert parse_spec(spec(design={"metric": "task_loss"})).design.metric == "task_loss"
