@@ -5,7 +5,7 @@ import pytest
 
 from complaw.config import Compression, Experiment, Intrinsic, Recovery, config_id
 from complaw.errors import RecordError
-from complaw.experiment.records import LAW_COLUMNS, Record, law_table, records_frame
+from complaw.experiment.records import LAW_COLUMNS, Record, law_table, read_records
 from complaw.io import atomic_folder, write_json_atomic
 
 
@@ -76,9 +76,9 @@ def test_loader_reports_bad_files_and_law_table_joins_the_base(tmp_path):
     (tmp_path / "broken.json").write_text("{not json")
     (tmp_path / "partial.json").write_text('{"id": "x"}')
 
-    df = records_frame(tmp_path)
-    assert len(df) == 5 and "config.model" in df.columns
-    assert sorted(p[0].rsplit("/", 1)[1] for p in df.attrs["problems"]) == [
+    found = read_records(tmp_path)
+    assert len(found.records) == 5 and {r.config.model for r in found.records} == {"a", "b"}
+    assert sorted(p[0].rsplit("/", 1)[1] for p in found.problems) == [
         "broken.json", "partial.json"]
 
     table = law_table(tmp_path).sort_values("L")
@@ -92,7 +92,7 @@ def test_loader_reports_bad_files_and_law_table_joins_the_base(tmp_path):
 
 def test_missing_records_folder(tmp_path):
     with pytest.raises(RecordError, match="does not exist"):
-        records_frame(tmp_path / "nowhere")
+        read_records(tmp_path / "nowhere")
 
 
 def test_law_table_never_pairs_or_mixes_data_variants(tmp_path):

@@ -30,18 +30,13 @@ import numpy as np
 
 from complaw.config import ExtrinsicOptions
 from complaw.errors import ConfigError
-from complaw.evaluate.tasks import TASKS, TaskPlan, parse_tasks, plan_tasks, write_tasks
+from complaw.evaluate.tasks import TaskPlan, parse_tasks, plan_tasks, write_tasks
 from complaw.models import LoadedModel
 
 
 def mean_label(tasks: Sequence[str]) -> str:
     """The dataset label of the mean over `tasks` (the paper's extrinsic L)."""
     return f"zeroshot({','.join(sorted(tasks))})"
-
-
-def chosen_metric(task: str) -> str:
-    """The one metric of `task` that enters the extrinsic L."""
-    return TASKS.get(task).metric
 
 
 def _n_docs(results: dict[str, Any], plan: TaskPlan) -> int:

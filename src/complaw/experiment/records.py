@@ -190,11 +190,6 @@ class RecordSet:
     records: list[Record]
     problems: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
 
-    def frame(self) -> pd.DataFrame:
-        """One row per record, nested keys flattened (config.model, params.total, ...)."""
-        rows = [{k: v for k, v in r.to_dict().items() if k != "metrics"} for r in self.records]
-        return pd.json_normalize(rows)
-
 
 def read_records(folder: str | Path) -> RecordSet:
     """Every record of study folder `folder` (or of a plain folder of record files); unreadable
@@ -207,14 +202,6 @@ def read_records(folder: str | Path) -> RecordSet:
         except RecordError as exc:
             out.problems.append((str(path), str(exc)))
     return out
-
-
-def records_frame(folder: str | Path) -> pd.DataFrame:
-    """A DataFrame of the records in `folder` (see RecordSet.frame); problems in `.attrs`."""
-    records = read_records(folder)
-    df = records.frame()
-    df.attrs["problems"] = records.problems
-    return df
 
 
 def _same_requests(config: Experiment, drop: tuple[str, ...] = ()) -> str:

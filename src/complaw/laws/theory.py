@@ -20,7 +20,7 @@ left out of the percentile interval.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -56,19 +56,7 @@ class CriticalRatio:
     draws_infeasible: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "law": self.law,
-            "metric": self.metric,
-            "sigma": self.sigma,
-            "r_crit": _finite(self.r_crit),
-            "threshold_2_beta": _finite(self.threshold),
-            "regime": self.regime,
-            "message": self.message,
-            "ci": None if self.ci is None else [_finite(v) for v in self.ci],
-            "level": self.level,
-            "draws": self.draws,
-            "draws_infeasible": self.draws_infeasible,
-        }
+        return _json(self, threshold="threshold_2_beta")
 
 
 @dataclass
@@ -87,24 +75,20 @@ class RFTBound:
     p_reachable: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "law": self.law,
-            "metric": self.metric,
-            "sigma": self.sigma,
-            "r": self.r,
-            "D": _finite(self.D, "inf"),
-            "regime": self.regime,
-            "message": self.message,
-            "ci": None if self.ci is None else [_finite(v, "inf") for v in self.ci],
-            "level": self.level,
-            "p_reachable": self.p_reachable,
-        }
+        return _json(self, inf="inf")
 
 
-def _finite(x: float, inf: Any = None) -> Any:
-    if x is None or np.isnan(x):
-        return None
-    return float(x) if np.isfinite(x) else inf
+def _json(result: Any, inf: Any = None, **rename: str) -> dict[str, Any]:
+    """A result's fields (renamed by ``rename``) for JSON: NaN as None, ±inf as ``inf``, a CI
+    as a list."""
+    def value(v: Any) -> Any:
+        if isinstance(v, tuple):
+            return [value(x) for x in v]
+        if isinstance(v, float) and not np.isfinite(v):
+            return None if np.isnan(v) else inf
+        return float(v) if isinstance(v, float) else v
+
+    return {rename.get(k, k): value(v) for k, v in asdict(result).items()}
 
 
 def _power_law(law: Law, need: str) -> None:

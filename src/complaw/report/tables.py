@@ -403,12 +403,6 @@ def _paper(a: Analysis) -> Built:
     return pd.DataFrame(rows), pd.DataFrame(shown).fillna("–"), notes
 
 
-def base_values(a: Analysis) -> pd.DataFrame:
-    """The base models' values (base rows of the observations)."""
-    obs = a.study.obs
-    return obs[obs["base"].astype(bool)]
-
-
 def _params(a: Analysis, model: str) -> float | None:
     for r in a.study.records:
         if r.config.model == model and r.config.is_base:
