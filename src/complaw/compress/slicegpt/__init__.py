@@ -31,47 +31,10 @@ lm_head keeps the original matrix. The reference does this for every model in it
 fusion (`fuse_modules`, written for OPT's mean-subtracting LayerNorm). On an RMSNorm model it is
 *not* function-preserving: SmolLM2's dense WikiText-2 perplexity moves from 22.879 to 22.897
 (+0.08 %). It was the whole of the gap to the reference measured in issue 11: with it, our
-residual-basis slicing reproduces the reference to ≤ 0.03 % at every ratio (table below), and
+residual-basis slicing reproduces the reference to ≤ 0.03 % at every ratio (docs/compression.md), and
 it lowers perplexity by 1-4 % at r = 0.1-0.7. `centre_embeddings=False` keeps r = 0 exact.
 
-The defaults (`"residual"`, centred) were chosen from these measurements (WikiText-2 raw test
-perplexity; float32, CPU; `benchmarks/compression.py --slicegpt-bases --bases
-residual,normalised,residual-uncentred --ratios 0.1,0.3,0.5,0.7 --calibration ptb:train
---calib-seq-len 1024 --calib-samples 32 --max-tokens 16384`; reference = microsoft/
-TransformerCompression at its defaults (transformers 4.41), run on the same calibration and test
-blocks on the same machine by `benchmarks/slicegpt_reference.py`):
-
-| SmolLM2-135M, PTB train 32 × 1,024, test 16,384 | r = 0.1 | 0.3 | 0.5 | 0.7 |
-|---|---|---|---|---|
-| residual, centred (default) | 115.46 | 488.04 | 2,131.7 | 5,949.8 |
-| normalised, centred | 141.44 | 705.50 | 1,706.0 | 5,417.9 |
-| residual, uncentred | 116.51 | 493.33 | 2,216.2 | 6,213.0 |
-| reference | 115.44 | 488.02 | 2,131.5 | 5,949.2 |
-
-A second calibration set and a second model (same command with `--calibration wikitext2:train
---calib-samples 16`, and `--model qwen2.5-coder-0.5b --calib-samples 4 --max-tokens 4096`, one
-torch thread; both centred):
-
-| WikiText-2 test perplexity | r = 0.1 | 0.3 | 0.5 | 0.7 |
-|---|---|---|---|---|
-| SmolLM2, WikiText-2 train 16 × 1,024: residual | 37.83 | 98.26 | 243.8 | 794.8 |
-| SmolLM2, WikiText-2 train 16 × 1,024: normalised | 44.01 | 164.44 | 335.6 | 731.8 |
-| Qwen2.5-Coder-0.5B, PTB train 4 × 1,024: residual | 98.22 | 292.22 | 905.7 | 2,181.9 |
-| Qwen2.5-Coder-0.5B, PTB train 4 × 1,024: normalised | 101.40 | 297.47 | 959.5 | 2,055.1 |
-
-Over the three (model, calibration) settings the residual stream wins 8 of the 12 cells: every
-one at r ≤ 0.3 (by 2-67 %) and 2 of 3 at r = 0.5; the normalised basis wins at r = 0.7 in all
-three (by 6-10 %) and at r = 0.5 for SmolLM2 with PTB, where the sliced models are far from
-usable anyway.
-
-Why the residual stream: SmolLM2 has massive activations at position 0 of every block (‖x‖² ≈
-6·10⁸ against a mean of ≈ 10⁴ in layers 12-29, > 90 % of Σ xᵀx): the residual PCA keeps that
-token exactly, the normalised one drops 0.03-0.2 % of its energy already at r = 0.1, and every
-later token attends to it. At large r the residual PCA spends directions on that token's minor
-components instead of the typical tokens, which is where the normalised basis wins (r = 0.7,
-and r = 0.5 with out-of-domain calibration). Weighting tokens between the two (signal
-x·rms(x)^-p, p = 0.5, 1; 4 calibration blocks) was worse than the better of the two at both
-r = 0.3 and 0.5.
+The defaults (`"residual"`, centred) and the measurements behind them: docs/compression.md.
 
 **Slicing.** Only the first d' principal directions are kept: embedding columns,
 q/k/v/gate/up input columns, o_proj/down_proj output rows and shortcut rows/columns.
@@ -92,22 +55,13 @@ At r = 0 this is exactly the original weightless RMSNorm, so the model's logits 
 the last basis (and the final norm's scale), so the sliced model has two matrices
 (`config.tie_word_embeddings` is set to False).
 
-**In place.** The model is sliced in place and returned (no copy): peak memory is about the
-sliced model, plus the old embedding for tied models, plus one copy of the calibration
-activations and one batch's forward. Bad options or calibration are refused before anything
-changes; a failure while slicing leaves the in-memory model unusable (reload it), and never a
-checkpoint (checkpoints are written atomically from finished models).
-
 **Calibration.** `calibration` is a LongTensor of token blocks [n_blocks, seq_len] built by the
 caller. The reference used 1024 blocks × 2048 tokens of WikiText-2 train; on CPU we recommend
 32 × 1024 (at least hidden_size tokens are required). The bases fit the calibration domain:
 calibrating on one corpus and evaluating on another costs much more than in-domain calibration.
 The method is deterministic: `seed` is unused.
 
-**Options.** `num_samples` (use the first N blocks; None = all; more than given is an error),
-`batch_size` (blocks per forward, default 1: one block's attention forward is most of the
-memory SliceGPT adds; raise it on GPUs), `round_to` (default 8), `slice_head` (default
-False), `basis` ("residual" or "normalised", see above), `centre_embeddings` (default True).
+In place, options, memory and time: docs/compression.md.
 """
 
 from complaw.compress.base import METHODS
