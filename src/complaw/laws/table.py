@@ -1,32 +1,9 @@
 """The law table: the one DataFrame shape every law function reads, and its validation.
 
-One row is one measured metric of one compressed model:
-
-| column | meaning |
-|---|---|
-| model | model name (e.g. ``llama-3-8b``) |
-| method | compression method (e.g. ``prunenet``) |
-| calibration | ``none`` or the calibration dataset |
-| dataset | evaluation dataset (or task group) the metric was measured on |
-| metric | a registered metric (`complaw.laws.metrics.METRICS`: loss, accuracy, ...) |
-| L | the compressed model's value of the metric |
-| L0 | the uncompressed model's value of the same metric on the same data |
-| r | compression ratio in [0, 1) |
-| D | recovery fine-tuning size (0 = no RFT) |
-
-`COLUMNS` is the one definition of these columns; `complaw.experiment.records.law_table` builds the
-table from experiment records with exactly them (`load_law_table` reads a file or a study
-folder). Optional columns (`OPTIONAL_COLUMNS`; absent or NaN in older tables, and every consumer
-copes):
-
-| column | meaning |
-|---|---|
-| L_se | the standard error of L over the task's documents (accuracy, task_loss rows) |
-| chance | the task's chance accuracy (0.25 for arc_easy, 0.5 for piqa; the same rows) |
-| T0 | the uncompressed model's task loss on the same task (accuracy and task_loss rows): |
-| | where the two-step accuracy law starts |
-| experiment | the record id: accuracy and task_loss rows with the same experiment and |
-| | dataset were measured on the same model |
+One row is one measured metric of one compressed model; its columns (`COLUMNS`, and the
+`OPTIONAL_COLUMNS` older tables lack) are described in docs/laws.md, "The input table".
+`complaw.experiment.records.law_table` builds the table from experiment records with exactly
+them (`load_law_table` reads a file or a study folder).
 
 Each kind of bad input raises its own `LawError` subclass, whose message names the bad value
 and the fix.
