@@ -17,21 +17,11 @@ Two kinds:
   loss form) -> accuracy (a link, `complaw.laws.link`); registered there as ``two-step``.
 
 A form declares the metric families it models (`complaw.laws.metrics`: every loss form models
-``loss`` and ``task_loss``). A form's residuals and
-intervals live on its response `Scale` (log L for most, L for ``additive``, logit for
-``two-step``, which keeps accuracy intervals inside (0, 1)).
+``loss`` and ``task_loss``). A form's residuals and intervals live on its response `Scale` (log
+L for most, L for ``additive``, logit for ``two-step``, which keeps accuracy intervals inside
+(0, 1)).
 
-| name | law | kind | feasible |
-|---|---|---|---|
-| eq1 | L = L0^α (1+r)^β (1+1/(D+1))^γ | linear in log L | no |
-| eq2 | L = L0^α (1+r)^β | linear in log L | no |
-| eq3 | L = L0^α (1+1/(D+1))^γ | linear in log L | no |
-| runtime | S = C (1+r)^β, C = S0 e^const | linear in log S | no |
-| additive | L = α L0 + β r + γ/(D+1) | linear in L | no |
-| degradation | L = L0 + A r^b (1 + D/Dl)^-c | nonlinear | yes |
-| onset | L = L0 + A r^(k+1) / (r^k + h^k) (1 + D/Dl)^-c | nonlinear | yes |
-| retention | L = L0 (1 - (1 - q) (1 - (1-r)^b) (1 + D/Dl)^-c) | nonlinear | yes |
-| two-step | acc = link(ℓ), ℓ = degradation(ℓ0 = link⁻¹(acc0), r, D) | two fits | yes |
+The registered forms, their laws and how each is fitted: docs/laws.md, "Forms".
 
 Eq. 1-3 are fitted with no intercept, as in the paper; ``intercept=True`` adds a free constant
 ``const`` (log scale: a factor e^const).

@@ -10,23 +10,9 @@ and follows the loss forms. The two-step law fits each on its own rows, one task
    accuracy row with the task-loss row of the same model (`pairs`), and each base model's
    (ℓ0, acc0) from the L0 columns.
 
-It predicts from (L0, r, D) like every form, L0 being the base model's accuracy, and from the
-base model's measured task loss T0 where known (the law table's ``T0``): ℓ0 = T0, or
-link⁻¹(L0) without it; ℓ̂ = step(ℓ0, r, D), acc = L0 + link(ℓ̂) - link(ℓ0). Written so, it is
-exactly L0 at r = 0 (feasible) whatever ℓ0. The measured ℓ0 matters where L0 lies at or above
-the fitted top (PIQA's base models on the CPU grid): there link⁻¹(L0) is far out on the flat
-part of the sigmoid (or infinite), the step's rise from it is too small and the predicted
-accuracy barely falls.
-
-Uncertainty. The coefficients are the step's, the link's and the task's chance accuracy (known,
-carried with zero variance so that a law read back from JSON predicts without the table); their
-covariance is block-diagonal, one block per fit (they use different rows). `Law.predict`'s delta
-method runs on the logit of accuracy (`complaw.laws.forms.LOGIT`), so intervals lie inside
-(0, 1) by construction. The residual s.d. of the prediction interval is that of the law's own
-residuals on logit(acc) over the group's accuracy rows: a new model's accuracy misses the
-prediction both by its task loss's scatter about step 1 (passed through the link) and by its
-accuracy's scatter about the link; the link fit's residuals alone (step 2) hold only the second,
-and the interval would under-cover whenever the task loss scatters.
+It predicts from (L0, r, D) like every form, exactly L0 at r = 0 (feasible), and starts from the
+base model's measured task loss T0 where known; how, why T0 matters, and its uncertainty:
+docs/laws.md, "Task loss and the two-step accuracy law".
 """
 
 from __future__ import annotations

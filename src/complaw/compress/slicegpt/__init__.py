@@ -31,8 +31,8 @@ lm_head keeps the original matrix. The reference does this for every model in it
 fusion (`fuse_modules`, written for OPT's mean-subtracting LayerNorm). On an RMSNorm model it is
 *not* function-preserving: SmolLM2's dense WikiText-2 perplexity moves from 22.879 to 22.897
 (+0.08 %). It was the whole of the gap to the reference measured in issue 11: with it, our
-residual-basis slicing reproduces the reference to ≤ 0.03 % at every ratio (docs/compression.md), and
-it lowers perplexity by 1-4 % at r = 0.1-0.7. `centre_embeddings=False` keeps r = 0 exact.
+residual-basis slicing reproduces the reference to ≤ 0.03 % at every ratio (docs/compression.md),
+and it lowers perplexity by 1-4 % at r = 0.1-0.7. `centre_embeddings=False` keeps r = 0 exact.
 
 The defaults (`"residual"`, centred) and the measurements behind them: docs/compression.md.
 
