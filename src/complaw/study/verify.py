@@ -48,7 +48,8 @@ def verification_spec(spec: PlanSpec, choice: Choice) -> dict[str, Any]:
             "in the candidate's where: {method: ...}"
         )
     kind = spec.target.measure.stage
-    evaluation = dict(source["evaluations"][kind] or {}, recovered=True)  # the planned D's
+    # the planned (r, D) whatever the source study restricted this evaluation to
+    evaluation = dict(source["evaluations"][kind] or {}, recovered=True, ratios=None, models=None)
     if kind == "intrinsic" and "dataset" in where:
         evaluation["data"] = [where["dataset"]]
     recovery = source.get("recovery")
