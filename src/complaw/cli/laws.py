@@ -297,8 +297,11 @@ def law_from_records(records: Path, where: dict[str, str], form: str | None, spl
 
 @app.command("predict")
 def predict_command(
-    L0: float = typer.Option(..., "--L0", help="the uncompressed model's value of the metric"),
-    r: list[float] = typer.Option(..., "--r", help="compression ratio(s) in [0, 1), repeatable"),
+    L0: float = typer.Option(
+        None, "--L0", help="the uncompressed model's value of the metric (with --prior: "
+        "default each dataset's L0 in --records)"),
+    r: list[float] = typer.Option(
+        None, "--r", help="compression ratio(s) in [0, 1), repeatable (with --prior: optional)"),
     D: list[float] = typer.Option(None, "--D", help="RFT size(s), repeatable (default 0)"),
     law: str = typer.Option(
         None, "--law", help="published name (paper:...) or FILE.json[#NAME]; or use --records"
@@ -315,15 +318,33 @@ def predict_command(
     holdout: str = typer.Option(
         "r:0.5", "--holdout", help="with --records: the split that chooses the best form"
     ),
+    prior: Path = typer.Option(
+        None, "--prior",
+        help="a study folder or CSV of other models: the law of each model in --records is "
+        "the pooled law of these (shared coefficients, spread between models) updated by its "
+        "own rows",
+    ),
+    metric: str = typer.Option("loss", "--metric", help="with --prior: the metric"),
+    share: list[str] = typer.Option(
+        None, "--share", help="with --prior: the shared coefficients (default: the form's)"),
     level: float = typer.Option(0.95, "--level", min=0.5, max=0.999, help="interval level"),
     as_json: bool = typer.Option(False, "--json", help="print only JSON"),
 ) -> None:
     """Predict L of a compressed model, for every (r, D) given, with confidence and prediction
-    intervals when the law was fitted."""
+    intervals when the law was fitted; with --prior, a new model's law from another study."""
     import numpy as np
 
     from complaw.laws import get_law
 
+    if prior is not None:
+        if records is None or law is not None:
+            raise LawError("--prior needs --records NEW_STUDY (the new model's baseline and "
+                           "rows) and no --law")
+        _predict_from_prior(prior, records, metric, form, _split(share), L0, r, D, level,
+                            as_json)
+        return
+    if L0 is None or not r:
+        raise LawError("give --L0 and --r (or --prior with --records)")
     if (law is None) == (records is None):
         raise LawError("give exactly one of --law and --records")
     chosen = None
@@ -371,6 +392,58 @@ def predict_command(
         table.add_row(f"{row['r']:g}", f"{row['D']:g}", f"{row['L']:.4g}", show(row["ci"]),
                       show(row["pi"]), f"{row['L'] / L0:.3f}")
     console.print(table)
+
+
+def _predict_from_prior(prior: Path, records: Path, metric: str, form: str | None,
+                        share: list[str], L0: float | None, r: list[float] | None,
+                        D: list[float] | None, level: float, as_json: bool) -> None:
+    """``predict --prior``: each new model's law, how far its rows moved each coefficient from
+    the prior, and its predictions at --r, --D (on each dataset's L0, or --L0)."""
+    import numpy as np
+
+    from complaw.laws.prior import prior_laws
+
+    new = _load_records(records)
+    found = prior_laws(_load_records(prior), new, metric=metric, form=form,
+                       share=share or True, name=str(prior))
+    out = []
+    for p in found:
+        rows = new[(new["model"] == p.model) & (new["metric"] == metric)]
+        l0s = ({"--L0": L0} if L0 is not None else
+               rows.drop_duplicates("dataset").set_index("dataset")["L0"].to_dict())
+        grid = [(x, d) for x in r or [] for d in (D or [0.0])]
+        preds = []
+        for dataset, base in l0s.items() if grid else ():
+            pred = p.law.predict(base, [g[0] for g in grid], [g[1] for g in grid], level=level)
+            preds += [{"dataset": dataset, "L0": float(base), "r": x, "D": d,
+                       "L": float(pred.L[i]), "pi": [float(pred.pi_low[i]),
+                                                     float(pred.pi_high[i])]}
+                      for i, (x, d) in enumerate(grid)]
+        sd = np.sqrt(np.maximum(np.diag(np.asarray(p.law.cov)), 0.0))
+        out.append({**p.to_dict(), "stderr": dict(zip(p.law.coef_names, sd.tolist(),
+                                                      strict=True)),
+                    "level": level, "predictions": preds})
+    if as_json:
+        _emit_json(out)
+        return
+    for item, p in zip(out, found, strict=True):
+        table = Table(title=f"{p.model} from the prior {p.prior}: {item['formula']}",
+                      caption=f"{metric}; {p.law.source}; moved: (posterior - prior mean) in "
+                      "prior standard deviations")
+        for col in ("coef", "prior mean", "estimate", "stderr", "moved (prior sd)"):
+            table.add_column(col, justify="left" if col == "coef" else "right")
+        for name, m in item["moved"].items():
+            table.add_row(name, f"{m['prior']:.4g}", f"{m['posterior']:.4g}",
+                          f"{item['stderr'][name]:.2g}", f"{m['moved_sd']:+.2f}")
+        console.print(table)
+        if item["predictions"]:
+            ptable = Table(title=f"{p.model}: predictions")
+            for col in ("dataset", "L0", "r", "D", "L", f"{level:.0%} PI"):
+                ptable.add_column(col, justify="left" if col == "dataset" else "right")
+            for q in item["predictions"]:
+                ptable.add_row(q["dataset"], f"{q['L0']:.4g}", f"{q['r']:g}", f"{q['D']:g}",
+                               f"{q['L']:.4g}", f"[{q['pi'][0]:.4g}, {q['pi'][1]:.4g}]")
+            console.print(ptable)
 
 
 @app.command("critical")

@@ -47,7 +47,7 @@ from complaw.laws.fit import fit_group, inputs_of
 from complaw.laws.forms import Form, get_form
 from complaw.laws.law import Law, Prediction
 from complaw.laws.table import COLUMNS, NUMERIC_COLUMNS, validate
-from complaw.laws.voptimal import Information, best_batch
+from complaw.laws.voptimal import law_batch
 
 
 class Fold(NamedTuple):
@@ -344,17 +344,9 @@ class OneLaw:
 
 def variance_optimal(law: Law, rows: pd.DataFrame, k: int) -> list[int]:
     """The positions of the ``k`` of ``rows`` whose measurement shrinks the summed prediction
-    variance of ``law`` over ``rows`` the most (`complaw.laws.voptimal`): the prior is what
-    the law knows, M = s² cov⁻¹."""
-    if law.cov is None or not np.isfinite(np.asarray(law.cov)).all():
-        raise LawError(f"law {law.name} has no covariance to choose {k} rows by")
-    G = law.gradient(inputs_of(rows))
-    s2 = max(float(law.resid_std or 1.0) ** 2, 1e-12)
-    info = Information(s2, G.T @ G, s2 * np.linalg.pinv(np.asarray(law.cov)))
-    adds = [np.outer(g, g) for g in G]
-    return best_batch(list(range(len(rows))), k,
-                      lambda b: info.variance(sum((adds[i] for i in b), np.zeros_like(info.M))),
-                      lambda b: float(len(b)), float(k))
+    variance of ``law`` over ``rows`` the most (`complaw.laws.voptimal.law_batch`, each row its
+    own unit): the prior is what the law knows, M = s² cov⁻¹."""
+    return law_batch(law, rows, range(len(rows)), k, lambda b: float(len(b)), float(k))
 
 
 def _given(fold: Fold, fit: Callable[[np.ndarray], Fitted], own: pd.DataFrame) -> Fold:

@@ -31,6 +31,13 @@ mu: as its rows vanish it goes to mu, as they grow to its unpooled fit. A group 
 the fit (a held-out model) gets the *population law*: theta_s and mu, with covariance
 C[theta_s, mu] plus tau² on the per-group coefficients (a new group's predictive
 distribution); its intervals carry the spread between groups.
+
+A new group with a few rows of its own (`PooledFit.update`, a prior from another study) takes
+that population law as a normal prior on its internal coefficients, N(m, P), and the rows with
+the fit's noise s: its law is the posterior mode of
+||(zhat - z) / s||² + (u - m)' P⁻¹ (u - m) (scipy's ``least_squares``) with the Laplace
+covariance (J'J)⁻¹ of those residuals. The fitted groups, the shared coefficients and tau stay
+as the fit left them: a group's few rows move only its own law.
 """
 
 from __future__ import annotations
@@ -155,6 +162,43 @@ class PooledFit:
                    source=f"pooled fit of {self.n} rows by {','.join(self.pooling.by)}",
                    cov=cov, df_resid=self.n - self.edf, resid_std=self.s)
 
+    def update(self, rows: pd.DataFrame, label: str = "new") -> Law:
+        """The law of a group not in the fit from its own ``rows`` (none: the population
+        law): the population law as a normal prior on the internal coefficients, updated by
+        the rows (module docstring). Intervals on ``n - edf`` of the fit, noise ``s``."""
+        from scipy.optimize import least_squares
+
+        at = self._positions(None)
+        mean = self.x[at]
+        prior = self.C[np.ix_(at, at)].copy()
+        prior[self.varying, self.varying] += self.tau**2
+        values, vectors = np.linalg.eigh(prior)
+        whiten = vectors.T / np.sqrt(np.maximum(values, 1e-300))[:, None]
+        logs, lo, hi = _internal_bounds(self.form, self.names)
+        z = self.form.scale.to_scale(rows["L"].to_numpy(float))
+        data = inputs_of(rows)
+
+        def stacked(u: np.ndarray) -> np.ndarray:
+            theta = np.where(logs, np.exp(u), u)
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                zhat = self.form.scale.to_scale(self.form.predict(
+                    dict(zip(self.names, theta, strict=True)), data))
+            misfit = np.where(np.isfinite(zhat), zhat - z, 1e3) / self.s
+            return np.concatenate([misfit, whiten @ (u - mean)])
+
+        pad = np.where(np.isfinite(hi - lo), 1e-9 * (hi - lo), 0.0)
+        u = least_squares(stacked, np.clip(mean, lo + pad, hi - pad), bounds=(lo, hi),
+                          x_scale="jac", method="trf").x
+        J = _jacobian(stacked, u, ())
+        theta = np.where(logs, np.exp(u), u)
+        scale = np.where(logs, theta, 1.0)
+        cov = np.linalg.pinv(J.T @ J) * np.outer(scale, scale)
+        return Law(name=f"prior:{self.form.name}:{self.metric}:{label}", form=self.form.name,
+                   metric=self.metric, coefficients=dict(zip(self.names, theta, strict=True)),
+                   source=f"pooled fit of {self.n} rows by {','.join(self.pooling.by)} "
+                          f"updated by {len(rows)} rows of {label}",
+                   cov=cov, df_resid=self.n - self.edf, resid_std=self.s)
+
     def key_of(self, rows: pd.DataFrame) -> list[tuple]:
         return list(zip(*(rows[c].tolist() for c in self.pooling.by), strict=True))
 
@@ -209,12 +253,7 @@ def fit_pooled(df: pd.DataFrame, form: str | Form, pooling: Pooling, *,
         raise LawError(f"cannot pool by {', '.join(missing)}: no such column")
     check_enough_rows(len(df), len(names), f"the pooled {form.name} fit")
     start = fit_group(df, form, intercept=intercept, level=level)
-    coefs = _coefs(form, names)
-    lo = np.array([c.bounds[0] for c in coefs], float)
-    hi = np.array([c.bounds[1] for c in coefs], float)
-    logs = lo > 0
-    ilo = np.where(logs, np.log(np.where(logs, lo, 1.0)), lo)
-    ihi = np.where(logs, np.log(np.where(logs, hi, 1.0)), hi)
+    logs, ilo, ihi = _internal_bounds(form, names)
     theta0 = np.array([start.coefficients[n].estimate for n in names])
     u0 = np.where(logs, np.log(np.where(logs, theta0, 1.0)), theta0)
     pad = np.where(np.isfinite(ihi - ilo), 1e-6 * (ihi - ilo), 0.0)
@@ -278,6 +317,18 @@ def fit_pooled(df: pd.DataFrame, form: str | Form, pooling: Pooling, *,
             break
     return PooledFit(form, str(metrics[0]), pooling, names, logs, keys, x, C, s, t, n, edf,
                      rounds)
+
+
+def _internal_bounds(form: Form, names: list[str]) -> tuple[np.ndarray, np.ndarray,
+                                                              np.ndarray]:
+    """Which coefficients are fitted as logs (lower bound > 0), and the bounds of each in
+    internal coordinates."""
+    coefs = _coefs(form, names)
+    lo = np.array([c.bounds[0] for c in coefs], float)
+    hi = np.array([c.bounds[1] for c in coefs], float)
+    logs = lo > 0
+    return (logs, np.where(logs, np.log(np.where(logs, lo, 1.0)), lo),
+            np.where(logs, np.log(np.where(logs, hi, 1.0)), hi))
 
 
 def _jacobian(fun, x: np.ndarray, args: tuple) -> np.ndarray:

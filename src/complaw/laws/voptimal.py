@@ -7,7 +7,8 @@ own J_B'J_B to M. A prior (a pooled law's covariance C of a new group's coeffici
 as M = s² C⁻¹. `best_batch` finds the batch with the largest variance reduction per unit of
 cost: exhaustively when there are at most `EXHAUSTIVE_LIMIT` batches, greedily otherwise. The
 adaptive design (`complaw.laws.design`) and the ``COL:K`` held-out splits
-(`complaw.laws.holdout`) both choose through it.
+(`complaw.laws.holdout`) both choose through it; `law_batch` chooses whole units (an
+experiment's rows on every dataset) for one fitted law, as the prior-driven design does.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
+import pandas as pd
+
+from complaw.errors import LawError
+from complaw.laws.fit import inputs_of
+from complaw.laws.law import Law
 
 EXHAUSTIVE_LIMIT = 5000
 """Batches are searched exhaustively when the pool has at most this many of them."""
@@ -78,3 +84,25 @@ def best_batch(candidates: Sequence[T], k: int, variance: Callable[[Sequence[T]]
             break
         batch.append(best_u)
     return batch
+
+
+def law_batch(law: Law, rows: pd.DataFrame, units: Sequence[T], k: int,
+              cost: Callable[[Sequence[T]], float], remaining: float,
+              candidates: Sequence[T] | None = None) -> list[T]:
+    """At most ``k`` of ``candidates`` (default: every unit) whose rows shrink the summed
+    prediction variance of ``law`` over all of ``rows`` the most per unit of ``cost``;
+    ``units`` labels each row with the unit (experiment) that measures it. The law's
+    covariance is what it knows, M = s² cov⁻¹ (a pooled law's prior for a new model, or a
+    fit)."""
+    if law.cov is None or not np.isfinite(np.asarray(law.cov)).all():
+        raise LawError(f"law {law.name} has no covariance to choose experiments by")
+    G = law.gradient(inputs_of(rows))
+    s2 = max(float(law.resid_std or 1.0) ** 2, 1e-12)
+    info = Information(s2, G.T @ G, s2 * np.linalg.pinv(np.asarray(law.cov)))
+    labels = list(units)
+    wanted = list(dict.fromkeys(labels if candidates is None else candidates))
+    adds = {u: sum((np.outer(g, g) for g, v in zip(G, labels, strict=True) if v == u),
+                   np.zeros_like(info.M)) for u in wanted}
+    return best_batch(wanted, k, lambda b: info.variance(sum((adds[u] for u in b),
+                                                             np.zeros_like(info.M))),
+                      cost, remaining)

@@ -1,0 +1,161 @@
+"""A prior from other studies: a new model's law from its baseline and a few of its rows.
+
+The prior study's models define the shared coefficients and the spread between models: a
+pooled fit (`complaw.laws.pooling.fit_pooled`, grouped by model). A new model's law is that
+fit's population law updated by the new model's own rows (`PooledFit.update`): its per-model
+coefficients move from the prior mean as far as its rows say, its shared ones barely. A prior
+only transfers between like studies, so the two must agree on the metric, and the new one's
+methods and datasets must be among the prior's (`check_match`); the new models' own rows are
+never part of the prior.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from complaw.errors import LawError
+from complaw.laws.forms import Form, default_form, get_form
+from complaw.laws.law import Law
+from complaw.laws.pooling import PooledFit, Pooling, fit_pooled
+from complaw.laws.table import validate
+
+
+class PriorMismatchError(LawError):
+    """The prior study measured something else than the new one (metric, method, datasets)."""
+
+
+def check_match(prior: pd.DataFrame, new: pd.DataFrame, metric: str) -> None:
+    """PriorMismatchError unless both tables hold ``metric`` and the new one's methods and
+    datasets (of that metric) are among the prior's."""
+    if metric not in set(new["metric"]):
+        raise PriorMismatchError(
+            f"the new records have no {metric} rows (they hold "
+            f"{', '.join(sorted(set(new['metric'])))}); pick one of those with --metric")
+    if metric not in set(prior["metric"]):
+        raise PriorMismatchError(
+            f"the prior study has no {metric} rows (it holds "
+            f"{', '.join(sorted(set(prior['metric'])))}); give a prior that measured {metric}")
+    p, n = prior[prior["metric"] == metric], new[new["metric"] == metric]
+    for column in ("method", "dataset"):
+        extra = sorted(set(n[column].astype(str)) - set(p[column].astype(str)))
+        if extra:
+            raise PriorMismatchError(
+                f"the prior study has no {metric} rows of {column} {', '.join(extra)} (it has "
+                f"{', '.join(sorted(set(p[column].astype(str))))}); give a prior that measured "
+                f"the new study's {column}s, or keep only the matching rows")
+
+
+@dataclass
+class PriorLaw:
+    """One new model's law from a prior: ``law`` (the posterior), ``population`` (the prior's
+    law for a model it has not seen), ``rows`` the new model's rows it was updated by."""
+
+    model: str
+    law: Law
+    population: Law
+    rows: int
+    prior: str
+
+    def moved(self) -> dict[str, dict[str, float]]:
+        """Per coefficient: its prior mean, its value here, and the move in prior s.d."""
+        sd = np.sqrt(np.maximum(np.diag(np.asarray(self.population.cov)), 0.0))
+        out = {}
+        for j, name in enumerate(self.population.coef_names):
+            before, after = self.population.coefficients[name], self.law.coefficients[name]
+            out[name] = {"prior": before, "posterior": after,
+                         "moved_sd": (after - before) / sd[j] if sd[j] > 0 else 0.0}
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "prior": self.prior, "rows": self.rows,
+                "law": self.law.to_dict(), "formula": self.law.formula(),
+                "moved": self.moved()}
+
+
+def prior_fit(prior: pd.DataFrame, metric: str, form: str | Form | None = None,
+              share: Sequence[str] | bool = True) -> PooledFit:
+    """The pooled fit by model of ``prior``'s ``metric`` rows (``share``: the shared
+    coefficients, True: the form's declared ones)."""
+    form = default_form(metric) if form is None else get_form(form)
+    rows = validate(prior)
+    rows = rows[rows["metric"] == metric].reset_index(drop=True)
+    if rows["model"].nunique() < 2:
+        raise LawError(f"a prior needs two models or more to tell their spread; the prior has "
+                       f"{rows['model'].nunique()} with {metric} rows")
+    return fit_pooled(rows, form, Pooling.of(form, ["model"], share))
+
+
+def prior_laws(prior: pd.DataFrame, new: pd.DataFrame, *, metric: str = "loss",
+               form: str | Form | None = None, share: Sequence[str] | bool = True,
+               name: str = "prior") -> list[PriorLaw]:
+    """Each model of ``new``: its law from the pooled fit of ``prior`` (called ``name``; the
+    new models' rows left out of it) updated by the model's own ``metric`` rows."""
+    prior, new = validate(prior), validate(new)
+    check_match(prior, new, metric)
+    new = new[new["metric"] == metric]
+    fitted = prior_fit(prior[~prior["model"].isin(set(new["model"]))], metric, form, share)
+    population = fitted.law(None)
+    out = []
+    for model, rows in new.groupby("model", sort=True):
+        out.append(PriorLaw(str(model), fitted.update(rows.reset_index(drop=True), str(model)),
+                            population, len(rows), name))
+    return out
+
+
+@dataclass
+class PriorStep:
+    """One step of `prior_design`: the law from what ran before it (``chosen``), what it
+    cost (``spent``), the next ``batch`` (empty once ``stop`` says why the design stopped)."""
+
+    index: int
+    law: Law
+    chosen: list
+    spent: float
+    batch: list
+    stop: str | None = None
+
+    def ci_width(self) -> float:
+        """The widest 95 % interval of a coefficient (delta method, normal quantile)."""
+        return float(2 * 1.959964 * np.sqrt(np.max(np.diag(np.asarray(self.law.cov)))))
+
+
+def prior_design(fitted: PooledFit, grid: pd.DataFrame, observe, cost, budget: float, *,
+                 batch: int = 1, ci_width: float | None = None, label: str = "new"):
+    """The experiments of a new model chosen with a prior (``fitted``, `prior_fit`): each
+    step updates the new model's law by the rows measured so far (``observe(units)``) and
+    picks the ``batch`` units of ``grid`` (the model's law rows, a ``unit`` column; L unread)
+    that shrink that law's summed prediction variance over ``grid`` the most per unit of
+    cost (`complaw.laws.voptimal.law_batch`); ``cost(units, chosen)`` is what ``units`` cost
+    once ``chosen`` ran. Stops when the next unit would pass ``budget``, the grid is used up
+    or every coefficient's 95 % interval is narrower than ``ci_width``. Yields `PriorStep`s;
+    the caller runs each batch before asking for the next step."""
+    from complaw.laws.voptimal import law_batch
+
+    chosen: list = []
+    index = 0
+    while True:
+        spent = cost(chosen, []) if chosen else 0.0
+        rows = observe(chosen) if chosen else grid.iloc[:0]
+        step = PriorStep(index, fitted.update(rows.reset_index(drop=True), label),
+                         list(chosen), spent, [])
+        pending = grid[~grid["unit"].isin(set(chosen))]
+        if ci_width is not None and step.ci_width() < ci_width:
+            step.stop = f"every coefficient's 95 % CI is narrower than {ci_width:g}"
+        elif pending.empty:
+            step.stop = "the grid is used up"
+        else:
+            step.batch = law_batch(step.law, grid, grid["unit"].tolist(), batch,
+                                   lambda b, c=list(chosen): max(cost(b, c), 1e-12), budget - spent,
+                                   candidates=pending["unit"].tolist())
+            if not step.batch:
+                step.stop = "the budget is spent"
+        yield step
+        if step.stop:
+            return
+        chosen += step.batch
+        index += 1

@@ -1,0 +1,149 @@
+"""A prior from other studies (`complaw.laws.prior`, `PooledFit.update`, ``predict --prior``):
+a new model's amplitude from two noise-free rows, the update against the closed-form Bayesian
+linear regression, the prior-driven design's first batch against brute force, bad input."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from law_synth import grid
+from test_law_pooling import AMPLITUDES, SHAPE, models, pooled
+from typer.testing import CliRunner
+
+from complaw.cli import app, main
+from complaw.errors import LawError
+from complaw.laws import get_form
+from complaw.laws.fit import inputs_of
+from complaw.laws.prior import PriorMismatchError, prior_design, prior_fit, prior_laws
+
+NEW_A = 25.0
+
+
+def new_model(A: float = NEW_A) -> pd.DataFrame:
+    """The `models` rows of a model "new" with amplitude ``A`` and the shared `SHAPE`."""
+    df = models({"new": A})
+    return df.assign(model="new")
+
+
+def test_a_new_models_amplitude_is_recovered_from_two_noise_free_rows():
+    prior = models(AMPLITUDES, noise=0.0)
+    rows = new_model()
+    two = rows[(rows["D"] == 0) & rows["r"].isin([0.3, 0.7])]
+    assert len(two) == 2
+    (found,) = prior_laws(prior, two, form="degradation", share=("b", "Dl", "c"))
+    assert found.rows == 2
+    assert found.law.coefficients["A"] == pytest.approx(NEW_A, rel=1e-4)
+    for coef, value in SHAPE.items():
+        assert found.law.coefficients[coef] == pytest.approx(value, rel=1e-4)
+    # the population law knew only the mean amplitude; the rows moved A, not the shape
+    assert found.population.coefficients["A"] != pytest.approx(NEW_A, rel=0.05)
+    moved = found.moved()
+    assert abs(moved["A"]["moved_sd"]) > 0.1 and abs(moved["b"]["moved_sd"]) < 1e-2
+
+
+def test_no_rows_give_the_population_law_and_a_linear_update_is_bayesian_regression():
+    rng = np.random.default_rng(4)
+    df = grid(np.array([2.0, 2.5, 3.0, 3.5]), dsizes=np.array([0.0, 1000.0]))
+    beta = {"m0": 1.5, "m1": 1.8, "m2": 1.3, "m3": 2.0}
+    df["L"] = np.exp(0.9 * np.log(df["L0"]) + df["model"].map(beta) * np.log1p(df["r"])
+                     + 0.5 * np.log1p(1 / (df["D"] + 1)) + rng.normal(0, 0.02, len(df)))
+    df = df.assign(method="prunenet", calibration="none", dataset="wikitext2", metric="loss")
+    fitted = pooled(df, form="eq1", share=("alpha", "gamma"))
+    population = fitted.law(None)
+    empty = fitted.update(df.iloc[:0])
+    assert empty.vector() == pytest.approx(population.vector(), rel=1e-6)
+    assert np.asarray(empty.cov) == pytest.approx(np.asarray(population.cov), rel=1e-5)
+    # a new model's rows: the posterior of a normal prior N(m, P) and noise s, in closed form
+    new = df[df["model"] == "m0"].iloc[:3].assign(model="new")
+    new["L"] *= np.exp(0.3 * np.log1p(new["r"]))
+    form = get_form("eq1")
+    X = form.design(inputs_of(new))
+    z = np.log(new["L"].to_numpy())
+    m, P, s = population.vector(), np.asarray(population.cov), fitted.s
+    precision = np.linalg.inv(P) + X.T @ X / s**2
+    cov = np.linalg.inv(precision)
+    mean = cov @ (np.linalg.inv(P) @ m + X.T @ z / s**2)
+    law = fitted.update(new)
+    assert law.vector() == pytest.approx(mean, rel=1e-5)
+    assert np.asarray(law.cov) == pytest.approx(cov, rel=1e-4)
+
+
+def test_the_prior_driven_designs_first_batch_is_the_variance_optimal_one_by_brute_force():
+    fitted = pooled(models(AMPLITUDES, noise=0.03), share=("b", "Dl", "c"))
+    rows = new_model(NEW_A)
+    rows = rows[rows["r"] > 0].iloc[::2].reset_index(drop=True)  # a small pool
+    rows["unit"] = [f"u{i // 2}" for i in range(len(rows))]  # two rows per experiment
+    units = list(dict.fromkeys(rows["unit"]))
+    assert len(units) >= 5
+    step = next(prior_design(fitted, rows, lambda u: rows[rows["unit"].isin(u)],
+                             lambda b, chosen: float(len(b)), budget=2.0, batch=2))
+    assert step.index == 0 and step.law.coefficients == fitted.law(None).coefficients
+    # brute force: every pair, its summed prediction variance over the pool from the prior's
+    # information s² P⁻¹ plus the pair's rows, by direct numerical differentiation
+    law = fitted.law(None)
+    G = law.gradient(inputs_of(rows))
+    s2 = fitted.s**2
+    M0 = s2 * np.linalg.inv(np.asarray(law.cov))
+
+    def variance(pair):
+        Gb = G[rows["unit"].isin(pair).to_numpy()]
+        return s2 * np.trace(G @ np.linalg.inv(M0 + Gb.T @ Gb) @ G.T)
+
+    best = min(itertools.combinations(units, 2), key=variance)
+    assert sorted(step.batch) == sorted(best)
+    later = list(prior_design(fitted, rows, lambda u: rows[rows["unit"].isin(u)],
+                              lambda b, chosen: float(len(b)), budget=4.0, batch=2))
+    assert [len(s.batch) for s in later] == [2, 2, 0] and later[-1].stop == "the budget is spent"
+
+
+def write(df: pd.DataFrame, path) -> str:
+    df.to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"method": "slicegpt"}, "no loss rows of method prunenet"),
+    ({"dataset": "ptb"}, "no loss rows of dataset wikitext2"),
+    ({"metric": "accuracy", "L": 0.5, "L0": 0.6}, "the prior study has no loss rows"),
+])
+def test_a_prior_that_measured_something_else_is_one_line_exit_2_and_writes_nothing(
+        tmp_path, monkeypatch, capsys, change, needle):
+    prior = write(models(AMPLITUDES).assign(**change), tmp_path / "prior.csv")
+    new = write(new_model(), tmp_path / "new.csv")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    monkeypatch.setattr(sys, "argv", ["complaw", "predict", "--prior", prior, "--records", new,
+                                      "--form", "degradation", "--r", "0.5"])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 2
+    out = capsys.readouterr()
+    assert out.out == "" and needle in out.err and len(out.err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    with pytest.raises(LawError, match="two models or more"):
+        prior_fit(models({"m0": 6.0}), "loss", "degradation")  # one model has no spread
+    with pytest.raises(PriorMismatchError, match="--metric"):
+        prior_laws(models(AMPLITUDES), new_model(), metric="accuracy")
+
+
+def test_predict_with_a_prior_prints_the_law_its_moves_and_predictions_as_json(tmp_path):
+    prior = write(models(AMPLITUDES), tmp_path / "prior.csv")
+    rows = new_model()
+    new = write(rows[(rows["D"] == 0) & rows["r"].isin([0.3, 0.7])], tmp_path / "new.csv")
+    result = CliRunner().invoke(app, ["predict", "--prior", prior, "--records", new, "--form",
+                                      "degradation", "--share", "b,Dl,c", "--r", "0.5", "--D",
+                                      "0", "--D", "1000", "--json"])
+    assert result.exit_code == 0, result.output
+    (out,) = json.loads(result.stdout)
+    assert out["model"] == "new" and out["rows"] == 2 and out["prior"] == prior
+    assert out["law"]["coefficients"]["A"] == pytest.approx(NEW_A, rel=1e-4)
+    truth = get_form("degradation").predict(
+        {"A": NEW_A, **SHAPE}, {"L0": np.array([2.0, 2.0]), "r": np.array([0.5, 0.5]),
+                                "D": np.array([0.0, 1000.0])})
+    L = [p["L"] for p in out["predictions"]]
+    assert L == pytest.approx(truth, rel=1e-4)
+    assert all(p["pi"][0] <= p["L"] <= p["pi"][1] for p in out["predictions"])
