@@ -5,7 +5,6 @@ MixedLM, and the ``model:K``, ``usable`` splits and their bad input."""
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pandas as pd
@@ -13,7 +12,7 @@ import pytest
 from law_synth import grid
 from typer.testing import CliRunner
 
-from complaw.cli import app, main
+from complaw.cli import app
 from complaw.errors import LawError
 from complaw.laws import fit, get_form
 from complaw.laws.fit import fit_group
@@ -171,18 +170,11 @@ def test_the_usable_split_fits_the_mild_half_of_the_usable_rows_and_predicts_the
     (["--form", "onset", "--share", "k,q"], "form onset has no coefficient q"),
     (["--form", "degradation", "--holdout", "model:40"], "K must be below"),
 ])
-def test_bad_pooling_input_is_one_line_exit_2_and_writes_nothing(tmp_path, monkeypatch, capsys,
-                                                                  args, needle):
+def test_bad_pooling_input_is_one_line_exit_2_and_writes_nothing(tmp_path, refused, args,
+                                                                  needle):
     path = tmp_path / "records.csv"
     models(AMPLITUDES, noise=0.03).to_csv(path, index=False)
-    before = sorted(p.name for p in tmp_path.iterdir())
-    monkeypatch.setattr(sys, "argv", ["complaw", "fit", str(path), "--by", "model", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    assert info.value.code == 2
-    out = capsys.readouterr()
-    assert out.out == "" and needle in out.err and len(out.err.strip().splitlines()) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    refused(["fit", str(path), "--by", "model", *args], needle, tmp_path)
     with pytest.raises(LawError, match="cannot be pooled"):
         Pooling.of(get_form("two-step"), ["model"], True)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import sys
 
 import numpy as np
 import pandas as pd
@@ -15,7 +14,7 @@ from law_synth import grid
 from test_law_pooling import AMPLITUDES, SHAPE, models, pooled
 from typer.testing import CliRunner
 
-from complaw.cli import app, main
+from complaw.cli import app
 from complaw.errors import LawError
 from complaw.laws import get_form
 from complaw.laws.fit import inputs_of
@@ -112,18 +111,11 @@ def write(df: pd.DataFrame, path) -> str:
     ({"metric": "accuracy", "L": 0.5, "L0": 0.6}, "the prior study has no loss rows"),
 ])
 def test_a_prior_that_measured_something_else_is_one_line_exit_2_and_writes_nothing(
-        tmp_path, monkeypatch, capsys, change, needle):
+        tmp_path, refused, change, needle):
     prior = write(models(AMPLITUDES).assign(**change), tmp_path / "prior.csv")
     new = write(new_model(), tmp_path / "new.csv")
-    before = sorted(p.name for p in tmp_path.iterdir())
-    monkeypatch.setattr(sys, "argv", ["complaw", "predict", "--prior", prior, "--records", new,
-                                      "--form", "degradation", "--r", "0.5"])
-    with pytest.raises(SystemExit) as info:
-        main()
-    assert info.value.code == 2
-    out = capsys.readouterr()
-    assert out.out == "" and needle in out.err and len(out.err.strip().splitlines()) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    refused(["predict", "--prior", prior, "--records", new, "--form", "degradation",
+             "--r", "0.5"], needle, tmp_path)
     with pytest.raises(LawError, match="two models or more"):
         prior_fit(models({"m0": 6.0}), "loss", "degradation")  # one model has no spread
     with pytest.raises(PriorMismatchError, match="--metric"):
