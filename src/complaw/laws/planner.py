@@ -302,10 +302,13 @@ def _candidate_law(
         )
     why = None
     if c.form:
-        found = fit(rows, c.form, holdout=[spec.holdout], level=spec.level).only()
         forms = [c.form, get_metric(metric).reference or c.form]
         judged = compare(rows, list(dict.fromkeys(forms)), holdout=spec.holdout, level=spec.level)
-        why = doubt(judged, next(f for f in judged.fits if f.form == c.form))
+        mine = [f for f in judged.fits if f.form == c.form]
+        # the comparison's own fit of the pinned form; where it has none or several, fit() says why
+        found = (mine[0] if len(mine) == 1
+                 else fit(rows, c.form, holdout=[spec.holdout], level=spec.level).only())
+        why = doubt(judged, found)
     else:
         found = best_form(rows, spec.holdout, spec.level, metric=metric)
     T0s = own["T0"].dropna().unique() if "T0" in own.columns else []
