@@ -88,8 +88,7 @@ def fit_command(
     records: Path = typer.Argument(..., help="CSV/Parquet law table, or a study directory"),
     form: str = typer.Option(
         None, "--form",
-        help="a law form (complaw forms lists them); default: each metric's default form "
-        "(eq1 for loss and accuracy, runtime for runtime)",
+        help="a law form; default: each metric's own (complaw forms lists both)",
     ),
     compare: bool = typer.Option(
         False, "--compare", help="fit every form and rank them by held-out MAPE (then AIC)"
@@ -601,3 +600,29 @@ def laws_command(
         table.add_row(w.name, where, w.metric, w.formula(), _fmt(w.stats.get("adj_r2")),
                       _fmt(w.stats.get("f"), 6))
     console.print(table)
+
+
+@app.command("forms")
+def forms_command(as_json: bool = typer.Option(False, "--json", help="print only JSON")) -> None:
+    """List the registered law forms and metrics: what each form models, and each metric's
+    default form (plugins that register more appear here too)."""
+    from complaw.laws.forms import FORMS
+    from complaw.laws.metrics import METRICS
+
+    forms = [{"form": name, "metrics": f.modelled(), "feasible": f.feasible,
+              "scale": f.scale.name, "pooled_share": list(f.share), "law": f.equation}
+             for name, f in FORMS.items()]
+    metrics = [{"metric": name, "stage": m.stage, "family": m.family, "default_form": m.form,
+                "reference_form": m.reference, "higher_is_better": m.higher_is_better,
+                "unit": m.unit} for name, m in METRICS.items()]
+    if as_json:
+        _emit_json({"forms": forms, "metrics": metrics})
+        return
+    for title, rows in (("law forms", forms), ("metrics", metrics)):
+        table = Table(title=title)
+        for col in rows[0]:
+            table.add_column(col.replace("_", " "), overflow="fold")
+        for row in rows:
+            table.add_row(*(", ".join(v) if isinstance(v, list) else
+                            "" if v is None else str(v) for v in row.values()))
+        console.print(table)

@@ -192,15 +192,24 @@ class RecordSet:
 
 
 def read_records(folder: str | Path) -> RecordSet:
-    """Every record of study folder `folder` (or of a plain folder of record files); unreadable
-    or malformed files are reported, not fatal."""
+    """Every record of study folder `folder` (or of a plain folder of record files), one per
+    experiment on the same data files: a file an earlier complaw named by an older id and a
+    newer file of the same measurement count once (the finished one, else the newer).
+    Unreadable or malformed files are reported, not fatal."""
     study = StudyFolder(folder).require()
     out = RecordSet([])
+    chosen: dict[tuple[str, str], Record] = {}
     for path in sorted(study.records.glob("*.json")):
         try:
-            out.records.append(read_record(path))
+            record = read_record(path)
         except RecordError as exc:
             out.problems.append((str(path), str(exc)))
+            continue
+        key = (record.id, config_id(record.data))
+        other = chosen.get(key)
+        if other is None or (record.ok, record.created) > (other.ok, other.created):
+            chosen[key] = record
+    out.records = list(chosen.values())
     return out
 
 
@@ -276,8 +285,7 @@ def law_table(folder: str | Path) -> pd.DataFrame:
                 "experiment": r.id,
                 "L_se": _stderr(m),
                 "chance": m.get("chance", float("nan")),
-                "T0": base.get((key[0], "task_loss", *key[2:]), float("nan"))
-                if m["metric"] in ("accuracy", "task_loss") else float("nan"),
+                "T0": base.get((key[0], "task_loss", *key[2:]), float("nan")),
             })
     df = pd.DataFrame(rows, columns=[*LAW_COLUMNS, "seed", "experiment", "L_se", "chance", "T0"])
     df.attrs["unmatched"] = unmatched

@@ -46,6 +46,7 @@ from complaw.errors import LawError
 from complaw.laws.fit import fit_group, inputs_of
 from complaw.laws.forms import Form, get_form
 from complaw.laws.law import Law, Prediction
+from complaw.laws.metrics import get_metric
 from complaw.laws.table import COLUMNS, NUMERIC_COLUMNS, validate
 from complaw.laws.voptimal import law_batch
 
@@ -285,7 +286,7 @@ class HeldOut:
         se = p["L_se"].to_numpy(float) if "L_se" in p.columns else None
         known = se is not None and len(se) > 0 and bool(np.isfinite(se).all())
         floor = 100.0 * math.sqrt(2.0 / math.pi)
-        if self.metric == "accuracy":
+        if get_metric(self.metric).fraction:
             return {
                 "abs_error_points": 100.0 * float(np.mean(np.abs(p["L_hat"] - p["L"])))
                 if len(p) else None,

@@ -93,6 +93,11 @@ class Metric:
         """+1 when lower is better (compression raises it), -1 when higher is better."""
         return -1.0 if self.higher_is_better else 1.0
 
+    @property
+    def fraction(self) -> bool:
+        """Its values are fractions (accuracy): errors are reported in points."""
+        return self.scale.upper == 1.0
+
     def sigma(self, kept: float | np.ndarray) -> float | np.ndarray:
         """The bound σ on L / L0 that keeps the fraction ``kept`` of L0: ``kept`` itself when
         higher is better (L >= σ L0), else 1 / ``kept`` (L <= σ L0)."""

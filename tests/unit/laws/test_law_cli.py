@@ -174,6 +174,27 @@ def test_laws_listing():
     assert "paper:all:intrinsic" not in text and "-1.62" in text
 
 
+def test_forms_listing_reads_the_registries():
+    from complaw.laws.forms import FORMS
+    from complaw.laws.metrics import METRICS, Metric
+
+    METRICS.add("perplexity", Metric("perplexity", "intrinsic", "loss", False, "eq2",
+                                     "test perplexity", "exp nats"))
+    try:
+        out = json.loads(run("forms", "--json").stdout)
+    finally:
+        METRICS._items.pop("perplexity")
+    forms = {f["form"]: f for f in out["forms"]}
+    assert set(forms) == set(FORMS)
+    # a metric of the loss family is modelled by the loss forms, never by accuracy-only ones
+    assert "perplexity" in forms["onset"]["metrics"] and forms["onset"]["feasible"]
+    assert "perplexity" not in forms["retention"]["metrics"]
+    metrics = {m["metric"]: m for m in out["metrics"]}
+    assert metrics["perplexity"]["default_form"] == "eq2"
+    assert metrics["accuracy"]["reference_form"] == "eq2"
+    assert "two-step" in run("forms").stdout
+
+
 @pytest.mark.parametrize(
     "args,needle",
     [
