@@ -25,7 +25,7 @@ Jacobian, `Scale.log_jacobian`: -sum log L for log L), so forms fitted on log L,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -61,6 +61,9 @@ class Coefficient:
     boot_low: float | None = None
     boot_high: float | None = None
     at_bound: bool = False
+    pinned: bool = False
+    """The rows cannot identify it (`complaw.laws.forms.Coef.varies`): held at its neutral
+    value, without an interval."""
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -69,6 +72,7 @@ class Coefficient:
             "ci": [_num(self.ci_low), _num(self.ci_high)],
             "pvalue": _num(self.pvalue),
             "at_bound": self.at_bound,
+            "pinned": self.pinned,
         }
         if self.boot_low is not None:
             out["bootstrap_ci"] = [_num(self.boot_low), _num(self.boot_high)]
@@ -367,9 +371,11 @@ def _check_identifiable(X: np.ndarray, names: list[str], label: str) -> None:
 
 
 def _coefficients(names: list[str], est: np.ndarray, cov: np.ndarray, dof: float,
-                  level: float, at_bound: np.ndarray | None = None) -> dict[str, Coefficient]:
+                  level: float, at_bound: np.ndarray | None = None,
+                  pinned: Collection[int] = ()) -> dict[str, Coefficient]:
     """t-based standard errors, CIs and p-values from estimates and their covariance
-    (``at_bound``: which estimates sit on a bound, `on_bound`)."""
+    (``at_bound``: which estimates sit on a bound, `on_bound`; ``pinned``: which the rows
+    cannot identify)."""
     from scipy.stats import t as student
 
     se = np.sqrt(np.maximum(np.diag(cov), 0.0))
@@ -379,7 +385,8 @@ def _coefficients(names: list[str], est: np.ndarray, cov: np.ndarray, dof: float
     return {
         n: Coefficient(n, float(est[i]), float(se[i]), float(est[i] - q * se[i]),
                        float(est[i] + q * se[i]), float(p[i]),
-                       at_bound=at_bound is not None and bool(at_bound[i]))
+                       at_bound=at_bound is not None and bool(at_bound[i]) and i not in pinned,
+                       pinned=i in pinned)
         for i, n in enumerate(names)
     }
 
@@ -458,16 +465,27 @@ class CurveFitter:
         self.data = {"L0": points[:, 0], "r": points[:, 1], "D": points[:, 2]}
         self.z = form.scale.to_scale(L)
         self.names = form.coef_names()
-        lo = np.array([c.bounds[0] for c in form.coefs], dtype=float)
-        hi = np.array([c.bounds[1] for c in form.coefs], dtype=float)
+        # the coefficients the rows cannot identify stay at their neutral values; u holds the
+        # others (the free ones)
+        self.pinned = form.pinned(self.data)
+        self.fixed = np.array([self.pinned.get(i, np.nan) for i in range(len(self.names))])
+        self.free = np.array([i not in self.pinned for i in range(len(self.names))])
+        lo = np.array([c.bounds[0] for c in form.coefs], dtype=float)[self.free]
+        hi = np.array([c.bounds[1] for c in form.coefs], dtype=float)[self.free]
         self.logs = lo > 0
         self.lo = np.where(self.logs, np.log(np.where(self.logs, lo, 1.0)), lo)
         self.hi = np.where(self.logs, np.log(np.where(self.logs, hi, 1.0)), hi)
 
     def natural(self, u: np.ndarray) -> np.ndarray:
-        return np.where(self.logs, np.exp(u), u)
+        """All coefficients (the last axis) from the free ones on their internal scale."""
+        u = np.asarray(u, dtype=float)
+        theta = np.broadcast_to(self.fixed, (*u.shape[:-1], len(self.fixed))).copy()
+        theta[..., self.free] = np.where(self.logs, np.exp(u), u)
+        return theta
 
     def internal(self, theta: np.ndarray) -> np.ndarray:
+        """The free coefficients of ``theta`` (all of them) on their internal scale."""
+        theta = np.asarray(theta, dtype=float)[..., self.free]
         u = np.where(self.logs, np.log(np.where(self.logs, theta, 1.0)), theta)
         span = self.hi - self.lo
         pad = np.where(np.isfinite(span), 1e-6 * span, 0.0)
@@ -492,7 +510,7 @@ class CurveFitter:
         squares, vectorised over the resamples (the bootstrap's refits)."""
         f = self.form.f_scale
         rho, weight = ROBUST[self.form.loss]
-        k = len(self.names)
+        k = int(self.free.sum())
         U = np.tile(self.internal(np.asarray(theta0, float)), (len(W), 1))
         lam = np.full(len(W), 1e-3)
 
@@ -531,7 +549,7 @@ class CurveFitter:
         ``starts`` (ranked by their starting cost, which is cheap to compute)."""
         from scipy.optimize import least_squares
 
-        points = [self.internal(np.asarray(t, float)) for t in starts]
+        points = list(np.unique(self.internal(np.asarray(starts, float)), axis=0))
         if len(points) > keep:
             costs = [float(np.sum(self.residuals(u, weights) ** 2)) for u in points]
             points = [points[i] for i in np.argsort(costs)[:keep]]
@@ -555,12 +573,14 @@ def _estimated(df: pd.DataFrame, form: Form, names: list[str], theta: np.ndarray
                cov: np.ndarray, resid: np.ndarray, z: np.ndarray, *, constant: bool,
                level: float, bootstrap: int, seed: int, bootstrap_by: str | None,
                refit: Callable[[np.ndarray], np.ndarray],
-               at_bound: np.ndarray | None = None) -> dict[str, Any]:
+               at_bound: np.ndarray | None = None,
+               pinned: Collection[int] = ()) -> dict[str, Any]:
     """The `FitResult` fields of estimates ``theta`` (covariance ``cov``, residuals ``resid``
     on the fit's scale ``z``): statistics, coefficients, and with ``bootstrap`` resamples
     (`resample_weights`) their refits ``refit(weights)`` as draws and percentile CIs."""
-    stats = _statistics(form, df["L"].to_numpy(float), z, resid, len(names), level, constant)
-    coefficients = _coefficients(names, theta, cov, stats["df_resid"], level, at_bound)
+    stats = _statistics(form, df["L"].to_numpy(float), z, resid, len(names) - len(pinned),
+                        level, constant)
+    coefficients = _coefficients(names, theta, cov, stats["df_resid"], level, at_bound, pinned)
     out = dict(stats, coefficients=coefficients, cov=cov, draws=None, bootstrap=None)
     if bootstrap:
         clusters = df[bootstrap_by].to_numpy() if bootstrap_by else None
@@ -579,6 +599,9 @@ def _fit_curve(df: pd.DataFrame, form: CurveForm, *, intercept: bool, label: str
     resid = fitter.residuals(fitter.internal(theta))
     J = Law("fit", form.name, str(df["metric"].iloc[0]),
             dict(zip(names, theta, strict=True))).gradient(data)
+    free = fitter.free
+    cov = np.zeros((len(names), len(names)))  # a pinned coefficient does not vary
+    cov[np.ix_(free, free)] = covariance(J[:, free], resid)
     chunk = max(1, int(2e6 // (len(df) * len(names))))
 
     def refit(W: np.ndarray) -> np.ndarray:
@@ -586,10 +609,11 @@ def _fit_curve(df: pd.DataFrame, form: CurveForm, *, intercept: bool, label: str
                                for i in range(0, len(W), chunk)])
 
     bounds = np.array([c.bounds for c in form.coefs], dtype=float)
-    return _estimated(df, form, names, theta, covariance(J, resid), resid, fitter.z,
+    return _estimated(df, form, names, theta, cov, resid, fitter.z,
                       constant=True, level=level, bootstrap=bootstrap, seed=seed,
                       bootstrap_by=bootstrap_by, refit=refit,
-                      at_bound=on_bound(theta, bounds[:, 0], bounds[:, 1]))
+                      at_bound=on_bound(theta, bounds[:, 0], bounds[:, 1]),
+                      pinned=tuple(fitter.pinned))
 
 
 def _fit_ols(df: pd.DataFrame, form: LinearForm, *, intercept: bool, label: str, level: float,

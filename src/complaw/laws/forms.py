@@ -57,6 +57,12 @@ class Coef:
     symbol: str
     bounds: tuple[float, float] = (-INF, INF)
     starts: tuple[float, ...] = (0.0,)
+    varies: str | None = None
+    """The input that must take two values or more in the rows for a fit to identify it (D
+    for the recovery coefficients); where it does not, the fit holds it at ``neutral``."""
+    neutral: float = 0.0
+    """Its value when the rows cannot identify it: what the law claims without evidence (c = 0:
+    RFT recovers nothing)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,12 @@ class Form:
     def modelled(self) -> list[str]:
         """The registered metrics it models."""
         return [m for m in METRICS if self.models(m)]
+
+    def pinned(self, data: Inputs) -> dict[int, float]:
+        """The coefficients (by position) that rows ``data`` cannot identify, each with the
+        value a fit holds it at (`Coef.varies`)."""
+        return {i: c.neutral for i, c in enumerate(self.coefs)
+                if c.varies and np.unique(np.asarray(data[c.varies])).size < 2}
 
     def coef_names(self, intercept: bool | None = None) -> list[str]:
         """Coefficient names in fit order."""
@@ -169,6 +181,12 @@ class LinearForm(Form):
     def power_law(self) -> bool:
         """True for the multiplicative forms on which the paper's closed-form theory works."""
         return self.scale is LOG and self.offset is None
+
+    def pinned(self, data: Inputs) -> dict[int, float]:
+        """The coefficients (by position) that rows ``data`` cannot identify, each with the
+        value a fit holds it at (`Coef.varies`)."""
+        return {i: c.neutral for i, c in enumerate(self.coefs)
+                if c.varies and np.unique(np.asarray(data[c.varies])).size < 2}
 
     def coef_names(self, intercept: bool | None = None) -> list[str]:
         """Coefficient names in design-matrix order (``const`` first when present)."""
@@ -320,9 +338,9 @@ def _recovery(p: Params, d: Inputs) -> np.ndarray:
     return (1.0 + _x(d, "D") / np.asarray(p["Dl"])) ** (-np.asarray(p["c"]))
 
 
-RECOVERY = (
-    Coef("Dl", "D_l", (1.0, 1e9), (100.0, 3000.0)),
-    Coef("c", "c", (0.0, 5.0), (0.1, 0.5)),
+RECOVERY = (  # rows of one RFT size say nothing of recovery: no recovery (c = 0) is claimed
+    Coef("Dl", "D_l", (1.0, 1e9), (100.0, 3000.0), varies="D", neutral=1000.0),
+    Coef("c", "c", (0.0, 5.0), (0.1, 0.5), varies="D", neutral=0.0),
 )
 
 FORMS.add("degradation", CurveForm(

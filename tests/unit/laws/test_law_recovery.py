@@ -56,3 +56,29 @@ def test_bootstrap_r_crit_ci_covers_the_true_value():
     assert crit.ci[0] <= true_r <= crit.ci[1]
     assert crit.draws == 300 and crit.draws_infeasible == 0
     assert crit.ci[1] - crit.ci[0] < 0.05
+
+
+def test_rows_of_one_rft_size_claim_no_recovery():
+    """Rows all at D = 0 cannot identify D_l and c: the fit holds c at 0 (RFT recovers
+    nothing), recovers the rest exactly, and predicts the same loss at any D."""
+    import pandas as pd
+
+    r = np.tile(np.linspace(0.1, 0.9, 9), 3)
+    L0 = np.repeat([2.0, 2.5, 3.0], 9)
+    df = pd.DataFrame({"model": np.repeat(["a", "b", "c"], 9), "method": "m", "calibration": "none",
+                       "dataset": "d",
+                       "metric": "loss", "L": L0 + 4.0 * r**1.7, "L0": L0, "r": r, "D": 0})
+    res = fit(df, "degradation").only()
+    c = res.coefficients
+    assert c["c"].pinned and c["Dl"].pinned and not c["c"].at_bound
+    assert (c["c"].estimate, c["c"].stderr, c["c"].ci_low, c["c"].ci_high) == (0, 0, 0, 0)
+    assert c["A"].estimate == pytest.approx(4.0, rel=1e-4)
+    assert c["b"].estimate == pytest.approx(1.7, rel=1e-4)
+    assert not c["A"].pinned and res.df_resid == 27 - 2 and c["c"].to_dict()["pinned"]
+    law = res.law()
+    at0, at4k = (float(law.predict(2.0, 0.5, D).L[0]) for D in (0, 4096))
+    assert at4k == pytest.approx(at0) == pytest.approx(2.0 + 4.0 * 0.5**1.7, rel=1e-4)
+    # with a second RFT size the same coefficients are fitted
+    more = pd.concat([df, df.assign(D=1000, L=df["L0"] + 4.0 * df["r"] ** 1.7 * 0.5)])
+    moved = fit(more, "degradation").only().coefficients
+    assert not moved["c"].pinned and moved["c"].estimate > 0
