@@ -61,7 +61,7 @@ class Coefficient:
     boot_low: float | None = None
     boot_high: float | None = None
     at_bound: bool = False
-    pinned: bool = False
+    unidentified: bool = False
     """The rows cannot identify it (`complaw.laws.forms.Coef.varies`): held at its neutral
     value, without an interval."""
 
@@ -72,7 +72,7 @@ class Coefficient:
             "ci": [_num(self.ci_low), _num(self.ci_high)],
             "pvalue": _num(self.pvalue),
             "at_bound": self.at_bound,
-            "pinned": self.pinned,
+            "unidentified": self.unidentified,
         }
         if self.boot_low is not None:
             out["bootstrap_ci"] = [_num(self.boot_low), _num(self.boot_high)]
@@ -372,9 +372,9 @@ def _check_identifiable(X: np.ndarray, names: list[str], label: str) -> None:
 
 def _coefficients(names: list[str], est: np.ndarray, cov: np.ndarray, dof: float,
                   level: float, at_bound: np.ndarray | None = None,
-                  pinned: Collection[int] = ()) -> dict[str, Coefficient]:
+                  unidentified: Collection[int] = ()) -> dict[str, Coefficient]:
     """t-based standard errors, CIs and p-values from estimates and their covariance
-    (``at_bound``: which estimates sit on a bound, `on_bound`; ``pinned``: which the rows
+    (``at_bound``: which estimates sit on a bound, `on_bound`; ``unidentified``: which the rows
     cannot identify)."""
     from scipy.stats import t as student
 
@@ -385,8 +385,8 @@ def _coefficients(names: list[str], est: np.ndarray, cov: np.ndarray, dof: float
     return {
         n: Coefficient(n, float(est[i]), float(se[i]), float(est[i] - q * se[i]),
                        float(est[i] + q * se[i]), float(p[i]),
-                       at_bound=at_bound is not None and bool(at_bound[i]) and i not in pinned,
-                       pinned=i in pinned)
+                       at_bound=at_bound is not None and bool(at_bound[i])
+                       and i not in unidentified, unidentified=i in unidentified)
         for i, n in enumerate(names)
     }
 
@@ -467,9 +467,9 @@ class CurveFitter:
         self.names = form.coef_names()
         # the coefficients the rows cannot identify stay at their neutral values; u holds the
         # others (the free ones)
-        self.pinned = form.pinned(self.data)
-        self.fixed = np.array([self.pinned.get(i, np.nan) for i in range(len(self.names))])
-        self.free = np.array([i not in self.pinned for i in range(len(self.names))])
+        self.unidentified = form.unidentified(self.data)
+        self.fixed = np.array([self.unidentified.get(i, np.nan) for i in range(len(self.names))])
+        self.free = np.array([i not in self.unidentified for i in range(len(self.names))])
         lo = np.array([c.bounds[0] for c in form.coefs], dtype=float)[self.free]
         hi = np.array([c.bounds[1] for c in form.coefs], dtype=float)[self.free]
         self.logs = lo > 0
@@ -574,13 +574,14 @@ def _estimated(df: pd.DataFrame, form: Form, names: list[str], theta: np.ndarray
                level: float, bootstrap: int, seed: int, bootstrap_by: str | None,
                refit: Callable[[np.ndarray], np.ndarray],
                at_bound: np.ndarray | None = None,
-               pinned: Collection[int] = ()) -> dict[str, Any]:
+               unidentified: Collection[int] = ()) -> dict[str, Any]:
     """The `FitResult` fields of estimates ``theta`` (covariance ``cov``, residuals ``resid``
     on the fit's scale ``z``): statistics, coefficients, and with ``bootstrap`` resamples
     (`resample_weights`) their refits ``refit(weights)`` as draws and percentile CIs."""
-    stats = _statistics(form, df["L"].to_numpy(float), z, resid, len(names) - len(pinned),
-                        level, constant)
-    coefficients = _coefficients(names, theta, cov, stats["df_resid"], level, at_bound, pinned)
+    stats = _statistics(form, df["L"].to_numpy(float), z, resid,
+                        len(names) - len(unidentified), level, constant)
+    coefficients = _coefficients(names, theta, cov, stats["df_resid"], level, at_bound,
+                                 unidentified)
     out = dict(stats, coefficients=coefficients, cov=cov, draws=None, bootstrap=None)
     if bootstrap:
         clusters = df[bootstrap_by].to_numpy() if bootstrap_by else None
@@ -600,7 +601,7 @@ def _fit_curve(df: pd.DataFrame, form: CurveForm, *, intercept: bool, label: str
     J = Law("fit", form.name, str(df["metric"].iloc[0]),
             dict(zip(names, theta, strict=True))).gradient(data)
     free = fitter.free
-    cov = np.zeros((len(names), len(names)))  # a pinned coefficient does not vary
+    cov = np.zeros((len(names), len(names)))  # an unidentified coefficient does not vary
     cov[np.ix_(free, free)] = covariance(J[:, free], resid)
     chunk = max(1, int(2e6 // (len(df) * len(names))))
 
@@ -613,7 +614,7 @@ def _fit_curve(df: pd.DataFrame, form: CurveForm, *, intercept: bool, label: str
                       constant=True, level=level, bootstrap=bootstrap, seed=seed,
                       bootstrap_by=bootstrap_by, refit=refit,
                       at_bound=on_bound(theta, bounds[:, 0], bounds[:, 1]),
-                      pinned=tuple(fitter.pinned))
+                      unidentified=tuple(fitter.unidentified))
 
 
 def _fit_ols(df: pd.DataFrame, form: LinearForm, *, intercept: bool, label: str, level: float,

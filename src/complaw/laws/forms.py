@@ -108,7 +108,7 @@ class Form:
         """The registered metrics it models."""
         return [m for m in METRICS if self.models(m)]
 
-    def pinned(self, data: Inputs) -> dict[int, float]:
+    def unidentified(self, data: Inputs) -> dict[int, float]:
         """The coefficients (by position) that rows ``data`` cannot identify, each with the
         value a fit holds it at (`Coef.varies`)."""
         return {i: c.neutral for i, c in enumerate(self.coefs)
@@ -181,12 +181,6 @@ class LinearForm(Form):
     def power_law(self) -> bool:
         """True for the multiplicative forms on which the paper's closed-form theory works."""
         return self.scale is LOG and self.offset is None
-
-    def pinned(self, data: Inputs) -> dict[int, float]:
-        """The coefficients (by position) that rows ``data`` cannot identify, each with the
-        value a fit holds it at (`Coef.varies`)."""
-        return {i: c.neutral for i, c in enumerate(self.coefs)
-                if c.varies and np.unique(np.asarray(data[c.varies])).size < 2}
 
     def coef_names(self, intercept: bool | None = None) -> list[str]:
         """Coefficient names in design-matrix order (``const`` first when present)."""

@@ -326,7 +326,8 @@ def _fit_rows(sets: list[FitSet], paper: Callable[[FitResult, str], str | None])
                 row.update({name: c.estimate, f"{name}_lo": c.ci_low, f"{name}_hi": c.ci_high,
                             f"{name}_se": c.stderr})
                 show[f"{symbols[name]} [{f.level:.0%} CI]"] = fmt_ci(
-                    c.estimate, c.ci_low, c.ci_high) + (" (at bound)" if c.at_bound else "")
+                    c.estimate, c.ci_low, c.ci_high) + (" (at bound)" if c.at_bound else "") + (
+                    " (no evidence: held)" if c.unidentified else "")
             row["at_bounds"] = ",".join(f.at_bounds)
             held, held_shown = _heldout_cells(f)
             row.update(
@@ -354,11 +355,14 @@ def _fit_rows(sets: list[FitSet], paper: Callable[[FitResult, str], str | None])
         delta = data["aic"] - data.groupby(keys)["aic"].transform("min")
         data["delta_aic"] = delta
         display.insert(display.columns.get_loc("AIC") + 1, "ΔAIC", delta.map(fmt).to_numpy())
-    pinned = sorted({f"{s.kind} {f.form} ({f.label}): {', '.join(f.at_bounds)}"
-                     for s in sets for f in s.results if f.at_bounds})
-    if pinned:
+    bounded = sorted({f"{s.kind} {f.form} ({f.label}): {', '.join(f.at_bounds)}"
+                      for s in sets for f in s.results if f.at_bounds})
+    if bounded:
         notes.append("coefficients at a bound of the form (the fit would go further; its CI is "
-                     "not to be trusted): " + "; ".join(pinned))
+                     "not to be trusted): " + "; ".join(bounded))
+    if any(c.unidentified for s in sets for f in s.results for c in f.coefficients.values()):
+        notes.append("held: the rows hold one RFT size, so they cannot say how RFT recovers; "
+                     "the law claims no recovery (c = 0) until rows at a second D exist")
     notes.insert(0, f"rows: {sets[0].subset}; held-out MAPE: the law fitted without the "
                     "split's test rows predicts them (r:0.5: fit r ≤ 0.5, predict r > 0.5; D: "
                     "predict the largest D; model: leave one model out)")

@@ -70,15 +70,15 @@ def test_rows_of_one_rft_size_claim_no_recovery():
                        "metric": "loss", "L": L0 + 4.0 * r**1.7, "L0": L0, "r": r, "D": 0})
     res = fit(df, "degradation").only()
     c = res.coefficients
-    assert c["c"].pinned and c["Dl"].pinned and not c["c"].at_bound
+    assert c["c"].unidentified and c["Dl"].unidentified and not c["c"].at_bound
     assert (c["c"].estimate, c["c"].stderr, c["c"].ci_low, c["c"].ci_high) == (0, 0, 0, 0)
     assert c["A"].estimate == pytest.approx(4.0, rel=1e-4)
     assert c["b"].estimate == pytest.approx(1.7, rel=1e-4)
-    assert not c["A"].pinned and res.df_resid == 27 - 2 and c["c"].to_dict()["pinned"]
+    assert not c["A"].unidentified and res.df_resid == 27 - 2 and c["c"].to_dict()["unidentified"]
     law = res.law()
     at0, at4k = (float(law.predict(2.0, 0.5, D).L[0]) for D in (0, 4096))
     assert at4k == pytest.approx(at0) == pytest.approx(2.0 + 4.0 * 0.5**1.7, rel=1e-4)
     # with a second RFT size the same coefficients are fitted
     more = pd.concat([df, df.assign(D=1000, L=df["L0"] + 4.0 * df["r"] ** 1.7 * 0.5)])
     moved = fit(more, "degradation").only().coefficients
-    assert not moved["c"].pinned and moved["c"].estimate > 0
+    assert not moved["c"].unidentified and moved["c"].estimate > 0

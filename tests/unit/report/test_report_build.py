@@ -264,3 +264,11 @@ def test_law_tables_flag_a_coefficient_at_its_bound():
     assert display["c [95% CI]"].iloc[0].endswith("(at bound)")
     assert "at bound" not in display["A [95% CI]"].iloc[0]
     assert any("at a bound" in n and "degradation" in n and ": c" in n for n in notes)
+    # rows of one RFT size: c and D_l are held (no recovery claimed), flagged, not at a bound
+    held = fit(steep[steep["D"] == 0], "degradation").only()
+    assert held.at_bounds == []
+    _, display, notes = _fit_rows([FitSet("intrinsic", "degradation", (), "D = 0",
+                                          [held])], lambda f, kind: None)
+    assert display["c [95% CI]"].iloc[0].endswith("(no evidence: held)")
+    assert "held" not in display["A [95% CI]"].iloc[0]
+    assert any("claims no recovery" in n for n in notes)
