@@ -17,3 +17,10 @@ def test_piped_table_cells_are_whole_on_one_line(tmp_path):
     for name in TASKS:
         [row] = [line for line in lines if f" {name} " in line]
         assert f"missing {TASKS.get(name).missing_files(data)[0]}" in row
+
+
+def test_piped_help_is_not_cut():
+    """rich would cut option help at 80 columns with '…' when piped."""
+    result = CliRunner().invoke(app, ["fit", "--help"])
+    assert result.exit_code == 0 and "…" not in result.output
+    assert "chosen variance-optimally)" in result.output

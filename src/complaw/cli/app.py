@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import fields
 from typing import Any
 
 import typer
+import typer.rich_utils
 from rich.console import Console, ConsoleDimensions
 
 app = typer.Typer(
@@ -31,6 +33,8 @@ class _Console(Console):
 
 console = _Console()
 err_console = _Console(stderr=True)
+if not console.is_terminal and not os.environ.get("TERMINAL_WIDTH"):
+    typer.rich_utils.MAX_WIDTH = 160  # --help piped: rich would cut option help at 80 columns
 
 
 @app.callback()
