@@ -35,13 +35,14 @@ MetricOption = Annotated[str | None, Option(
 
 def design_spec(base, budget: str | None = None, batch: int | None = None,
                 form: str | None = None, by: list[str] | None = None,
-                metric: str | None = None, ci_width: float | None = None):
+                metric: str | None = None, ci_width: float | None = None,
+                prior: str | None = None):
     """The spec's design settings (or the defaults) with the given flags on top."""
     from complaw.study.spec import DesignSpec, parse_design
 
     values = (base or DesignSpec()).model_dump()
     flags = {"budget": budget, "batch": batch, "form": form, "metric": metric,
-             "ci_width": ci_width,
+             "ci_width": ci_width, "prior": prior,
              "by": [p.strip() for v in by for p in v.split(",")
                     if p.strip() and p.strip() != "none"] if by else None}
     values.update({k: v for k, v in flags.items() if v is not None})

@@ -71,6 +71,10 @@ def run_command(
     form: FormOption = None,
     by: ByOption = None,
     metric: MetricOption = None,
+    prior: Annotated[Path | None, Option(
+        help="Adaptive: a finished study whose models' law is the prior of this study's "
+             "(new) models; each new model's experiments are then chosen to shrink its law's "
+             "variance, within its share of --budget.")] = None,
     verbose: Annotated[bool, Option(
         help="Show the libraries' own progress bars, warnings and logs (lm-eval, transformers, "
              "peft, ...) beside complaw's.")] = False,
@@ -86,13 +90,14 @@ def run_command(
     study = load_spec(spec)
     if design not in (None, "full", "adaptive"):
         raise ConfigError(f"--design {design}: give full or adaptive")
-    flags = (budget, batch, ci_width, form, by, metric)
+    flags = (budget, batch, ci_width, form, by, metric, prior)
     if design == "adaptive" or (design is None and study.design is not None):
         study = study.model_copy(update={"design": design_spec(
-            study.design, budget, batch, form, by, metric, ci_width)})
+            study.design, budget, batch, form, by, metric, ci_width,
+            None if prior is None else str(prior))})
     elif any(f is not None for f in flags):
-        raise ConfigError("--budget, --batch, --ci-width, --form, --by and --metric belong to "
-                          "an adaptive design; add --design adaptive")
+        raise ConfigError("--budget, --batch, --ci-width, --form, --by, --metric and --prior "
+                          "belong to an adaptive design; add --design adaptive")
     else:
         study = study.model_copy(update={"design": None})
     if dry_run:

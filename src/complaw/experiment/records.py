@@ -299,6 +299,16 @@ def _stderr(metric: dict[str, Any]) -> float:
     return float("nan") if value is None else float(value)
 
 
+def base_table(folder: str | Path) -> pd.DataFrame:
+    """What the base models (uncompressed, not recovered) of `folder` measured: columns model,
+    dataset, metric, L0, one row per metric of each finished base record."""
+    rows = [{"model": r.config.model, "dataset": m["dataset"], "metric": m["metric"],
+             "L0": m["value"]}
+            for r in read_records(folder).records if r.ok and r.config.is_base
+            for m in r.metrics]
+    return pd.DataFrame(rows, columns=["model", "dataset", "metric", "L0"])
+
+
 def load_law_table(
     path: str | Path, on_skip: Callable[[list[str]], None] | None = None
 ) -> pd.DataFrame:

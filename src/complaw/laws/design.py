@@ -228,9 +228,13 @@ class Step:
     budget: float
     total: float
     stop: str | None = None
+    widths: dict[str, float] | None = None
+    """The CI widths of a design whose laws are not fits (`complaw.laws.prior.PriorDesign`)."""
 
     def ci_widths(self) -> dict[str, float]:
         """Width of each coefficient's confidence interval, by ``group coefficient``."""
+        if self.widths is not None:
+            return dict(self.widths)
         if self.fits is None:
             return {}
         return {f"{r.label} {name}": c.ci_high - c.ci_low

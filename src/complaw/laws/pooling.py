@@ -187,8 +187,9 @@ class PooledFit:
             return np.concatenate([misfit, whiten @ (u - mean)])
 
         pad = np.where(np.isfinite(hi - lo), 1e-9 * (hi - lo), 0.0)
-        u = least_squares(stacked, np.clip(mean, lo + pad, hi - pad), bounds=(lo, hi),
-                          x_scale="jac", method="trf").x
+        with np.errstate(over="ignore", invalid="ignore"):  # trial steps far off the prior
+            u = least_squares(stacked, np.clip(mean, lo + pad, hi - pad), bounds=(lo, hi),
+                              x_scale="jac", method="trf").x
         J = _jacobian(stacked, u, ())
         theta = np.where(logs, np.exp(u), u)
         scale = np.where(logs, theta, 1.0)

@@ -11,7 +11,7 @@ never part of the prior.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from complaw.errors import LawError
+from complaw.laws.design import Budget, DesignError, Pool, Step, design_rows
 from complaw.laws.forms import Form, default_form, get_form
 from complaw.laws.law import Law
 from complaw.laws.pooling import PooledFit, Pooling, fit_pooled
@@ -29,9 +30,10 @@ class PriorMismatchError(LawError):
     """The prior study measured something else than the new one (metric, method, datasets)."""
 
 
-def check_match(prior: pd.DataFrame, new: pd.DataFrame, metric: str) -> None:
+def check_match(prior: pd.DataFrame, new: pd.DataFrame, metric: str,
+                columns: Sequence[str] = ("method", "dataset")) -> None:
     """PriorMismatchError unless both tables hold ``metric`` and the new one's methods and
-    datasets (of that metric) are among the prior's."""
+    datasets (``columns``) of that metric are among the prior's."""
     if metric not in set(new["metric"]):
         raise PriorMismatchError(
             f"the new records have no {metric} rows (they hold "
@@ -41,7 +43,7 @@ def check_match(prior: pd.DataFrame, new: pd.DataFrame, metric: str) -> None:
             f"the prior study has no {metric} rows (it holds "
             f"{', '.join(sorted(set(prior['metric'])))}); give a prior that measured {metric}")
     p, n = prior[prior["metric"] == metric], new[new["metric"] == metric]
-    for column in ("method", "dataset"):
+    for column in columns:
         extra = sorted(set(n[column].astype(str)) - set(p[column].astype(str)))
         if extra:
             raise PriorMismatchError(
@@ -119,9 +121,15 @@ class PriorStep:
     batch: list
     stop: str | None = None
 
+    def ci_widths(self) -> dict[str, float]:
+        """Each coefficient's 95 % interval width (delta method, normal quantile)."""
+        sd = np.sqrt(np.maximum(np.diag(np.asarray(self.law.cov)), 0.0))
+        return {name: float(2 * 1.959964 * v)
+                for name, v in zip(self.law.coef_names, sd, strict=True)}
+
     def ci_width(self) -> float:
-        """The widest 95 % interval of a coefficient (delta method, normal quantile)."""
-        return float(2 * 1.959964 * np.sqrt(np.max(np.diag(np.asarray(self.law.cov)))))
+        """The widest of `ci_widths`."""
+        return max(self.ci_widths().values())
 
 
 def prior_design(fitted: PooledFit, grid: pd.DataFrame, observe, cost, budget: float, *,
@@ -140,7 +148,7 @@ def prior_design(fitted: PooledFit, grid: pd.DataFrame, observe, cost, budget: f
     index = 0
     while True:
         spent = cost(chosen, []) if chosen else 0.0
-        rows = observe(chosen) if chosen else grid.iloc[:0]
+        rows = observe(chosen) if chosen else grid.iloc[:0].assign(L=np.nan)
         step = PriorStep(index, fitted.update(rows.reset_index(drop=True), label),
                          list(chosen), spent, [])
         pending = grid[~grid["unit"].isin(set(chosen))]
@@ -159,3 +167,80 @@ def prior_design(fitted: PooledFit, grid: pd.DataFrame, observe, cost, budget: f
             return
         chosen += step.batch
         index += 1
+
+
+class PriorDesign:
+    """The adaptive design of a study whose models are new to a prior study
+    (`complaw run --prior STUDY`): first the new models' baselines (their L0), then, one new
+    model at a time, the experiments `prior_design` picks for that model's law, within the
+    model's share of the budget (the share of the grid's cost its units make). It steps like
+    `complaw.laws.design.AdaptiveDesign`, so a study runs, resumes and reports it alike.
+    ``prior`` is the prior study's law table (the new models' rows are left out of it);
+    ``baselines()`` gives the L0 of the new models once their baselines ran (columns model,
+    dataset, metric, L0)."""
+
+    def __init__(self, pool: Pool, prior: pd.DataFrame, baselines: Callable[[], pd.DataFrame],
+                 *, metric: str = "loss", form: str | Form | None = None,
+                 budget: Budget | str | float = 0.25, batch: int = 1,
+                 ci_width: float | None = None, name: str = "prior") -> None:
+        pool.check()
+        self.pool, self.metric, self.batch, self.ci_width = pool, metric, batch, ci_width
+        self.budget = budget if isinstance(budget, Budget) else Budget.parse(budget)
+        self.models = sorted(pool.points["model"].unique())
+        self.prior = validate(prior)
+        # the methods now, before any compute; the datasets once the baselines named them
+        check_match(self.prior, pool.points[~pool.points["base"]].assign(metric=metric),
+                    metric, ("method",))
+        self.fitted = prior_fit(self.prior[~self.prior["model"].isin(self.models)], metric,
+                                form)
+        self.form, self.by, self.name, self.baselines = self.fitted.form, ["model"], name, \
+            baselines
+
+    def _rows(self, model: str) -> pd.DataFrame:
+        """The law rows the model's units give, at the L0 its baseline measured."""
+        base = self.baselines()
+        base = base[(base["model"] == model) & (base["metric"] == self.metric)]
+        if base.empty:
+            raise DesignError(f"the baseline of {model} has no {self.metric}; the prior "
+                              f"design needs it (its L0)")
+        points = self.pool.points[self.pool.points["model"] == model]
+        rows = design_rows(points, base)
+        check_match(self.prior, rows, self.metric)
+        return rows
+
+    def steps(self, observe: Callable[[list[str]], pd.DataFrame]) -> Iterator[Step]:
+        """The baselines, then each new model's steps (`AdaptiveDesign.steps`' protocol)."""
+        points = self.pool.points
+        costs = self.pool.costs([])
+        total, budget = self.pool.total(costs), self.budget.amount(self.pool.total(costs))
+        chosen = points.loc[points["base"], "unit"].tolist()
+        yield Step(0, list(chosen), [], None, 0.0, budget, total)
+        index, stops = 1, []
+        for model in self.models:
+            costs = self.pool.costs(chosen)
+            total, before = self.pool.total(costs), list(chosen)
+            mine = points.loc[points["model"] == model, "unit"].tolist()
+            share = self.budget.amount(total) * self.pool.cost_of(mine, set(), costs) / total
+
+            def cost(units, done, before=before, costs=costs):
+                return self.pool.cost_of(units, self.pool.paid([*before, *done]), costs)
+
+            def seen(units):
+                rows = observe(list(units))
+                return rows[rows["metric"] == self.metric]
+
+            base = self.pool.cost_of([u for u in mine if u in before], set(), costs)
+            for step in prior_design(self.fitted, self._rows(model), seen, cost, share - base,
+                                     batch=self.batch, ci_width=self.ci_width, label=model):
+                chosen = [*before, *step.chosen]
+                widths = {f"{model} {k}": v for k, v in step.ci_widths().items()}
+                spent = self.pool.cost_of(chosen, set(), costs)
+                if step.stop:
+                    stops.append(f"{model}: {step.stop}")
+                    last = Step(index, [], chosen, None, spent, self.budget.amount(total),
+                                total, "; ".join(stops), widths)
+                    break
+                yield Step(index, step.batch, chosen, None, spent, self.budget.amount(total),
+                           total, None, widths)
+                index += 1
+        yield last

@@ -636,6 +636,32 @@ def _heldout(a: Analysis) -> Built:
     return pd.DataFrame(rows), pd.DataFrame(shown).fillna("–"), notes
 
 
+def _prior(a: Analysis) -> Built:
+    """A study run with a prior (`complaw run --prior`): each new model's law from the prior
+    and its own rows, and how far its rows moved each coefficient from the prior's mean."""
+    from complaw.experiment.folder import StudyFolder
+    from complaw.experiment.records import load_law_table
+    from complaw.laws.prior import prior_laws
+
+    settings = (StudyFolder(a.study.folder).read_design() or {}).get("settings", {})
+    if not settings.get("prior"):
+        raise Skip("not run with a prior (complaw run --prior STUDY)")
+    laws = prior_laws(load_law_table(settings["prior"]), a.study.laws,
+                      metric=settings.get("metric", "loss"), form=settings.get("form"),
+                      name=settings["prior"])
+    rows, shown = [], []
+    for law in laws:
+        for name, m in law.moved().items():
+            rows.append({"model": law.model, "rows": law.rows, "coef": name, **m})
+            shown.append({"model": law.model, "rows": str(law.rows), "coefficient": name,
+                          "prior mean": fmt(m["prior"]), "this study": fmt(m["posterior"]),
+                          "moved (prior s.d.)": f"{m['moved_sd']:+.2f}"})
+    notes = [f"prior: {settings['prior']} (its models' pooled {laws[0].population.form} law "
+             f"of {settings.get('metric', 'loss')}); "
+             + "; ".join(f"{w.model}: {w.law.formula()}" for w in laws)]
+    return pd.DataFrame(rows), pd.DataFrame(shown), notes
+
+
 # ---------------------------------------------------------------- the registry
 
 for _spec in (
@@ -669,6 +695,9 @@ for _spec in (
               "Eq. 1 on test loss, per test dataset.", _fit_table("table6")),
     TableSpec("paper", "paper", "Our exponents beside the paper's",
               "The published law of the same form and group (complaw.laws.published).", _paper),
+    TableSpec("prior", "laws", "The law of each new model from the prior",
+              "Each model's law from the prior study's pooled law, updated by its own rows: "
+              "how far they moved each coefficient.", _prior),
     TableSpec("plan", "plan", "The planner for this study's models",
               "Per method and dataset, the method's best law by held-out error, at σ = 0.8 and "
               "0.9.", _plan),

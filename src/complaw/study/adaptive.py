@@ -44,7 +44,7 @@ def run_adaptive(spec: Spec, out: str | Path, **run_options: Any) -> AdaptiveRun
     grid = expand(spec)
     folder = StudyFolder(out)
     study = build_pool(grid, folder)
-    the_design = make_design(spec, study, spec.design)
+    the_design = make_design(spec, study, spec.design, folder)
     folder.create()
     save_spec(folder, spec)
     result = AdaptiveRun(units=len(study.pool.units))
@@ -106,7 +106,7 @@ def design_status(out: str | Path, spec: Spec) -> DesignStatus:
     grid = expand(spec)
     folder = StudyFolder(out)
     study = build_pool(grid, folder)
-    the_design = make_design(spec, study, spec.design)
+    the_design = make_design(spec, study, spec.design, folder)
     last = None
     for step in the_design.steps(lambda units: observed(folder, study, units)):
         last = step

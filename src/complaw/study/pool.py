@@ -16,9 +16,10 @@ import pandas as pd
 
 from complaw.errors import RecordError
 from complaw.experiment.folder import StudyFolder
-from complaw.experiment.records import law_table
+from complaw.experiment.records import base_table, law_table, load_law_table
 from complaw.laws.design import AdaptiveDesign, Budget, DesignError, Pool
 from complaw.laws.metrics import get_metric
+from complaw.laws.prior import PriorDesign
 from complaw.study.cost import cost_model, params_from_name
 from complaw.study.grid import Grid, Node
 from complaw.study.runner import StudyRecords
@@ -109,8 +110,11 @@ def observed(folder: StudyFolder, study: StudyPool, units: Sequence[str]) -> pd.
     return table.reset_index(drop=True)
 
 
-def make_design(spec: Spec, study: StudyPool, design: DesignSpec | None) -> AdaptiveDesign:
-    """The adaptive design ``design`` on the pool of ``spec``'s grid."""
+def make_design(spec: Spec, study: StudyPool, design: DesignSpec | None,
+                folder: StudyFolder | None = None) -> AdaptiveDesign | PriorDesign:
+    """The adaptive design ``design`` on the pool of ``spec``'s grid; with a ``prior``, the
+    design of new models from it (`complaw.laws.prior.PriorDesign`), which reads their
+    baselines in ``folder``."""
     if design is None:
         raise DesignError("the spec has no design; give --design adaptive or a design: key")
     stage = get_metric(design.metric).stage
@@ -118,6 +122,13 @@ def make_design(spec: Spec, study: StudyPool, design: DesignSpec | None) -> Adap
         raise DesignError(
             f"no law to fit: the design fits {design.metric}, and the spec has no {stage} "
             "evaluation; add one")
+    if design.prior is not None:
+        if folder is None:
+            raise DesignError("a design with a prior runs in a study folder")
+        return PriorDesign(study.pool, load_law_table(design.prior),
+                           lambda: base_table(folder.root), metric=design.metric,
+                           form=design.form, budget=Budget.parse(design.budget),
+                           batch=design.batch, ci_width=design.ci_width, name=design.prior)
     by = design.by
     if by is None:
         varied = study.pool.points[~study.pool.points["base"]]

@@ -177,6 +177,8 @@ class DesignSpec(_Model):
     form: str | None = None         # the law form (default: the metric's)
     by: list[str] | None = None     # one law per group (default: model and method, where the
                                     # grid has several; [] for one law over everything)
+    prior: str | None = None        # a finished study folder: its models' pooled law is the
+                                    # prior of this study's (new) models (complaw.laws.prior)
 
     @field_validator("budget")
     @classmethod

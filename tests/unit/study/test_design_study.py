@@ -139,6 +139,8 @@ def test_replay_on_the_default_study_records():
     ({}, ["--budget", "1.5"], "budget"),
     ({"ratios": [0.5], "recovery": None}, [], "no law to fit"),
     ({"evaluations": {"speed": {}}}, [], "no law to fit"),
+    ({}, ["--prior", "nowhere.csv"], "do not exist"),
+    ({}, ["--prior", "tests/unit/data/quickstart"], "needs two models or more"),
 ])
 def test_bad_adaptive_runs_write_nothing(spec_dict, tmp_path, change, args, message,
                                          monkeypatch, capsys):
@@ -223,3 +225,68 @@ def test_the_cpu_grid_records_replay_and_give_leave_one_model_out_errors(tmp_pat
     assert result["full"]["mape_pct"] <= result["adaptive"]["mape_pct"] * 1.05
     [law] = fit(table[table["metric"] == "loss"], "eq1", holdout="model")
     assert law.heldout["model"].n == len(table)  # every row predicted by the other models' law
+
+
+def test_a_study_of_a_new_model_runs_the_design_its_prior_chooses(spec_dict, tmp_path):
+    """`run --prior`: the baselines first, then the experiments `prior_design` picks for the
+    new model from the prior's pooled law, each batch the one it picks given the rows so far;
+    design.json and the report name the prior, and a rerun runs nothing."""
+    import numpy as np
+    import pandas as pd
+
+    from complaw.experiment.records import base_table
+    from complaw.laws import get_form
+    from complaw.laws.prior import prior_design, prior_fit
+    from complaw.study.pool import observed
+
+    # the prior: two other models whose loss follows the degradation law, on the same data
+    r, D = (a.ravel() for a in np.meshgrid([0.2, 0.4, 0.6, 0.8], [0.0, 16.0, 32.0]))
+    rows = []
+    for model, L0, A in (("prior-a", 4.0, 3.0), ("prior-b", 5.0, 4.0)):
+        for dataset in ("ptb:test", "ptb:validation"):
+            L = get_form("degradation").predict({"A": A, "b": 1.5, "Dl": 20.0, "c": 0.5},
+                                                {"L0": np.full(len(r), L0), "r": r, "D": D})
+            rows.append(pd.DataFrame({"model": model, "method": "prunenet",
+                                      "calibration": "none", "dataset": dataset,
+                                      "metric": "loss", "L": L, "L0": L0, "r": r, "D": D}))
+    prior = tmp_path / "prior.csv"
+    pd.concat(rows).to_csv(prior, index=False)
+
+    spec = parse_spec({**spec_dict, "design": {"budget": 0.6, "batch": 1, "form": "degradation",
+                                               "prior": str(prior)}})
+    out = tmp_path / "new"
+    result = run_adaptive(spec, out, progress=False)
+    steps = result.steps
+    study = build_pool(expand(spec), StudyFolder(out))
+    assert steps[0].batch == [u for u in study.pool.units if u.startswith("base:")]
+    assert steps[-1].stop.startswith(f"{spec.models[0]}: ") and result.failed == 0
+    chosen = steps[-1].chosen
+    assert 2 < len(chosen) < len(study.pool.units) and steps[-1].spent <= steps[-1].budget
+    assert all(f"{spec.models[0]} c" in s.ci_widths() for s in steps[1:])
+
+    # each batch is prior_design's choice given the rows of the batches before it
+    from complaw.laws.design import design_rows
+
+    fitted = prior_fit(pd.read_csv(prior), "loss", "degradation")
+    base = base_table(out)
+    grid = design_rows(study.pool.points, base[base["metric"] == "loss"])
+    costs = study.pool.costs(steps[0].batch)
+    paid = study.pool.paid(steps[0].batch)
+    first = next(prior_design(
+        fitted, grid, lambda u: observed(StudyFolder(out), study, u), lambda u, c:
+        study.pool.cost_of(u, paid | study.pool.paid(c), costs), 1e12, batch=1))
+    assert steps[1].batch == first.batch
+
+    summary = json.loads((out / "design.json").read_text())
+    assert summary["settings"]["prior"] == str(prior) and summary["form"] == "degradation"
+    from complaw.report import build_report
+
+    report = build_report(out)
+    assert "prior" in report.tables, report.errors
+    moved = pd.read_csv(out / "report" / "tables" / "prior.csv")
+    assert set(moved["coef"]) == {"A", "b", "Dl", "c"} and set(moved["model"]) == {
+        spec.models[0]}
+    assert np.isfinite(moved["moved_sd"]).all()
+    assert str(prior) in (out / "report" / "index.md").read_text()
+    again = run_adaptive(spec, out, progress=False)
+    assert sum(again.ran.values()) == 0 and again.steps[-1].chosen == chosen
