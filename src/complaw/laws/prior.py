@@ -175,14 +175,16 @@ class PriorDesign:
     model at a time, the experiments `prior_design` picks for that model's law, within the
     model's share of the budget (the share of the grid's cost its units make). It steps like
     `complaw.laws.design.AdaptiveDesign`, so a study runs, resumes and reports it alike.
-    ``prior`` is the prior study's law table (the new models' rows are left out of it);
+    ``prior`` is the prior study's law table (the new models' rows are left out of it;
+    ``share``: the coefficients its pooled fit shares, True: the form's declared ones);
     ``baselines()`` gives the L0 of the new models once their baselines ran (columns model,
     dataset, metric, L0)."""
 
     def __init__(self, pool: Pool, prior: pd.DataFrame, baselines: Callable[[], pd.DataFrame],
                  *, metric: str = "loss", form: str | Form | None = None,
                  budget: Budget | str | float = 0.25, batch: int = 1,
-                 ci_width: float | None = None, name: str = "prior") -> None:
+                 ci_width: float | None = None, name: str = "prior",
+                 share: Sequence[str] | bool = True) -> None:
         pool.check()
         self.pool, self.metric, self.batch, self.ci_width = pool, metric, batch, ci_width
         self.budget = budget if isinstance(budget, Budget) else Budget.parse(budget)
@@ -192,7 +194,7 @@ class PriorDesign:
         check_match(self.prior, pool.points[~pool.points["base"]].assign(metric=metric),
                     metric, ("method",))
         self.fitted = prior_fit(self.prior[~self.prior["model"].isin(self.models)], metric,
-                                form)
+                                form, share)
         self.form, self.by, self.name, self.baselines = self.fitted.form, ["model"], name, \
             baselines
 

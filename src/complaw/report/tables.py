@@ -648,7 +648,7 @@ def _prior(a: Analysis) -> Built:
         raise Skip("not run with a prior (complaw run --prior STUDY)")
     laws = prior_laws(load_law_table(settings["prior"]), a.study.laws,
                       metric=settings.get("metric", "loss"), form=settings.get("form"),
-                      name=settings["prior"])
+                      share=settings.get("share") or True, name=settings["prior"])
     rows, shown = [], []
     for law in laws:
         for name, m in law.moved().items():

@@ -179,6 +179,8 @@ class DesignSpec(_Model):
                                     # grid has several; [] for one law over everything)
     prior: str | None = None        # a finished study folder: its models' pooled law is the
                                     # prior of this study's (new) models (complaw.laws.prior)
+    share: list[str] | None = None  # with a prior: the coefficients shared across models
+                                    # (default: the form's declared ones)
 
     @field_validator("budget")
     @classmethod

@@ -253,7 +253,7 @@ def test_a_study_of_a_new_model_runs_the_design_its_prior_chooses(spec_dict, tmp
     pd.concat(rows).to_csv(prior, index=False)
 
     spec = parse_spec({**spec_dict, "design": {"budget": 0.6, "batch": 1, "form": "degradation",
-                                               "prior": str(prior)}})
+                                               "prior": str(prior), "share": ["b"]}})
     out = tmp_path / "new"
     result = run_adaptive(spec, out, progress=False)
     steps = result.steps
@@ -267,7 +267,7 @@ def test_a_study_of_a_new_model_runs_the_design_its_prior_chooses(spec_dict, tmp
     # each batch is prior_design's choice given the rows of the batches before it
     from complaw.laws.design import design_rows
 
-    fitted = prior_fit(pd.read_csv(prior), "loss", "degradation")
+    fitted = prior_fit(pd.read_csv(prior), "loss", "degradation", ["b"])
     base = base_table(out)
     grid = design_rows(study.pool.points, base[base["metric"] == "loss"])
     costs = study.pool.costs(steps[0].batch)
