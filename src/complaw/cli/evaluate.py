@@ -71,6 +71,7 @@ def _zero_shot(
     data_dir: Path | None, out: Path | None, kind: type[Extrinsic],
 ) -> None:
     from complaw.experiment.pipeline import experiment_of, run_extrinsic
+    from complaw.laws.metrics import stage_metric
 
     evaluation = kind(tasks=tuple(tasks.split(",")), limit=limit,
                       options={"batch_size": batch_size})
@@ -85,8 +86,8 @@ def _zero_shot(
             table.add_row(m["dataset"], f"{m['metric']} ({name})",
                           f"{m['value']:.4f} ± {m['stderr']:.4f}", f"{m['chance']:.3f}",
                           f"{m['n_docs']:,}", m["source"])
-        elif m["metric"] == "accuracy":
-            table.add_row("mean (L)", "accuracy", f"{m['value']:.4f}", "", "", "")
+        elif m["metric"] == stage_metric("extrinsic").name:
+            table.add_row("mean (L)", m["metric"], f"{m['value']:.4f}", "", "", "")
         else:
             table.add_row("wall time", "", f"{m['value']:.1f} s", "", "", "")
     console.print(table)
