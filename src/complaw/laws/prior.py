@@ -183,8 +183,7 @@ class PriorDesign:
     def __init__(self, pool: Pool, prior: pd.DataFrame, baselines: Callable[[], pd.DataFrame],
                  *, metric: str = "loss", form: str | Form | None = None,
                  budget: Budget | str | float = 0.25, batch: int = 1,
-                 ci_width: float | None = None, name: str = "prior",
-                 share: Sequence[str] | bool = True) -> None:
+                 ci_width: float | None = None, share: Sequence[str] | bool = True) -> None:
         pool.check()
         self.pool, self.metric, self.batch, self.ci_width = pool, metric, batch, ci_width
         self.budget = budget if isinstance(budget, Budget) else Budget.parse(budget)
@@ -195,8 +194,7 @@ class PriorDesign:
                     metric, ("method",))
         self.fitted = prior_fit(self.prior[~self.prior["model"].isin(self.models)], metric,
                                 form, share)
-        self.form, self.by, self.name, self.baselines = self.fitted.form, ["model"], name, \
-            baselines
+        self.form, self.by, self.baselines = self.fitted.form, ["model"], baselines
 
     def _rows(self, model: str) -> pd.DataFrame:
         """The law rows the model's units give, at the L0 its baseline measured."""

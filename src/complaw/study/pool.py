@@ -128,7 +128,7 @@ def make_design(spec: Spec, study: StudyPool, design: DesignSpec | None,
         return PriorDesign(study.pool, load_law_table(design.prior),
                            lambda: base_table(folder.root), metric=design.metric,
                            form=design.form, budget=Budget.parse(design.budget),
-                           batch=design.batch, ci_width=design.ci_width, name=design.prior,
+                           batch=design.batch, ci_width=design.ci_width,
                            share=True if design.share is None else design.share)
     by = design.by
     if by is None:
