@@ -1,6 +1,6 @@
-"""The CPU grid's zero-shot records (results/cpu-grid, SmolLM2 so far): the held-out result
-the README states holds on them, and the report's evidence rule keeps 4 held-out rows from being
-called best."""
+"""The CPU grid's zero-shot records (results/cpu-grid: three models, 200 documents per task):
+the held-out results the README states hold on them, and the report's evidence rule keeps 4
+held-out rows from being called best."""
 
 from __future__ import annotations
 
@@ -35,6 +35,26 @@ def test_the_readmes_held_out_errors(smollm2, task):
     assert two.n == eq2.n == 4 and two.coverage == 1.0
     assert round(two.abs_error_points, 1) == points and round(two.noise_floor_points, 1) == floor
     assert round(eq2.abs_error_points, 1) == paper
+
+
+POOLED = {("model", "arc_easy"): (30, 3.58, 2.64, 4.36), ("model", "piqa"): (30, 2.90, 2.80, 3.24),
+          ("r:0.5", "arc_easy"): (12, 1.80, 2.55, 6.70), ("r:0.5", "piqa"): (12, 3.90, 2.82, 4.94)}
+"""(split, task) -> the README's held-out rows, two-step error, noise floor and Eq. 2 error
+(points) with the three models pooled."""
+
+
+@pytest.mark.parametrize("split,task", sorted(POOLED))
+def test_the_readmes_pooled_held_out_errors(split, task):
+    table = load_law_table(STUDY)
+    rows = table[(table["dataset"] == task) & table["metric"].isin(["accuracy", "task_loss"])]
+    two = heldout_error(rows, "two-step", split).summary()
+    eq2 = heldout_error(rows[rows["metric"] == "accuracy"], "eq2", split).summary()
+    n, points, floor, paper = POOLED[split, task]
+    assert two.n == eq2.n == n
+    assert two.abs_error_points == pytest.approx(points, abs=0.005)
+    assert two.noise_floor_points == pytest.approx(floor, abs=0.005)
+    assert eq2.abs_error_points == pytest.approx(paper, abs=0.005)
+    assert two.abs_error_points < eq2.abs_error_points
 
 
 def test_four_held_out_rows_are_not_evidence_enough(smollm2):
