@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import yaml
 
-from complaw.experiment.records import config_id
+from complaw.experiment.records import config_id, law_table
 
 TASKS = ("arc_easy", "piqa")
 MEAN = f"zeroshot({','.join(TASKS)})"
@@ -172,6 +173,13 @@ def make_study(
         curve = [{"step": k, "experiments": 4 * k, "cost_fraction": 0.1 * k,
                   "adaptive_mape_pct": 12.0 / k, "median_mape_pct": 14.0 / k,
                   "p10": 13.0 / k, "p90": 16.0 / k, "seeds": 10} for k in (1, 2, 3)]
-        (folder / "design.json").write_text(json.dumps({"form": "eq1", "curve": curve}),
-                                            encoding="utf-8")
+        # a prior study: the same grid measured on two other models (the loss 2 % apart)
+        rows = law_table(folder)
+        rows = rows[rows["metric"] == "loss"]
+        prior = pd.concat([rows.assign(model=f"prior-{i}", L=rows["L"] * (1 + 0.02 * i))
+                           for i in (1, 2)])
+        prior.to_csv(folder / "prior.csv", index=False)
+        settings = {"prior": str(folder / "prior.csv"), "metric": "loss"}
+        (folder / "design.json").write_text(
+            json.dumps({"settings": settings, "form": "eq1", "curve": curve}), encoding="utf-8")
     return folder
