@@ -17,8 +17,12 @@ ROOT = Path(__file__).resolve().parents[3]
 def complaw(*args, **kwargs):
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
     code = "from complaw.cli import main; main()"
+    # Ctrl-C as at a terminal: a shell starts background jobs (a CI run with `&`) with SIGINT
+    # ignored, which the runner would inherit
     return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                            **kwargs)
 
 
 def test_kill_9_mid_grid_then_resume(tmp_path):
