@@ -49,15 +49,17 @@ def _split(values: list[str] | None) -> list[str]:
     return out
 
 
-def _load_records(records: Path):
-    """The validated law table of ``records``; skipped metrics are named on stderr."""
+def _load_records(*records: Path):
+    """The validated law table of ``records`` (several: their rows together, a measurement
+    that two of them hold counted once); skipped metrics are named on stderr."""
     from complaw.experiment.records import load_law_table
+    from complaw.laws.table import merge
 
     def skipped(metrics: list[str]) -> None:
         err_console.print(f"skipped metrics without a law: {', '.join(metrics)}",
                           highlight=False)
 
-    return load_law_table(records, skipped)
+    return merge([load_law_table(r, skipped) for r in records])
 
 
 def _heldout_cell(h: HeldOutSummary | None) -> str:
@@ -85,7 +87,9 @@ def _noise_floors(df, fits) -> dict[str, dict[str, Any] | None]:
 
 @app.command("fit")
 def fit_command(
-    records: Path = typer.Argument(..., help="CSV/Parquet law table, or a study directory"),
+    records: list[Path] = typer.Argument(
+        ..., help="CSV/Parquet law table or a study directory; several: their rows together "
+        "(e.g. two studies' models in one leave-one-model-out)"),
     form: str = typer.Option(
         None, "--form",
         help="a law form; default: each metric's own (complaw forms lists both)",
@@ -141,7 +145,7 @@ def fit_command(
     if compare and shared:
         raise LawError("--share names one form's coefficients; with --compare use --pool (each "
                        "form shares its declared ones)")
-    df = _load_records(records)
+    df = _load_records(*records)
     group_by = _split(by)
     splits = _split(holdout)
     if compare:

@@ -176,3 +176,16 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise LawError(f"cannot read law table {str(path)!r}: {exc}") from exc
     return validate(df)
 
+
+
+def merge(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """Several validated law tables as one, each measurement once: rows of one record id
+    (``experiment``; ids are free of where and how a study ran) on the same dataset and metric,
+    or, without ids, of one condition and seed, are one measurement held by two studies."""
+    if len(tables) == 1:
+        return tables[0]
+    out = pd.concat(tables, ignore_index=True)
+    ids = "experiment" in out.columns and bool(out["experiment"].notna().all())
+    key = ["experiment", "dataset", "metric"] if ids else [*TEXT_COLUMNS, "r", "D"]
+    key += ["seed"] if "seed" in out.columns and not ids else []
+    return validate(out[~out[key].astype(str).duplicated()].reset_index(drop=True))

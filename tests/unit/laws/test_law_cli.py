@@ -71,6 +71,22 @@ def test_fit_by_model_table_and_compare(csv):
     assert "ranked by held-out MAPE (r:0.5)" in text and "degradation" in text
 
 
+def test_fit_reads_several_tables_as_one(csv, tmp_path):
+    """Two studies' rows fit together: a measurement both hold (model m3) counts once."""
+    df = pd.read_csv(csv)
+    halves = []
+    for name, models in (("a", ["m0", "m1", "m2", "m3"]), ("b", ["m3", "m4", "m5", "m6", "m7"])):
+        halves.append(str(tmp_path / f"{name}.csv"))
+        df[df["model"].isin(models)].to_csv(halves[-1], index=False)
+    args = ("--form", "eq1", "--by", "metric", "--holdout", "model", "--json")
+    whole = json.loads(run("fit", csv, *args).stdout)
+    both = json.loads(run("fit", *halves, *args).stdout)
+    assert [f["n"] for f in both] == [f["n"] for f in whole] == [160, 160]
+    for a, b in zip(both, whole, strict=True):
+        assert a["coefficients"] == pytest.approx(b["coefficients"], rel=1e-12)
+        assert a["heldout"]["by_level"] == pytest.approx(b["heldout"]["by_level"])
+
+
 def test_fit_then_predict_from_the_json(csv, tmp_path):
     path = tmp_path / "fits.json"
     path.write_text(run("fit", csv, "--json").stdout)

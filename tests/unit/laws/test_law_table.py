@@ -93,3 +93,15 @@ def test_read_csv_and_parquet(tmp_path, good):
         read_table(tmp_path / "t.txt")
     with pytest.raises(LawError, match="not a file"):
         read_table(tmp_path / "missing.csv")
+
+
+def test_merge_counts_each_measurement_once(good):
+    """By record id when every row has one, else by condition and seed."""
+    ided = good.assign(experiment=[f"e{i}" for i in range(len(good))])
+    a, b = ided.iloc[:40], ided.iloc[30:]
+    assert T.merge([a, b]).equals(validate(ided)) and T.merge([a]) is a
+    seeded = good.assign(seed=0)
+    other = seeded.iloc[:10].assign(seed=1, L=seeded["L"].iloc[:10] * 1.1)
+    merged = T.merge([seeded, seeded.iloc[:20], other])
+    assert len(merged) == len(good) + 10
+    assert merged.groupby("seed").size().to_dict() == {0: len(good), 1: 10}
