@@ -24,7 +24,7 @@ accuracy points, and, where the rows carry their standard errors ``L_se``, the m
 floor: sqrt(2/pi) sigma is the expected |error| of a normal measurement with s.d. sigma, so a
 perfect law's mean absolute error is sqrt(2/pi) mean(L_se) (points, or % of L for other
 metrics). `noise_floor` is the error a law cannot be expected to beat from seeds: one seed's L
-against the other seeds' mean on the same cells.
+against the other seeds' mean on the same cells, scaled to one seed's own spread.
 
 Only the form's own metric is predicted. A form with a companion metric (``two-step``: task
 loss beside accuracy) is fitted on the companion rows too, except those at a held-out
@@ -436,9 +436,11 @@ def _at(df: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
 
 
 def noise_floor(df: pd.DataFrame, seed_column: str = "seed") -> dict[str, Any] | None:
-    """The MAPE (%) of one seed's L against the mean of the other seeds on the same cell (same
-    model, method, calibration, dataset, metric, r, D): the error no law can be expected to
-    beat. None when the table has fewer than two seeds."""
+    """The MAPE (%) that a law knowing each cell's true mean L would have on one seed's
+    measurements (cells: same model, method, calibration, dataset, metric, r, D): the error no
+    law can be expected to beat. Estimated from one seed's L against the mean of the cell's
+    n - 1 other seeds, whose difference has n / (n - 1) times one seed's variance, so it is
+    scaled by sqrt((n - 1) / n). None when the table has fewer than two seeds."""
     if seed_column not in df.columns or df[seed_column].nunique() < 2:
         return None
     keys = [c for c in COLUMNS if c != "L"]
@@ -447,8 +449,9 @@ def noise_floor(df: pd.DataFrame, seed_column: str = "seed") -> dict[str, Any] |
         if cell[seed_column].nunique() < 2:
             continue
         L = cell["L"].to_numpy(float)
-        others = (L.sum() - L) / (len(L) - 1)
-        errors.append(np.abs(L - others) / others)
+        n = len(L)
+        others = (L.sum() - L) / (n - 1)
+        errors.append(np.abs(L - others) / others * np.sqrt((n - 1) / n))
     if not errors:
         return None
     e = np.concatenate(errors)

@@ -178,8 +178,23 @@ def test_noise_floor_is_one_seed_against_the_others():
     floor = noise_floor(pd.concat([a, b]))
     direct = np.abs(a["L"].to_numpy() - b["L"].to_numpy())
     expected = np.concatenate([direct / b["L"].to_numpy(), direct / a["L"].to_numpy()]).mean()
-    assert floor == {"seeds": 2, "n": 2 * len(a), "mape_pct": pytest.approx(100 * expected)}
+    assert floor == {"seeds": 2, "n": 2 * len(a),
+                     "mape_pct": pytest.approx(100 * expected / np.sqrt(2))}
     assert noise_floor(a) is None
+
+
+@pytest.mark.parametrize("seeds", [2, 3, 5])
+def test_noise_floor_is_the_true_means_error(seeds):
+    """Normal seeds of s.d. 4 % around a known mean: the floor is the expected |error| of that
+    mean, sqrt(2/pi) 4 %, whatever the number of seeds."""
+    rng = np.random.default_rng(seeds)
+    cells = drawn("degradation", TRUTH["degradation"], seed=0).assign(L=10.0)
+    cells = pd.concat([cells.assign(dataset=f"d{i}") for i in range(200)], ignore_index=True)
+    rows = pd.concat([cells.assign(seed=s, L=10.0 * (1 + 0.04 * rng.standard_normal(len(cells))))
+                      for s in range(seeds)], ignore_index=True)
+    floor = noise_floor(rows)
+    assert floor["n"] == seeds * len(cells)
+    assert floor["mape_pct"] == pytest.approx(100 * np.sqrt(2 / np.pi) * 0.04, rel=0.05)
 
 
 def test_feasible_form_beats_eq1_out_of_sample_when_the_data_are_feasible():
