@@ -77,3 +77,24 @@ def test_the_docs_accuracy_plan_says_its_pinned_law_lacks_evidence():
     assert law.form == "two-step" and law.T0 == pytest.approx(1.46, abs=0.01)
     assert result.choices and all(c.L >= 0.8 * c.L0 for c in result.choices)
     assert "not enough evidence" in result.doubts["smollm2-135m"]
+
+
+SEED_FLOORS = {"smollm2-135m": 7.31, "gemma3-270m": 8.97, "qwen2.5-coder-0.5b": 12.36}
+"""Model -> docs/laws.md's seed noise floor (%) of test loss on results/cpu-seeds."""
+
+
+def test_the_docs_seed_noise_floors():
+    """results/cpu-seeds holds three seeds of 24 cells per model; its seed 0 is the cpu-grid's
+    own measurement (the same records), and each model's floor is the one docs/laws.md gives."""
+    from complaw.laws import noise_floor
+
+    seeds = load_law_table(STUDY.parent / "cpu-seeds")
+    seeds = seeds[(seeds["metric"] == "loss") & (seeds["r"] > 0)]
+    grid = load_law_table(STUDY).set_index(["experiment", "dataset", "metric"])["L"]
+    first = seeds[seeds["seed"] == 0].set_index(["experiment", "dataset", "metric"])["L"]
+    assert len(first) == 72 and (grid.loc[first.index] == first).all()
+    for model, floor in SEED_FLOORS.items():
+        mine = seeds[seeds["model"] == model]
+        assert mine.groupby("seed").size().to_dict() == {0: 24, 1: 24, 2: 24}
+        assert noise_floor(mine) == {"seeds": 3, "n": 72,
+                                     "mape_pct": pytest.approx(floor, abs=0.005)}
