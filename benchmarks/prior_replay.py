@@ -7,8 +7,15 @@ and every compression, recovery and intrinsic evaluation its law rows need, in t
 the study's log; `complaw.study.cost`). Its law is judged on the model's rows it did not pick,
 against the law of the same form fitted on the model's whole grid (on those same rows, so the
 comparison favours the full-grid law) and against the prior's population law (no rows).
+With ``--prior``, the prior is another study's models (the study's own models are all new).
+
+``--metric accuracy`` replays the two-step accuracy law instead (`accuracy_replay`): each model
+in turn is new and gives only its task loss where no accuracy was measured (the cheap rows:
+an evaluation of the gold answers alone); its law per task is judged on its accuracies, in
+points, beside the population law and the noise floor of 100 sqrt(2/pi) mean s.e.
 
     python benchmarks/prior_replay.py results/cpu-grid --form onset --budget 0.1
+    python benchmarks/prior_replay.py results/cpu-new-model --prior results/cpu-grid
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ from complaw.experiment.records import load_law_table
 from complaw.laws.fit import fit_group
 from complaw.laws.law import Law
 from complaw.laws.metrics import get_metric
-from complaw.laws.prior import prior_design, prior_fit
+from complaw.laws.holdout import CONDITION
+from complaw.laws.prior import prior_design, prior_fit, prior_laws
 from complaw.study.grid import expand
 from complaw.study.pool import build_pool
 from complaw.study.runner import saved_spec
@@ -56,9 +64,11 @@ def study_costs(study: str | Path, metric: str) -> tuple[dict[str, str], dict[st
 def replay_model(table: pd.DataFrame, model: str, unit_of: dict[str, str],
                  nodes: dict[str, set[str]], seconds: dict[str, float], *, metric: str = "loss",
                  form: str | None = None, share: Sequence[str] | bool = True,
-                 budget: float = 0.1) -> dict:
-    """One model's replay (module docstring): its row of the table."""
+                 budget: float = 0.1, prior: pd.DataFrame | None = None) -> dict:
+    """One model's replay (module docstring): its row of the table; ``prior``: the prior's
+    rows (default: the table's other models)."""
     table = table[table["metric"] == metric]
+    prior = table if prior is None else prior[prior["metric"] == metric]
     own = table[table["model"] == model].assign(unit=lambda d: d["experiment"].map(unit_of))
     base = nodes[f"base:{model}"]
 
@@ -69,7 +79,7 @@ def replay_model(table: pd.DataFrame, model: str, unit_of: dict[str, str],
         return paid([*chosen, *units]) - (paid(chosen) if chosen else 0.0)
 
     grid_cost = paid(own["unit"].unique().tolist())
-    fitted = prior_fit(table[table["model"] != model], metric, form, share)
+    fitted = prior_fit(prior[prior["model"] != model], metric, form, share)
 
     def observe(units: Sequence[str]) -> pd.DataFrame:
         return own[own["unit"].isin(set(units))]
@@ -90,19 +100,56 @@ def replay_model(table: pd.DataFrame, model: str, unit_of: dict[str, str],
 
 
 def replay(study: str | Path, *, metric: str = "loss", form: str | None = None,
-           share: Sequence[str] | bool = True, budget: float = 0.1) -> pd.DataFrame:
-    """`replay_model` for every model of ``study``."""
+           share: Sequence[str] | bool = True, budget: float = 0.1,
+           prior: str | Path | None = None) -> pd.DataFrame:
+    """`replay_model` for every model of ``study`` (the prior: the ``prior`` study's models,
+    default the study's other models)."""
     table = load_law_table(study)
+    prior_rows = None if prior is None else load_law_table(prior)
     unit_of, nodes, seconds = study_costs(study, metric)
     models = sorted(table.loc[table["metric"] == metric, "model"].unique())
     return pd.DataFrame([replay_model(table, m, unit_of, nodes, seconds, metric=metric,
-                                      form=form, share=share, budget=budget)
+                                      form=form, share=share, budget=budget,
+                                      prior=prior_rows)
                          for m in models])
+
+
+def points(law: Law, rows: pd.DataFrame) -> tuple[float, float]:
+    """Mean absolute error (points) and 95 % PI coverage (%) of ``law`` on accuracy rows."""
+    hat = law.predict(rows["L0"], rows["r"], rows["D"], T0=rows["T0"])
+    inside = (hat.pi_low <= rows["L"]) & (rows["L"] <= hat.pi_high)
+    return 100.0 * float(np.mean(np.abs(hat.L - rows["L"]))), 100.0 * float(np.mean(inside))
+
+
+def accuracy_replay(study: str | Path, *, form: str = "two-step",
+                    share: Sequence[str] | bool = True,
+                    prior: str | Path | None = None) -> pd.DataFrame:
+    """The two-step replay (module docstring): a row per model and task."""
+    table = load_law_table(study)
+    prior_rows = table if prior is None else load_law_table(prior)
+    acc = table[table["metric"] == "accuracy"]
+    loss = table[table["metric"] == "task_loss"]
+    measured = pd.MultiIndex.from_frame(acc[list(CONDITION)])
+    cheap = loss[~pd.MultiIndex.from_frame(loss[list(CONDITION)]).isin(measured)]
+    out = []
+    for model in sorted(acc["model"].unique()):
+        given = cheap[cheap["model"] == model]
+        for law in prior_laws(prior_rows[prior_rows["model"] != model], given,
+                              metric="accuracy", form=form, share=share):
+            rows = acc[(acc["model"] == model) & (acc["dataset"] == law.dataset)]
+            (err, cover), (pop, _) = points(law.law, rows), points(law.population, rows)
+            out.append({"model": model, "task": law.dataset, "task_loss_rows": law.rows,
+                        "held_rows": len(rows), "prior_points": err, "pi_cover_pct": cover,
+                        "population_points": pop,
+                        "floor_points": 100.0 * np.sqrt(2 / np.pi) * rows["L_se"].mean()})
+    return pd.DataFrame(out)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study", help="a completed study folder (records and log.jsonl)")
+    parser.add_argument("--prior", default=None,
+                        help="a study whose models are the prior (default: the study's others)")
     parser.add_argument("--metric", default="loss")
     parser.add_argument("--form", default=None, help="default: the metric's default form")
     parser.add_argument("--share", default=None,
@@ -111,8 +158,12 @@ def main() -> None:
                         help="share of each model's grid cost its experiments may use")
     args = parser.parse_args()
     share = True if args.share is None else [c for c in args.share.split(",") if c]
-    out = replay(args.study, metric=args.metric, form=args.form, share=share,
-                 budget=args.budget)
+    if args.metric == "accuracy":
+        out = accuracy_replay(args.study, form=args.form or "two-step", share=share,
+                              prior=args.prior)
+    else:
+        out = replay(args.study, metric=args.metric, form=args.form, share=share,
+                     budget=args.budget, prior=args.prior)
     with pd.option_context("display.width", 250, "display.max_colwidth", 80):
         print(out.round(2).to_string(index=False))
 

@@ -411,7 +411,8 @@ def _predict_from_prior(prior: Path, records: Path, metric: str, form: str | Non
                        share=share or True, name=str(prior))
     out = []
     for p in found:
-        rows = new[(new["model"] == p.model) & (new["metric"] == metric)]
+        rows = new[(new["model"] == p.model) & (new["metric"] == metric)
+                   & (new["dataset"] == (p.dataset or new["dataset"]))]
         l0s = ({"--L0": L0} if L0 is not None else
                rows.drop_duplicates("dataset").set_index("dataset")["L0"].to_dict())
         grid = [(x, d) for x in r or [] for d in (D or [0.0])]
@@ -430,7 +431,8 @@ def _predict_from_prior(prior: Path, records: Path, metric: str, form: str | Non
         _emit_json(out)
         return
     for item, p in zip(out, found, strict=True):
-        table = Table(title=f"{p.model} from the prior {p.prior}: {item['formula']}",
+        task = f" on {p.dataset}" if p.dataset else ""
+        table = Table(title=f"{p.model}{task} from the prior {p.prior}: {item['formula']}",
                       caption=f"{metric}; {p.law.source}; moved: (posterior - prior mean) in "
                       "prior standard deviations")
         for col in ("coef", "prior mean", "estimate", "stderr", "moved (prior sd)"):

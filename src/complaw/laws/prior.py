@@ -7,6 +7,12 @@ coefficients move from the prior mean as far as its rows say, its shared ones ba
 only transfers between like studies, so the two must agree on the metric, and the new one's
 methods and datasets must be among the prior's (`check_match`); the new models' own rows are
 never part of the prior.
+
+A two-step accuracy law (`complaw.laws.twostep`) takes its prior a task at a time: step 1, the
+task-loss law, from the prior's task-loss rows exactly as a loss law (so a new model's cheap
+task-loss rows move it), and the link from task loss to accuracy fitted on every model's
+(task loss, accuracy) pairs, the prior's and the new model's (one link per task, shared by the
+models, as in a fit of all models together).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from complaw.laws.forms import Form, default_form, get_form
 from complaw.laws.law import Law
 from complaw.laws.pooling import PooledFit, Pooling, fit_pooled
 from complaw.laws.table import validate
+from complaw.laws.twostep import TwoStepForm
 
 
 class PriorMismatchError(LawError):
@@ -55,13 +62,15 @@ def check_match(prior: pd.DataFrame, new: pd.DataFrame, metric: str,
 @dataclass
 class PriorLaw:
     """One new model's law from a prior: ``law`` (the posterior), ``population`` (the prior's
-    law for a model it has not seen), ``rows`` the new model's rows it was updated by."""
+    law for a model it has not seen), ``rows`` the new model's rows it was updated by;
+    ``dataset``: the task of a two-step accuracy law (None: one law for the model)."""
 
     model: str
     law: Law
     population: Law
     rows: int
     prior: str
+    dataset: str | None = None
 
     def moved(self) -> dict[str, dict[str, float]]:
         """Per coefficient: its prior mean, its value here, and the move in prior s.d."""
@@ -74,7 +83,8 @@ class PriorLaw:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "prior": self.prior, "rows": self.rows,
+        return {"model": self.model, "dataset": self.dataset, "prior": self.prior,
+                "rows": self.rows,
                 "law": self.law.to_dict(), "formula": self.law.formula(),
                 "moved": self.moved()}
 
@@ -96,8 +106,12 @@ def prior_laws(prior: pd.DataFrame, new: pd.DataFrame, *, metric: str = "loss",
                form: str | Form | None = None, share: Sequence[str] | bool = True,
                name: str = "prior") -> list[PriorLaw]:
     """Each model of ``new``: its law from the pooled fit of ``prior`` (called ``name``; the
-    new models' rows left out of it) updated by the model's own ``metric`` rows."""
+    new models' rows left out of it) updated by the model's own ``metric`` rows (a two-step
+    form: each model's law per task, module docstring)."""
     prior, new = validate(prior), validate(new)
+    form = default_form(metric) if form is None else get_form(form)
+    if isinstance(form, TwoStepForm):
+        return _two_step_laws(prior, new, form, share, name)
     check_match(prior, new, metric)
     new = new[new["metric"] == metric]
     fitted = prior_fit(prior[~prior["model"].isin(set(new["model"]))], metric, form, share)
@@ -106,6 +120,46 @@ def prior_laws(prior: pd.DataFrame, new: pd.DataFrame, *, metric: str = "loss",
     for model, rows in new.groupby("model", sort=True):
         out.append(PriorLaw(str(model), fitted.update(rows.reset_index(drop=True), str(model)),
                             population, len(rows), name))
+    return out
+
+
+def _two_step_laws(prior: pd.DataFrame, new: pd.DataFrame, form: TwoStepForm,
+                   share: Sequence[str] | bool, name: str) -> list[PriorLaw]:
+    """`prior_laws` of a two-step form: per task, step 1 from the prior's task-loss rows, the
+    link on every model's pairs, composed as the form's coefficients (step, link, chance)."""
+    from scipy.linalg import block_diag
+
+    from complaw.laws.link import fit_link
+    from complaw.laws.twostep import _chance, pairs
+
+    step_metric, metric = form.companion, form.metrics[0]
+    check_match(prior, new, step_metric)
+    tasks = set(new.loc[new["metric"] == step_metric, "dataset"])
+    missing = sorted(tasks - set(prior.loc[prior["metric"] == metric, "dataset"]))
+    if missing:
+        raise PriorMismatchError(
+            f"the prior study has no {metric} rows of task(s) {', '.join(missing)}: the "
+            f"{form.name} law's link needs them; give a prior that measured them")
+    out = []
+    for task, rows in new[new["metric"].isin([metric, step_metric])].groupby("dataset"):
+        given = prior[(prior["dataset"] == task) & ~prior["model"].isin(set(new["model"]))]
+        both = pd.concat([given, rows], ignore_index=True)
+        acc, loss = both[both["metric"] == metric], both[both["metric"] == step_metric]
+        link = fit_link(form.link, *pairs(acc, loss), _chance(acc, f"task {task}"),
+                        what=f"the {form.link} link of task {task}")
+
+        def composed(step: Law, T0: float = np.nan) -> Law:
+            return Law(name=f"{step.name}:{form.name}:{task}", form=form.name, metric=metric,
+                       coefficients={**step.coefficients, **link.estimates()},
+                       source=f"{step.source}; {form.link} link of {link.n} pairs",
+                       cov=block_diag(step.cov, link.cov, np.zeros((1, 1))),
+                       df_resid=link.df_resid, resid_std=link.resid_std, T0=T0)
+
+        for step in prior_laws(given, rows, metric=step_metric, form=form.step, share=share,
+                               name=name):
+            mine = rows[(rows["model"] == step.model) & (rows["metric"] == step_metric)]
+            out.append(PriorLaw(step.model, composed(step.law, float(mine["L0"].iloc[0])),
+                                composed(step.population), step.rows, name, str(task)))
     return out
 
 

@@ -139,3 +139,48 @@ def test_predict_with_a_prior_prints_the_law_its_moves_and_predictions_as_json(t
     L = [p["L"] for p in out["predictions"]]
     assert L == pytest.approx(truth, rel=1e-4)
     assert all(p["pi"][0] <= p["L"] <= p["pi"][1] for p in out["predictions"])
+
+
+def two_step_rows(amplitudes: dict[str, float]) -> pd.DataFrame:
+    """Task-loss rows of the degradation law with each model's amplitude A (test_law_twostep's
+    STEP shape) and accuracy rows through each task's sigmoid link, noise-free, D = 0 and
+    1,024; the base task loss T0 on every row."""
+    from test_law_twostep import RATIOS, STEP, TASKS, sigmoid
+
+    rows = []
+    for task, p in TASKS.items():
+        for i, (model, A) in enumerate(amplitudes.items()):
+            loss0 = 0.8 + 0.15 * i
+            for r, d in itertools.product(RATIOS, (0.0, 1024.0)):
+                loss = loss0 + A * r ** STEP["b"] * (1 + d / STEP["Dl"]) ** -STEP["c"]
+                common = {"model": model, "method": "prunenet", "calibration": "none",
+                          "dataset": task, "r": r, "D": d, "chance": p["chance"], "T0": loss0}
+                rows += [{**common, "metric": "task_loss", "L": loss, "L0": loss0},
+                         {**common, "metric": "accuracy", "L": sigmoid(p, loss),
+                          "L0": sigmoid(p, loss0)}]
+    return pd.DataFrame(rows)
+
+
+def test_a_new_models_two_step_accuracy_law_from_two_task_loss_rows():
+    """Per task: step 1's amplitude from two task-loss rows and the prior's shape, the link from
+    the prior's pairs; the composed law predicts every accuracy of the new model."""
+    from test_law_twostep import STEP, TASKS
+
+    prior = two_step_rows({"m0": 1.5, "m1": 2.0, "m2": 2.5, "m3": 3.0})
+    new = two_step_rows({"m0": 2.0, "m1": 2.0, "new": 3.4}).query("model == 'new'")
+    two = new[(new["metric"] == "task_loss") & (new["D"] == 0) & new["r"].isin([0.3, 0.7])]
+    found = prior_laws(prior, two, metric="accuracy", form="two-step", share=("b", "Dl", "c"))
+    assert [(f.model, f.dataset, f.rows) for f in found] == [("new", t, 2) for t in TASKS]
+    for f in found:
+        assert f.law.coefficients["A"] == pytest.approx(3.4, rel=1e-3)
+        assert f.law.coefficients["b"] == pytest.approx(STEP["b"], rel=1e-3)
+        for name, value in TASKS[f.dataset].items():
+            assert f.law.coefficients[name] == pytest.approx(value, rel=1e-3)
+        acc = new[(new["metric"] == "accuracy") & (new["dataset"] == f.dataset)]
+        hat = f.law.predict(acc["L0"], acc["r"], acc["D"])  # from the law's own T0
+        assert f.law.T0 == pytest.approx(1.1) and hat.L == pytest.approx(acc["L"], abs=1e-4)
+        assert np.all(np.isfinite(hat.pi_low) & (hat.pi_low <= hat.pi_high))
+        assert f.population.coefficients["A"] != pytest.approx(3.4, rel=0.1)
+    with pytest.raises(PriorMismatchError, match="no accuracy rows of task"):
+        prior_laws(prior[prior["metric"] == "task_loss"], two, metric="accuracy",
+                   form="two-step")
