@@ -23,14 +23,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.linalg import block_diag
 
 from complaw.errors import LawError
 from complaw.laws.design import Budget, DesignError, Pool, Step, design_rows
 from complaw.laws.forms import Form, default_form, get_form
 from complaw.laws.law import Law
+from complaw.laws.link import fit_link
 from complaw.laws.pooling import PooledFit, Pooling, fit_pooled
 from complaw.laws.table import validate
-from complaw.laws.twostep import TwoStepForm
+from complaw.laws.twostep import TwoStepForm, pairs, task_chance
 
 
 class PriorMismatchError(LawError):
@@ -127,11 +129,6 @@ def _two_step_laws(prior: pd.DataFrame, new: pd.DataFrame, form: TwoStepForm,
                    share: Sequence[str] | bool, name: str) -> list[PriorLaw]:
     """`prior_laws` of a two-step form: per task, step 1 from the prior's task-loss rows, the
     link on every model's pairs, composed as the form's coefficients (step, link, chance)."""
-    from scipy.linalg import block_diag
-
-    from complaw.laws.link import fit_link
-    from complaw.laws.twostep import _chance, pairs
-
     step_metric, metric = form.companion, form.metrics[0]
     check_match(prior, new, step_metric)
     tasks = set(new.loc[new["metric"] == step_metric, "dataset"])
@@ -145,7 +142,7 @@ def _two_step_laws(prior: pd.DataFrame, new: pd.DataFrame, form: TwoStepForm,
         given = prior[(prior["dataset"] == task) & ~prior["model"].isin(set(new["model"]))]
         both = pd.concat([given, rows], ignore_index=True)
         acc, loss = both[both["metric"] == metric], both[both["metric"] == step_metric]
-        link = fit_link(form.link, *pairs(acc, loss), _chance(acc, f"task {task}"),
+        link = fit_link(form.link, *pairs(acc, loss), task_chance(acc, f"task {task}"),
                         what=f"the {form.link} link of task {task}")
 
         def composed(step: Law, T0: float = np.nan) -> Law:

@@ -98,7 +98,8 @@ def pairs(acc: pd.DataFrame, loss: pd.DataFrame) -> tuple[np.ndarray, np.ndarray
             np.concatenate([moved["L_acc"], base["L0_acc"]]).astype(float))
 
 
-def _chance(acc: pd.DataFrame, label: str) -> float | None:
+def task_chance(acc: pd.DataFrame, label: str) -> float | None:
+    """The one chance accuracy of a task's accuracy rows (None: unknown); two levels: an error."""
     levels = acc["chance"].dropna().unique() if "chance" in acc.columns else []
     if len(levels) > 1:
         raise LawError(f"{label}: the accuracy rows have {len(levels)} chance levels "
@@ -122,7 +123,7 @@ def _fit_two_step(df: pd.DataFrame, form: TwoStepForm, *, intercept: bool, label
         step = fit_group(loss, form.step, level=level)
     except LawError as exc:
         raise type(exc)(f"step 1 of the {form.name} fit of {label}: {exc}") from None
-    link = fit_link(form.link, *pairs(acc, loss), _chance(acc, label), level=level,
+    link = fit_link(form.link, *pairs(acc, loss), task_chance(acc, label), level=level,
                     what=f"the {form.link} link of {label}")
     theta = {**step.estimates(), **link.estimates()}
     L = acc["L"].to_numpy(float)
