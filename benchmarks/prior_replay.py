@@ -30,9 +30,9 @@ import pandas as pd
 from complaw.experiment.folder import StudyFolder
 from complaw.experiment.records import load_law_table
 from complaw.laws.fit import fit_group
+from complaw.laws.holdout import CONDITION
 from complaw.laws.law import Law
 from complaw.laws.metrics import get_metric
-from complaw.laws.holdout import CONDITION
 from complaw.laws.prior import prior_design, prior_fit, prior_laws
 from complaw.study.grid import expand
 from complaw.study.pool import build_pool

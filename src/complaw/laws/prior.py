@@ -29,7 +29,7 @@ from complaw.errors import LawError
 from complaw.laws.design import Budget, DesignError, Pool, Step, design_rows
 from complaw.laws.forms import Form, default_form, get_form
 from complaw.laws.law import Law
-from complaw.laws.link import fit_link
+from complaw.laws.link import LinkFit, fit_link
 from complaw.laws.pooling import PooledFit, Pooling, fit_pooled
 from complaw.laws.table import validate
 from complaw.laws.twostep import TwoStepForm, pairs, task_chance
@@ -145,19 +145,23 @@ def _two_step_laws(prior: pd.DataFrame, new: pd.DataFrame, form: TwoStepForm,
         link = fit_link(form.link, *pairs(acc, loss), task_chance(acc, f"task {task}"),
                         what=f"the {form.link} link of task {task}")
 
-        def composed(step: Law, T0: float = np.nan) -> Law:
-            return Law(name=f"{step.name}:{form.name}:{task}", form=form.name, metric=metric,
-                       coefficients={**step.coefficients, **link.estimates()},
-                       source=f"{step.source}; {form.link} link of {link.n} pairs",
-                       cov=block_diag(step.cov, link.cov, np.zeros((1, 1))),
-                       df_resid=link.df_resid, resid_std=link.resid_std, T0=T0)
-
         for step in prior_laws(given, rows, metric=step_metric, form=form.step, share=share,
                                name=name):
             mine = rows[(rows["model"] == step.model) & (rows["metric"] == step_metric)]
-            out.append(PriorLaw(step.model, composed(step.law, float(mine["L0"].iloc[0])),
-                                composed(step.population), step.rows, name, str(task)))
+            own = _composed(step.law, link, form, str(task), float(mine["L0"].iloc[0]))
+            out.append(PriorLaw(step.model, own, _composed(step.population, link, form, str(task)),
+                                step.rows, name, str(task)))
     return out
+
+
+def _composed(step: Law, link: LinkFit, form: TwoStepForm, task: str, T0: float = np.nan) -> Law:
+    """A two-step law of ``task``: step 1's coefficients, then the link's, then the chance level
+    (fixed, hence the zero block of the covariance)."""
+    return Law(name=f"{step.name}:{form.name}:{task}", form=form.name, metric=form.metrics[0],
+               coefficients={**step.coefficients, **link.estimates()},
+               source=f"{step.source}; {form.link} link of {link.n} pairs",
+               cov=block_diag(step.cov, link.cov, np.zeros((1, 1))),
+               df_resid=link.df_resid, resid_std=link.resid_std, T0=T0)
 
 
 @dataclass
