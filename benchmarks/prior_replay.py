@@ -7,7 +7,9 @@ and every compression, recovery and intrinsic evaluation its law rows need, in t
 the study's log; `complaw.study.cost`). Its law is judged on the model's rows it did not pick,
 against the law of the same form fitted on the model's whole grid (on those same rows, so the
 comparison favours the full-grid law) and against the prior's population law (no rows).
-With ``--prior``, the prior is another study's models (the study's own models are all new).
+With ``--prior`` (repeatable), other studies' models join the prior; ``--trend`` lets the mean
+of those per-model coefficients follow model size (N0), so the population law is the one at
+the new model's size.
 
 ``--metric accuracy`` replays the two-step accuracy law instead (`accuracy_replay`): each model
 in turn is new and gives only its task loss where no accuracy was measured (the cheap rows:
@@ -16,6 +18,8 @@ points, beside the population law and the noise floor of 100 sqrt(2/pi) mean s.e
 
     python benchmarks/prior_replay.py results/cpu-grid --form onset --budget 0.1
     python benchmarks/prior_replay.py results/cpu-new-model --prior results/cpu-grid
+    python benchmarks/prior_replay.py results/cpu-grid --prior results/cpu-new-model \
+        --form onset --share k,c --trend h
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from complaw.laws.holdout import CONDITION
 from complaw.laws.law import Law
 from complaw.laws.metrics import get_metric
 from complaw.laws.prior import prior_design, prior_fit, prior_laws
+from complaw.laws.table import merge
 from complaw.study.grid import expand
 from complaw.study.pool import build_pool
 from complaw.study.runner import saved_spec
@@ -64,9 +69,10 @@ def study_costs(study: str | Path, metric: str) -> tuple[dict[str, str], dict[st
 def replay_model(table: pd.DataFrame, model: str, unit_of: dict[str, str],
                  nodes: dict[str, set[str]], seconds: dict[str, float], *, metric: str = "loss",
                  form: str | None = None, share: Sequence[str] | bool = True,
-                 budget: float = 0.1, prior: pd.DataFrame | None = None) -> dict:
+                 trend: Sequence[str] = (), budget: float = 0.1,
+                 prior: pd.DataFrame | None = None) -> dict:
     """One model's replay (module docstring): its row of the table; ``prior``: the prior's
-    rows (default: the table's other models)."""
+    rows (default: the table's; the model's own are left out)."""
     table = table[table["metric"] == metric]
     prior = table if prior is None else prior[prior["metric"] == metric]
     own = table[table["model"] == model].assign(unit=lambda d: d["experiment"].map(unit_of))
@@ -79,7 +85,7 @@ def replay_model(table: pd.DataFrame, model: str, unit_of: dict[str, str],
         return paid([*chosen, *units]) - (paid(chosen) if chosen else 0.0)
 
     grid_cost = paid(own["unit"].unique().tolist())
-    fitted = prior_fit(prior[prior["model"] != model], metric, form, share)
+    fitted = prior_fit(prior[prior["model"] != model], metric, form, share, trend)
 
     def observe(units: Sequence[str]) -> pd.DataFrame:
         return own[own["unit"].isin(set(units))]
@@ -95,21 +101,26 @@ def replay_model(table: pd.DataFrame, model: str, unit_of: dict[str, str],
             "picked": " ".join(f"({r:g},{D:g})" for r, D in zip(picked["r"], picked["D"],
                                                                  strict=True)),
             "prior_mape_pct": prior_err, "full_mape_pct": full_err,
-            "ratio": prior_err / full_err, "population_mape_pct": mape(fitted.law(None), held),
+            "ratio": prior_err / full_err, "population_mape_pct": mape(fitted.law_of(own), held),
             "held_rows": len(held), "stop": last.stop}
 
 
+def with_priors(table: pd.DataFrame, priors: Sequence[str | Path]) -> pd.DataFrame:
+    """``table``'s rows and those of the ``priors`` studies: every model a prior can use."""
+    return merge([table, *(load_law_table(p) for p in priors)])
+
+
 def replay(study: str | Path, *, metric: str = "loss", form: str | None = None,
-           share: Sequence[str] | bool = True, budget: float = 0.1,
-           prior: str | Path | None = None) -> pd.DataFrame:
-    """`replay_model` for every model of ``study`` (the prior: the ``prior`` study's models,
-    default the study's other models)."""
+           share: Sequence[str] | bool = True, trend: Sequence[str] = (), budget: float = 0.1,
+           priors: Sequence[str | Path] = ()) -> pd.DataFrame:
+    """`replay_model` for every model of ``study`` (the prior: the study's other models and
+    those of the ``priors`` studies)."""
     table = load_law_table(study)
-    prior_rows = None if prior is None else load_law_table(prior)
+    prior_rows = with_priors(table, priors)
     unit_of, nodes, seconds = study_costs(study, metric)
     models = sorted(table.loc[table["metric"] == metric, "model"].unique())
     return pd.DataFrame([replay_model(table, m, unit_of, nodes, seconds, metric=metric,
-                                      form=form, share=share, budget=budget,
+                                      form=form, share=share, trend=trend, budget=budget,
                                       prior=prior_rows)
                          for m in models])
 
@@ -122,11 +133,11 @@ def points(law: Law, rows: pd.DataFrame) -> tuple[float, float]:
 
 
 def accuracy_replay(study: str | Path, *, form: str = "two-step",
-                    share: Sequence[str] | bool = True,
-                    prior: str | Path | None = None) -> pd.DataFrame:
+                    share: Sequence[str] | bool = True, trend: Sequence[str] = (),
+                    priors: Sequence[str | Path] = ()) -> pd.DataFrame:
     """The two-step replay (module docstring): a row per model and task."""
     table = load_law_table(study)
-    prior_rows = table if prior is None else load_law_table(prior)
+    prior_rows = with_priors(table, priors)
     acc = table[table["metric"] == "accuracy"]
     loss = table[table["metric"] == "task_loss"]
     measured = pd.MultiIndex.from_frame(acc[list(CONDITION)])
@@ -135,7 +146,7 @@ def accuracy_replay(study: str | Path, *, form: str = "two-step",
     for model in sorted(acc["model"].unique()):
         given = cheap[cheap["model"] == model]
         for law in prior_laws(prior_rows[prior_rows["model"] != model], given,
-                              metric="accuracy", form=form, share=share):
+                              metric="accuracy", form=form, share=share, trend=trend):
             rows = acc[(acc["model"] == model) & (acc["dataset"] == law.dataset)]
             (err, cover), (pop, _) = points(law.law, rows), points(law.population, rows)
             out.append({"model": model, "task": law.dataset, "task_loss_rows": law.rows,
@@ -148,22 +159,26 @@ def accuracy_replay(study: str | Path, *, form: str = "two-step",
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study", help="a completed study folder (records and log.jsonl)")
-    parser.add_argument("--prior", default=None,
-                        help="a study whose models are the prior (default: the study's others)")
+    parser.add_argument("--prior", action="append", default=[],
+                        help="a study whose models join the prior (repeatable; the study's "
+                        "other models are always in it)")
     parser.add_argument("--metric", default="loss")
     parser.add_argument("--form", default=None, help="default: the metric's default form")
     parser.add_argument("--share", default=None,
                         help="shared coefficients, comma-separated (default: the form's)")
+    parser.add_argument("--trend", default="",
+                        help="per-model coefficients whose mean follows model size (N0)")
     parser.add_argument("--budget", type=float, default=0.1,
                         help="share of each model's grid cost its experiments may use")
     args = parser.parse_args()
     share = True if args.share is None else [c for c in args.share.split(",") if c]
+    trend = [c for c in args.trend.split(",") if c]
     if args.metric == "accuracy":
         out = accuracy_replay(args.study, form=args.form or "two-step", share=share,
-                              prior=args.prior)
+                              trend=trend, priors=args.prior)
     else:
-        out = replay(args.study, metric=args.metric, form=args.form, share=share,
-                     budget=args.budget, prior=args.prior)
+        out = replay(args.study, metric=args.metric, form=args.form, share=share, trend=trend,
+                     budget=args.budget, priors=args.prior)
     with pd.option_context("display.width", 250, "display.max_colwidth", 80):
         print(out.round(2).to_string(index=False))
 

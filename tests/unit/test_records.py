@@ -55,19 +55,21 @@ def test_atomic_folder(tmp_path):
     assert [p.name for p in target.iterdir()] == ["new.bin"]
 
 
-def _record(folder, model, value, compression=None, recovery=None, status="ok"):
+def _record(folder, model, value, compression=None, recovery=None, status="ok", params=None):
     config = Experiment(model=model, eval=Intrinsic(data=("ptb:test",), seq_len=8),
                         compression=compression and Compression(**compression),
                         recovery=recovery and Recovery(**recovery))
     record = Record.new("evaluate", config)
     record.status = status
+    record.params = params or {}
     record.metrics = [{"metric": "loss", "dataset": "ptb:test", "value": value}]
     return record.write(folder)
 
 
 def test_loader_reports_bad_files_and_law_table_joins_the_base(tmp_path):
-    _record(tmp_path, "a", 3.0)
-    _record(tmp_path, "a", 4.5, compression={"method": "prunenet", "ratio": 0.3})
+    _record(tmp_path, "a", 3.0, params={"total": 9e6, "blocks": 7e6})
+    _record(tmp_path, "a", 4.5, compression={"method": "prunenet", "ratio": 0.3},
+            params={"total": 8e6, "blocks": 6e6})
     _record(tmp_path, "a", 3.5, compression={"method": "prunenet", "ratio": 0.3,
                                              "calibration": "ptb:validation"},
             recovery={"dataset": "ptb:train", "tokens": 1000})
@@ -82,7 +84,9 @@ def test_loader_reports_bad_files_and_law_table_joins_the_base(tmp_path):
         "broken.json", "partial.json"]
 
     table = law_table(tmp_path).sort_values("L")
-    assert list(table.columns) == [*LAW_COLUMNS, "seed", "experiment", "L_se", "chance", "T0"]
+    assert list(table.columns) == [*LAW_COLUMNS, "seed", "experiment", "L_se", "chance", "T0",
+                                   "N0"]
+    assert set(table["N0"]) == {7e6}  # the base model's non-embedding parameters, on every row
     assert set(table["seed"]) == {0} and table["L_se"].isna().all()
     assert table[["L", "L0", "r", "D"]].values.tolist() == [[3.5, 3.0, 0.3, 1000],
                                                             [4.5, 3.0, 0.3, 0]]

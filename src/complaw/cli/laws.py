@@ -42,6 +42,11 @@ def _count(x: float) -> str:
     return f"{x:g}"
 
 
+TREND_HELP = ("per-group coefficients of a pooled fit whose mean moves with model size "
+              "(log10 of N0, the base model's non-embedding parameters, from the records), "
+              "comma-separated, e.g. h: how a law transfers to a model of another size")
+
+
 def _split(values: list[str] | None) -> list[str]:
     out: list[str] = []
     for v in values or []:
@@ -131,6 +136,8 @@ def fit_command(
     pool: bool = typer.Option(
         False, "--pool", help="pool the --by groups, sharing each form's declared coefficients"
     ),
+    trend: list[str] = typer.Option(
+        None, "--trend", help=TREND_HELP),
     as_json: bool = typer.Option(
         False, "--json", help="print only JSON: a list of fits (schema in docs/laws.md)"
     ),
@@ -142,9 +149,9 @@ def fit_command(
     if compare and form:
         raise LawError("give --form or --compare, not both (--compare fits every form)")
     shared = _split(share)
-    if compare and shared:
-        raise LawError("--share names one form's coefficients; with --compare use --pool (each "
-                       "form shares its declared ones)")
+    if compare and (shared or trend):
+        raise LawError("--share and --trend name one form's coefficients; with --compare use "
+                       "--pool (each form shares its declared ones)")
     df = _load_records(*records)
     group_by = _split(by)
     splits = _split(holdout)
@@ -155,7 +162,7 @@ def fit_command(
     else:
         fits = list(fit(df, form, group_by, intercept=intercept, level=level,
                         bootstrap=bootstrap, seed=seed, bootstrap_by=bootstrap_by,
-                        holdout=splits, pool=shared or pool))
+                        holdout=splits, pool=shared or pool, trend=_split(trend)))
     floors = _noise_floors(df, fits)
     if as_json:
         payload = result.to_dict() if compare else [f.to_dict() for f in fits]
@@ -330,6 +337,7 @@ def predict_command(
     metric: str = typer.Option("loss", "--metric", help="with --prior: the metric"),
     share: list[str] = typer.Option(
         None, "--share", help="with --prior: the shared coefficients (default: the form's)"),
+    trend: list[str] = typer.Option(None, "--trend", help=f"with --prior: {TREND_HELP}"),
     level: float = typer.Option(0.95, "--level", min=0.5, max=0.999, help="interval level"),
     as_json: bool = typer.Option(False, "--json", help="print only JSON"),
 ) -> None:
@@ -343,8 +351,8 @@ def predict_command(
         if records is None or law is not None:
             raise LawError("--prior needs --records NEW_STUDY (the new model's baseline and "
                            "rows) and no --law")
-        _predict_from_prior(prior, records, metric, form, _split(share), L0, r, D, level,
-                            as_json)
+        _predict_from_prior(prior, records, metric, form, _split(share), _split(trend), L0, r,
+                            D, level, as_json)
         return
     if L0 is None or not r:
         raise LawError("give --L0 and --r (or --prior with --records)")
@@ -398,7 +406,8 @@ def predict_command(
 
 
 def _predict_from_prior(prior: Path, records: Path, metric: str, form: str | None,
-                        share: list[str], L0: float | None, r: list[float] | None,
+                        share: list[str], trend: list[str], L0: float | None,
+                        r: list[float] | None,
                         D: list[float] | None, level: float, as_json: bool) -> None:
     """``predict --prior``: each new model's law, how far its rows moved each coefficient from
     the prior, and its predictions at --r, --D (on each dataset's L0, or --L0)."""
@@ -408,7 +417,7 @@ def _predict_from_prior(prior: Path, records: Path, metric: str, form: str | Non
 
     new = _load_records(records)
     found = prior_laws(_load_records(prior), new, metric=metric, form=form,
-                       share=share or True, name=str(prior))
+                       share=share or True, trend=trend, name=str(prior))
     out = []
     for p in found:
         rows = new[(new["model"] == p.model) & (new["metric"] == metric)

@@ -41,7 +41,7 @@ from complaw.errors import ComplawError, LawError, RecordError
 from complaw.experiment.folder import StudyFolder
 from complaw.io import ensure_dir, write_json_atomic
 from complaw.laws.metrics import METRICS
-from complaw.laws.table import COLUMNS, read_table, validate
+from complaw.laws.table import COLUMNS, SIZE, read_table, validate
 
 LAW_COLUMNS = list(COLUMNS)  # the law table's columns are defined once, in complaw.laws.table
 _VARIANT_KEYS = ("compression", "recovery")
@@ -243,6 +243,7 @@ def law_table(folder: str | Path) -> pd.DataFrame:
     variants, its rows are named `dataset@variant`, so that no law mixes them."""
     records = [r for r in read_records(folder).records if r.ok]
     base: dict[tuple[str, str, str, str], float] = {}
+    sizes = _sizes(records)
     variants: dict[str, set[str]] = {}
     for r in records:
         for m in r.metrics:
@@ -286,8 +287,10 @@ def law_table(folder: str | Path) -> pd.DataFrame:
                 "L_se": _stderr(m),
                 "chance": m.get("chance", float("nan")),
                 "T0": base.get((key[0], "task_loss", *key[2:]), float("nan")),
+                SIZE: sizes.get(key[0], float("nan")),
             })
-    df = pd.DataFrame(rows, columns=[*LAW_COLUMNS, "seed", "experiment", "L_se", "chance", "T0"])
+    df = pd.DataFrame(rows, columns=[*LAW_COLUMNS, "seed", "experiment", "L_se", "chance", "T0",
+                                     SIZE])
     df.attrs["unmatched"] = unmatched
     return df
 
@@ -301,12 +304,21 @@ def _stderr(metric: dict[str, Any]) -> float:
 
 def base_table(folder: str | Path) -> pd.DataFrame:
     """What the base models (uncompressed, not recovered) of `folder` measured: columns model,
-    dataset, metric, L0, one row per metric of each finished base record."""
+    dataset, metric, L0 and the model's size `SIZE`, one row per metric of each finished base
+    record."""
+    records = [r for r in read_records(folder).records if r.ok and r.config.is_base]
+    sizes = _sizes(records)
     rows = [{"model": r.config.model, "dataset": m["dataset"], "metric": m["metric"],
-             "L0": m["value"]}
-            for r in read_records(folder).records if r.ok and r.config.is_base
-            for m in r.metrics]
-    return pd.DataFrame(rows, columns=["model", "dataset", "metric", "L0"])
+             "L0": m["value"], SIZE: sizes.get(_base_key(r.config), float("nan"))}
+            for r in records for m in r.metrics]
+    return pd.DataFrame(rows, columns=["model", "dataset", "metric", "L0", SIZE])
+
+
+def _sizes(records: list[Record]) -> dict[str, float]:
+    """The non-embedding parameters (``params["blocks"]``) of each base model, by
+    `_base_key`: what a law's size trend reads (`complaw.laws.table.SIZE`)."""
+    return {_base_key(r.config): float(r.params["blocks"]) for r in records
+            if r.config.is_base and r.params.get("blocks")}
 
 
 def load_law_table(

@@ -44,6 +44,7 @@ from complaw.laws.fit import FitResult, Fits
 from complaw.laws.forms import Form, default_form, get_form
 from complaw.laws.law import law_inputs
 from complaw.laws.select import fit
+from complaw.laws.table import SIZE
 from complaw.laws.voptimal import Information, best_batch
 
 
@@ -162,10 +163,10 @@ def seed_design(points: pd.DataFrame, by: Sequence[str] = ()) -> list[str]:
 
 def design_rows(points: pd.DataFrame, observed: pd.DataFrame) -> pd.DataFrame:
     """The law rows the units of ``points`` give: each design point crossed with the datasets
-    (and their L0) observed for its model."""
+    (and their L0, and the model's size where known) observed for its model."""
     law = points[~points["base"]].drop(columns=["base"])
-    l0 = observed[["model", "dataset", "metric", "L0"]].drop_duplicates(["model", "dataset",
-                                                                          "metric"])
+    kept = ["model", "dataset", "metric", "L0", *([SIZE] if SIZE in observed else [])]
+    l0 = observed[kept].drop_duplicates(["model", "dataset", "metric"])
     return law.merge(l0, on="model", how="inner", sort=False)
 
 

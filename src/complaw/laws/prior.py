@@ -30,7 +30,7 @@ from complaw.laws.design import Budget, DesignError, Pool, Step, design_rows
 from complaw.laws.forms import Form, default_form, get_form
 from complaw.laws.law import Law
 from complaw.laws.link import LinkFit, fit_link
-from complaw.laws.pooling import PooledFit, Pooling, fit_pooled
+from complaw.laws.pooling import PooledFit, Pooling, fit_pooled, size_of
 from complaw.laws.table import validate
 from complaw.laws.twostep import TwoStepForm, pairs, task_chance
 
@@ -92,41 +92,44 @@ class PriorLaw:
 
 
 def prior_fit(prior: pd.DataFrame, metric: str, form: str | Form | None = None,
-              share: Sequence[str] | bool = True) -> PooledFit:
+              share: Sequence[str] | bool = True, trend: Sequence[str] = ()) -> PooledFit:
     """The pooled fit by model of ``prior``'s ``metric`` rows (``share``: the shared
-    coefficients, True: the form's declared ones)."""
+    coefficients, True: the form's declared ones; ``trend``: the per-model ones whose mean
+    follows model size, `complaw.laws.pooling`)."""
     form = default_form(metric) if form is None else get_form(form)
     rows = validate(prior)
     rows = rows[rows["metric"] == metric].reset_index(drop=True)
     if rows["model"].nunique() < 2:
         raise LawError(f"a prior needs two models or more to tell their spread; the prior has "
                        f"{rows['model'].nunique()} with {metric} rows")
-    return fit_pooled(rows, form, Pooling.of(form, ["model"], share))
+    return fit_pooled(rows, form, Pooling.of(form, ["model"], share, trend=trend))
 
 
 def prior_laws(prior: pd.DataFrame, new: pd.DataFrame, *, metric: str = "loss",
                form: str | Form | None = None, share: Sequence[str] | bool = True,
-               name: str = "prior") -> list[PriorLaw]:
+               trend: Sequence[str] = (), name: str = "prior") -> list[PriorLaw]:
     """Each model of ``new``: its law from the pooled fit of ``prior`` (called ``name``; the
     new models' rows left out of it) updated by the model's own ``metric`` rows (a two-step
     form: each model's law per task, module docstring)."""
     prior, new = validate(prior), validate(new)
     form = default_form(metric) if form is None else get_form(form)
     if isinstance(form, TwoStepForm):
-        return _two_step_laws(prior, new, form, share, name)
+        return _two_step_laws(prior, new, form, share, trend, name)
     check_match(prior, new, metric)
     new = new[new["metric"] == metric]
-    fitted = prior_fit(prior[~prior["model"].isin(set(new["model"]))], metric, form, share)
-    population = fitted.law(None)
+    fitted = prior_fit(prior[~prior["model"].isin(set(new["model"]))], metric, form, share,
+                       trend)
     out = []
     for model, rows in new.groupby("model", sort=True):
-        out.append(PriorLaw(str(model), fitted.update(rows.reset_index(drop=True), str(model)),
-                            population, len(rows), name))
+        rows = rows.reset_index(drop=True)
+        out.append(PriorLaw(str(model), fitted.update(rows, str(model)),
+                            fitted.law_of(rows), len(rows), name))
     return out
 
 
 def _two_step_laws(prior: pd.DataFrame, new: pd.DataFrame, form: TwoStepForm,
-                   share: Sequence[str] | bool, name: str) -> list[PriorLaw]:
+                   share: Sequence[str] | bool, trend: Sequence[str],
+                   name: str) -> list[PriorLaw]:
     """`prior_laws` of a two-step form: per task, step 1 from the prior's task-loss rows, the
     link on every model's pairs, composed as the form's coefficients (step, link, chance)."""
     step_metric, metric = form.companion, form.metrics[0]
@@ -146,7 +149,7 @@ def _two_step_laws(prior: pd.DataFrame, new: pd.DataFrame, form: TwoStepForm,
                         what=f"the {form.link} link of task {task}")
 
         for step in prior_laws(given, rows, metric=step_metric, form=form.step, share=share,
-                               name=name):
+                               trend=trend, name=name):
             mine = rows[(rows["model"] == step.model) & (rows["metric"] == step_metric)]
             own = _composed(step.law, link, form, str(task), float(mine["L0"].iloc[0]))
             out.append(PriorLaw(step.model, own, _composed(step.population, link, form, str(task)),
@@ -199,12 +202,13 @@ def prior_design(fitted: PooledFit, grid: pd.DataFrame, observe, cost, budget: f
     the caller runs each batch before asking for the next step."""
     from complaw.laws.voptimal import law_batch
 
+    size = size_of(grid)
     chosen: list = []
     index = 0
     while True:
         spent = cost(chosen, []) if chosen else 0.0
         rows = observe(chosen) if chosen else grid.iloc[:0].assign(L=np.nan)
-        step = PriorStep(index, fitted.update(rows.reset_index(drop=True), label),
+        step = PriorStep(index, fitted.update(rows.reset_index(drop=True), label, size),
                          list(chosen), spent, [])
         pending = grid[~grid["unit"].isin(set(chosen))]
         if ci_width is not None and step.ci_width() < ci_width:
@@ -238,7 +242,8 @@ class PriorDesign:
     def __init__(self, pool: Pool, prior: pd.DataFrame, baselines: Callable[[], pd.DataFrame],
                  *, metric: str = "loss", form: str | Form | None = None,
                  budget: Budget | str | float = 0.25, batch: int = 1,
-                 ci_width: float | None = None, share: Sequence[str] | bool = True) -> None:
+                 ci_width: float | None = None, share: Sequence[str] | bool = True,
+                 trend: Sequence[str] = ()) -> None:
         pool.check()
         self.pool, self.metric, self.batch, self.ci_width = pool, metric, batch, ci_width
         self.budget = budget if isinstance(budget, Budget) else Budget.parse(budget)
@@ -248,7 +253,7 @@ class PriorDesign:
         check_match(self.prior, pool.points[~pool.points["base"]].assign(metric=metric),
                     metric, ("method",))
         self.fitted = prior_fit(self.prior[~self.prior["model"].isin(self.models)], metric,
-                                form, share)
+                                form, share, trend)
         self.form, self.by, self.baselines = self.fitted.form, ["model"], baselines
 
     def _rows(self, model: str) -> pd.DataFrame:

@@ -104,6 +104,7 @@ def fit(
     bootstrap_by: str | None = None,
     holdout: Sequence[str] | str | None = None,
     pool: bool | Sequence[str] = False,
+    trend: Sequence[str] = (),
 ) -> Fits:
     """Fit ``form`` on a law table, one law per group of ``by`` columns (and of metric).
 
@@ -117,7 +118,8 @@ def fit(
     ``bootstrap`` > 0 adds seeded percentile CIs from that many resamples. ``holdout`` names
     held-out splits (see `complaw.laws.holdout`) whose error each fit carries. ``pool``
     fits each metric's groups together (`complaw.laws.pooling`), sharing the coefficients it
-    names (True: the form's declared `Form.share`), the others shrunk per group.
+    names (True: the form's declared `Form.share`), the others shrunk per group, the mean of
+    those in ``trend`` following the groups' model size.
 
     Examples: Table 1 is ``fit(df, "eq1")``; Table 2 ``fit(df, "eq1", by="model")``; Table 3
     ``by="calibration"``; Table 6 ``by="dataset"``; Table 4 ``fit(df, "runtime", by="model")``.
@@ -139,6 +141,9 @@ def fit(
         what = f"form {the_form.name}"
     keys, groups = _groups(df, metrics, _extra_by(chosen.values(), _by_list(by)), what)
     pooled: list[FitResult] = []
+    if trend and pool is False:
+        raise LawError("--trend moves per-group coefficients of a pooled fit; add --share or "
+                       "--pool (and --by model)")
     if pool is not False:
         if bootstrap:
             raise LawError("--bootstrap does not apply to a pooled fit: its intervals come from "
@@ -146,7 +151,7 @@ def fit(
         count = pd.Series([g["metric"] for g, _ in groups]).value_counts()
         poolable = sorted(count[count > 1].index)  # a metric with one group is fitted alone
         pooled = [f for metric in poolable for f in _pooled(
-            df, chosen[metric], metric, keys, pool, intercept, level, splits)]
+            df, chosen[metric], metric, keys, pool, intercept, level, splits, trend)]
         groups = [(g, p) for g, p in groups if g["metric"] not in poolable]
         if not groups:
             return Fits(what, keys, pooled)
@@ -166,11 +171,11 @@ def fit(
 
 def _pooled(df: pd.DataFrame, form: Form, metric: str, keys: list[str],
             share: bool | Sequence[str], intercept: bool | None, level: float,
-            splits: Sequence[str]) -> list[FitResult]:
+            splits: Sequence[str], trend: Sequence[str] = ()) -> list[FitResult]:
     """The fits of each group of ``metric``'s rows, pooled (`complaw.laws.pooling`)."""
     from complaw.laws.pooling import Pooling, fit_pooled, results
 
-    pooling = Pooling.of(form, keys, share, intercept)
+    pooling = Pooling.of(form, keys, share, intercept, trend)
     rows = df[df["metric"] == metric]
     fitted = fit_pooled(rows, form, pooling, intercept=intercept, level=level)
     return results(fitted, rows, {"metric": metric}, level=level, splits=splits,

@@ -33,8 +33,11 @@ COLUMNS: tuple[str, ...] = (
 )
 TEXT_COLUMNS: tuple[str, ...] = ("model", "method", "calibration", "dataset", "metric")
 NUMERIC_COLUMNS: tuple[str, ...] = ("L", "L0", "r", "D")
-OPTIONAL_COLUMNS: tuple[str, ...] = ("L_se", "chance", "T0", "experiment")
-OPTIONAL_NUMERIC: tuple[str, ...] = ("L_se", "chance", "T0")
+SIZE = "N0"
+"""The optional column of a model's size: its base model's non-embedding parameters (what a
+pooled law's size trend reads, `complaw.laws.pooling`)."""
+OPTIONAL_COLUMNS: tuple[str, ...] = ("L_se", "chance", "T0", SIZE, "experiment")
+OPTIONAL_NUMERIC: tuple[str, ...] = ("L_se", "chance", "T0", SIZE)
 
 
 class MissingColumnsError(LawError):

@@ -129,7 +129,8 @@ def make_design(spec: Spec, study: StudyPool, design: DesignSpec | None,
                            lambda: base_table(folder.root), metric=design.metric,
                            form=design.form, budget=Budget.parse(design.budget),
                            batch=design.batch, ci_width=design.ci_width,
-                           share=True if design.share is None else design.share)
+                           share=True if design.share is None else design.share,
+                           trend=design.trend)
     by = design.by
     if by is None:
         varied = study.pool.points[~study.pool.points["base"]]

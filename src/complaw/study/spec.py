@@ -181,6 +181,8 @@ class DesignSpec(_Model):
                                     # prior of this study's (new) models (complaw.laws.prior)
     share: list[str] | None = None  # with a prior: the coefficients shared across models
                                     # (default: the form's declared ones)
+    trend: list[str] = []           # with a prior: per-model coefficients whose mean follows
+                                    # model size (N0; complaw.laws.pooling)
 
     @field_validator("budget")
     @classmethod

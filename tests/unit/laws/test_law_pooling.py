@@ -104,6 +104,81 @@ def test_shrinkage_goes_from_the_shared_value_to_the_unpooled_fit_as_a_models_ro
             assert value == pytest.approx(own[coef], rel=2e-3), (name, coef)
 
 
+SIZES = {"m0": 1e8, "m1": 2.5e8, "m2": 6e8, "m3": 1.5e9, "m4": 4e9}
+SLOPE = -0.6  # d ln A / d log10 N0: bigger models lose less
+
+
+def sized(sizes: dict[str, float], noise: float = 0.0, seed: int = 0) -> pd.DataFrame:
+    """`models` whose amplitude A is a power of size (ln A = ln 8 + `SLOPE` log10(N0/1e8)),
+    with the size as the law table's N0 column."""
+    amplitudes = {m: 8.0 * np.exp(SLOPE * np.log10(n / 1e8)) for m, n in sizes.items()}
+    df = models(amplitudes, noise=noise, seed=seed)
+    return df.assign(N0=df["model"].map(sizes))
+
+
+def test_a_size_trend_is_recovered_exactly_and_carries_a_law_to_a_model_of_another_size():
+    df = sized(SIZES)
+    pooling = Pooling.of(get_form("degradation"), ["model"], ("b", "Dl", "c"), trend=("A",))
+    fitted = fit_pooled(df, "degradation", pooling)
+    assert fitted.summary()["trend"]["A"] == pytest.approx(SLOPE, rel=1e-4)
+    assert fitted.tau[0] < 1e-3  # the line explains every model: no spread left
+    # a model left out: its law is the population's at its own size, which is its truth
+    for held in ("m0", "m2", "m4"):
+        train = df[df["model"] != held]
+        rest = fit_pooled(train, "degradation", pooling)
+        own = df[df["model"] == held]
+        law = rest.law_of(own)
+        assert law.coefficients["A"] == pytest.approx(8.0 * np.exp(
+            SLOPE * np.log10(SIZES[held] / 1e8)), rel=1e-3)
+        flat = fit_pooled(train, "degradation", Pooling.of(get_form("degradation"), ["model"],
+                                                           ("b", "Dl", "c")))
+        L = own["L"].to_numpy()
+        with_trend = np.abs(rest.predict(own, 0.95).L - L) / L
+        without = np.abs(flat.predict(own, 0.95).L - L) / L
+        assert with_trend.max() < 1e-3 < without.mean()
+    with pytest.raises(LawError, match="needs its N0"):
+        fitted.law(None)
+    with pytest.raises(LawError, match="needs 3 or more"):
+        fit_pooled(df[df["model"].isin(["m0", "m1"])], "degradation", pooling)
+
+
+def test_a_linear_form_with_a_size_trend_is_reml_as_statsmodels_mixedlm_computes_it():
+    """beta_g ~ N(mu + slope (log10 N0_g - mean), tau²) is MixedLM with the centred size times
+    log(1 + r) as a fixed effect beside a random slope on log(1 + r)."""
+    from statsmodels.regression.mixed_linear_model import MixedLM
+
+    rng = np.random.default_rng(11)
+    sizes = 10.0 ** rng.uniform(8, 10, 7)
+    c = np.log10(sizes) - np.log10(sizes).mean()
+    frames = []
+    for i, (size, effect) in enumerate(zip(sizes, rng.normal(0.0, 0.3, 7), strict=True)):
+        df = grid(np.array([2.0 + 0.25 * i]), dsizes=D_GRID).assign(model=f"m{i}", N0=size)
+        beta = 1.6 - 0.5 * c[i] + effect
+        df["L"] = np.exp(0.7 * np.log(df["L0"]) + beta * np.log1p(df["r"])
+                         + rng.normal(0.0, 0.05, len(df)))
+        frames.append(df)
+    df = pd.concat(frames, ignore_index=True).assign(
+        method="prunenet", calibration="none", dataset="wikitext2", metric="loss")
+    fitted = fit_pooled(df, "eq2", Pooling.of(get_form("eq2"), ["model"], ("alpha",),
+                                              trend=("beta",)))
+    x = np.log1p(df["r"].to_numpy())
+    centred = df["model"].map(dict(zip([f"m{i}" for i in range(7)], c, strict=True)))
+    X = np.column_stack([np.log(df["L0"]), x, centred.to_numpy() * x])
+    reml = MixedLM(np.log(df["L"]), X, groups=df["model"], exog_re=x[:, None]).fit(reml=True)
+    alpha, mu, slope = reml.fe_params
+    summary = fitted.summary()
+    assert fitted.law(None, 10 ** np.log10(sizes).mean()).coefficients["alpha"] == \
+        pytest.approx(alpha, rel=1e-4)
+    assert summary["mean"]["beta"] == pytest.approx(mu, rel=1e-4)
+    assert summary["trend"]["beta"] == pytest.approx(slope, rel=1e-3)
+    assert fitted.tau[0] ** 2 == pytest.approx(float(reml.cov_re.iloc[0, 0]), rel=1e-3)
+    assert fitted.s**2 == pytest.approx(reml.scale, rel=1e-3)
+    for i, (name, effect) in enumerate(reml.random_effects.items()):
+        own = fitted.law((name,)).coefficients["beta"]
+        expected = mu + slope * c[int(name[1:])] + float(effect.iloc[0])
+        assert own == pytest.approx(expected, rel=1e-4), i
+
+
 def test_a_linear_form_pooled_is_reml_as_statsmodels_mixedlm_computes_it():
     from statsmodels.regression.mixed_linear_model import MixedLM
 
@@ -169,6 +244,11 @@ def test_the_usable_split_fits_the_mild_half_of_the_usable_rows_and_predicts_the
 @pytest.mark.parametrize("args, needle", [
     (["--form", "onset", "--share", "k,q"], "form onset has no coefficient q"),
     (["--form", "degradation", "--holdout", "model:40"], "K must be below"),
+    (["--form", "degradation", "--share", "b,Dl,c", "--trend", "b"], "b is shared"),
+    (["--form", "degradation", "--share", "b,Dl,c", "--trend", "q"], "has no coefficient q"),
+    (["--form", "degradation", "--share", "b,Dl,c", "--trend", "A"], "column N0"),
+    (["--form", "degradation", "--trend", "A"], "add --share or --pool"),
+    (["--compare", "--pool", "--trend", "A"], "with --compare use --pool"),
 ])
 def test_bad_pooling_input_is_one_line_exit_2_and_writes_nothing(tmp_path, refused, args,
                                                                   needle):

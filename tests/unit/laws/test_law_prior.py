@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from law_synth import grid
-from test_law_pooling import AMPLITUDES, SHAPE, models, pooled
+from test_law_pooling import AMPLITUDES, SHAPE, SIZES, models, pooled, sized
 from typer.testing import CliRunner
 
 from complaw.cli import app
@@ -98,6 +98,26 @@ def test_the_prior_driven_designs_first_batch_is_the_variance_optimal_one_by_bru
     later = list(prior_design(fitted, rows, lambda u: rows[rows["unit"].isin(u)],
                               lambda b, chosen: float(len(b)), budget=4.0, batch=2))
     assert [len(s.batch) for s in later] == [2, 2, 0] and later[-1].stop == "the budget is spent"
+
+
+def test_a_prior_with_a_size_trend_knows_a_new_models_amplitude_from_its_size_alone():
+    df = sized(SIZES)
+    prior, new = df[df["model"] != "m3"], df[df["model"] == "m3"]
+    truth = new[new["r"] > 0].reset_index(drop=True)
+    one = truth[(truth["r"] == 0.5) & (truth["D"] == 0)]
+    (found,) = prior_laws(prior, one, form="degradation", share=("b", "Dl", "c"),
+                          trend=("A",))
+    for law in (found.population, found.law):  # the size alone already says it
+        assert law.predict(**inputs_of(truth)).L == pytest.approx(truth["L"], rel=1e-3)
+    # the design's first step, before any row, takes the size from its grid
+    fitted = prior_fit(prior, "loss", "degradation", ("b", "Dl", "c"), ("A",))
+    step = next(prior_design(fitted, truth.assign(unit="u"), lambda u: truth.iloc[:0],
+                             lambda b, chosen: 1.0, budget=1.0))
+    assert step.law.coefficients["A"] == pytest.approx(found.population.coefficients["A"])
+    (flat,) = prior_laws(prior, one, form="degradation",
+                         share=("b", "Dl", "c"))
+    assert flat.population.coefficients["A"] != pytest.approx(
+        found.population.coefficients["A"], rel=0.05)
 
 
 def write(df: pd.DataFrame, path) -> str:

@@ -270,6 +270,7 @@ def test_a_study_of_a_new_model_runs_the_design_its_prior_chooses(spec_dict, tmp
     fitted = prior_fit(pd.read_csv(prior), "loss", "degradation", ["b"])
     base = base_table(out)
     grid = design_rows(study.pool.points, base[base["metric"] == "loss"])
+    assert (grid["N0"] > 0).all()  # the model's size, from its baseline's record, for a trend
     costs = study.pool.costs(steps[0].batch)
     paid = study.pool.paid(steps[0].batch)
     first = next(prior_design(
