@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from complaw.experiment.records import load_law_table
-from complaw.laws import compare, heldout_error
+from complaw.laws import compare, fit, heldout_error
 from complaw.laws.select import credible_best
 
 STUDY = Path(__file__).resolve().parents[3] / "results" / "cpu-grid"
@@ -98,3 +98,25 @@ def test_the_docs_seed_noise_floors():
         assert mine.groupby("seed").size().to_dict() == {0: 24, 1: 24, 2: 24}
         assert noise_floor(mine) == {"seeds": 3, "n": 72,
                                      "mape_pct": pytest.approx(floor, abs=0.005)}
+
+
+TREND = {"smollm2-135m": (18.7, 23.3), "gemma3-270m": (17.8, 16.6),
+         "qwen2.5-coder-0.5b": (11.8, 14.1), "qwen2.5-coder-1.5b": (11.0, 33.2)}
+"""Model -> the docs' leave-one-model-out MAPE (%) of test loss, onset pooled over the four
+models sharing k, c: with the onset h's mean following model size, and without."""
+
+
+def test_the_docs_size_trend_carries_the_law_to_a_model_of_another_size():
+    from complaw.laws.table import merge
+
+    table = merge([load_law_table(STUDY), load_law_table(STUDY.parent / "cpu-new-model")])
+    loss = table[table["metric"] == "loss"]
+    assert set(loss.groupby("model")["N0"].nunique()) == {1}  # one size per model
+    errors = {}
+    for trend in (("h",), ()):
+        fits = fit(loss, "onset", "model", holdout="model", pool=["k", "c"], trend=trend)
+        errors[trend] = {f.group["model"]: f.heldout["model"].mape_pct for f in fits}
+    for model, (with_trend, without) in TREND.items():
+        assert errors[("h",)][model] == pytest.approx(with_trend, abs=0.05)
+        assert errors[()][model] == pytest.approx(without, abs=0.05)
+    assert fits[0].pooling["trend"] == {}  # the last fit is the one without
