@@ -222,9 +222,12 @@ def _print_fits(fits, level: float) -> None:
         pooled = json.loads(p)
         spread = ", ".join(f"{k} {v:.3g} ({pooled['tau_scale'][k]})"
                            for k, v in pooled["tau"].items())
+        trend = "".join(f"; {k} follows size: {v:+.3g} ({pooled['tau_scale'][k]}) per decade "
+                        f"of N0 around {_count(pooled['trend_center']['N0'])}"
+                        for k, v in pooled.get("trend", {}).items())
         console.print(f"pooled by {','.join(pooled['by'])} over {pooled['groups']} groups: "
                       f"shared {','.join(pooled['share']) or 'none'}; spread between groups "
-                      f"(tau) {spread or '-'}", highlight=False)
+                      f"(tau) {spread or '-'}{trend}", highlight=False)
 
 
 def _print_comparison(result, floors) -> None:

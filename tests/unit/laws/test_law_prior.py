@@ -100,7 +100,7 @@ def test_the_prior_driven_designs_first_batch_is_the_variance_optimal_one_by_bru
     assert [len(s.batch) for s in later] == [2, 2, 0] and later[-1].stop == "the budget is spent"
 
 
-def test_a_prior_with_a_size_trend_knows_a_new_models_amplitude_from_its_size_alone():
+def test_a_prior_with_a_size_trend_knows_a_new_models_amplitude_from_its_size_alone(tmp_path):
     df = sized(SIZES)
     prior, new = df[df["model"] != "m3"], df[df["model"] == "m3"]
     truth = new[new["r"] > 0].reset_index(drop=True)
@@ -109,6 +109,13 @@ def test_a_prior_with_a_size_trend_knows_a_new_models_amplitude_from_its_size_al
                           trend=("A",))
     for law in (found.population, found.law):  # the size alone already says it
         assert law.predict(**inputs_of(truth)).L == pytest.approx(truth["L"], rel=1e-3)
+    result = CliRunner().invoke(app, [
+        "predict", "--prior", write(prior, tmp_path / "prior.csv"), "--records",
+        write(one, tmp_path / "new.csv"), "--form", "degradation", "--share", "b,Dl,c",
+        "--trend", "A", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0]["law"]["coefficients"]["A"] == pytest.approx(
+        found.law.coefficients["A"], rel=1e-6)
     # the design's first step, before any row, takes the size from its grid
     fitted = prior_fit(prior, "loss", "degradation", ("b", "Dl", "c"), ("A",))
     step = next(prior_design(fitted, truth.assign(unit="u"), lambda u: truth.iloc[:0],
