@@ -648,7 +648,8 @@ def _prior(a: Analysis) -> Built:
         raise Skip("not run with a prior (complaw run --prior STUDY)")
     laws = prior_laws(load_law_table(settings["prior"]), a.study.laws,
                       metric=settings.get("metric", "loss"), form=settings.get("form"),
-                      share=settings.get("share") or True, name=settings["prior"])
+                      share=settings.get("share") or True, trend=settings.get("trend") or (),
+                      name=settings["prior"])
     rows, shown = [], []
     for law in laws:
         for name, m in law.moved().items():
@@ -656,8 +657,10 @@ def _prior(a: Analysis) -> Built:
             shown.append({"model": law.model, "rows": str(law.rows), "coefficient": name,
                           "prior mean": fmt(m["prior"]), "this study": fmt(m["posterior"]),
                           "moved (prior s.d.)": f"{m['moved_sd']:+.2f}"})
+    trend = settings.get("trend") or []
     notes = [f"prior: {settings['prior']} (its models' pooled {laws[0].population.form} law "
-             f"of {settings.get('metric', 'loss')}); "
+             f"of {settings.get('metric', 'loss')}"
+             + (f", {', '.join(trend)} following model size N0" if trend else "") + "); "
              + "; ".join(f"{w.model}: {w.law.formula()}" for w in laws)]
     return pd.DataFrame(rows), pd.DataFrame(shown), notes
 
