@@ -408,6 +408,23 @@ def predict_command(
     console.print(table)
 
 
+def _new_models(records: Path):
+    """The law rows of ``records`` (none where a study folder holds only baselines) and, for a
+    study folder, its baselines (`base_table`: models with no other rows yet)."""
+    import pandas as pd
+
+    from complaw.experiment.records import base_table
+    from complaw.laws.table import COLUMNS
+
+    bases = base_table(records) if records.is_dir() else None
+    try:
+        return _load_records(records), bases
+    except LawError:
+        if bases is None or bases.empty:
+            raise
+        return pd.DataFrame(columns=list(COLUMNS)), bases
+
+
 def _predict_from_prior(prior: Path, records: Path, metric: str, form: str | None,
                         share: list[str], trend: list[str], L0: float | None,
                         r: list[float] | None,
@@ -418,13 +435,14 @@ def _predict_from_prior(prior: Path, records: Path, metric: str, form: str | Non
 
     from complaw.laws.prior import prior_laws
 
-    new = _load_records(records)
+    new, bases = _new_models(records)
     found = prior_laws(_load_records(prior), new, metric=metric, form=form,
-                       share=share or True, trend=trend, name=str(prior))
+                       share=share or True, trend=trend, name=str(prior), bases=bases)
     out = []
     for p in found:
-        rows = new[(new["model"] == p.model) & (new["metric"] == metric)
-                   & (new["dataset"] == (p.dataset or new["dataset"]))]
+        rows = new if p.rows else bases  # a model with only its baseline: its L0s
+        rows = rows[(rows["model"] == p.model) & (rows["metric"] == metric)
+                    & (rows["dataset"] == (p.dataset or rows["dataset"]))]
         l0s = ({"--L0": L0} if L0 is not None else
                rows.drop_duplicates("dataset").set_index("dataset")["L0"].to_dict())
         grid = [(x, d) for x in r or [] for d in (D or [0.0])]

@@ -31,7 +31,7 @@ from complaw.laws.forms import Form, default_form, get_form
 from complaw.laws.law import Law
 from complaw.laws.link import LinkFit, fit_link
 from complaw.laws.pooling import PooledFit, Pooling, fit_pooled, size_of
-from complaw.laws.table import validate
+from complaw.laws.table import SIZE, validate
 from complaw.laws.twostep import TwoStepForm, pairs, task_chance
 
 
@@ -107,24 +107,43 @@ def prior_fit(prior: pd.DataFrame, metric: str, form: str | Form | None = None,
 
 def prior_laws(prior: pd.DataFrame, new: pd.DataFrame, *, metric: str = "loss",
                form: str | Form | None = None, share: Sequence[str] | bool = True,
-               trend: Sequence[str] = (), name: str = "prior") -> list[PriorLaw]:
+               trend: Sequence[str] = (), name: str = "prior",
+               bases: pd.DataFrame | None = None) -> list[PriorLaw]:
     """Each model of ``new``: its law from the pooled fit of ``prior`` (called ``name``; the
     new models' rows left out of it) updated by the model's own ``metric`` rows (a two-step
-    form: each model's law per task, module docstring)."""
+    form: each model's law per task, module docstring). ``bases`` (the columns of
+    `complaw.experiment.records.base_table`) adds the models that have only run their
+    baseline: their law is the population law, at their size `SIZE` for a trend (rows 0)."""
     prior, new = validate(prior), validate(new)
     form = default_form(metric) if form is None else get_form(form)
     if isinstance(form, TwoStepForm):
         return _two_step_laws(prior, new, form, share, trend, name)
-    check_match(prior, new, metric)
-    new = new[new["metric"] == metric]
-    fitted = prior_fit(prior[~prior["model"].isin(set(new["model"]))], metric, form, share,
-                       trend)
+    own = new[new["metric"] == metric]
+    waiting = _waiting(own, bases, metric)
+    if len(own) or waiting.empty:
+        check_match(prior, new, metric)
+    if len(waiting):
+        check_match(prior, waiting, metric, ("dataset",))
+    new = own
+    fitted = prior_fit(prior[~prior["model"].isin({*new["model"], *waiting["model"]})],
+                       metric, form, share, trend)
     out = []
     for model, rows in new.groupby("model", sort=True):
         rows = rows.reset_index(drop=True)
         out.append(PriorLaw(str(model), fitted.update(rows, str(model)),
                             fitted.law_of(rows), len(rows), name))
-    return out
+    for model, rows in waiting.groupby("model", sort=True):
+        size = size_of(rows)
+        out.append(PriorLaw(str(model), fitted.update(new.iloc[:0], str(model), size),
+                            fitted.law(None, size), 0, name))
+    return sorted(out, key=lambda p: p.model)
+
+
+def _waiting(new: pd.DataFrame, bases: pd.DataFrame | None, metric: str) -> pd.DataFrame:
+    """The ``bases`` rows of ``metric`` of the models with no rows in ``new``."""
+    if bases is None or bases.empty:
+        return pd.DataFrame(columns=["model", "dataset", "metric", "L0", SIZE])
+    return bases[(bases["metric"] == metric) & ~bases["model"].isin(set(new["model"]))]
 
 
 def _two_step_laws(prior: pd.DataFrame, new: pd.DataFrame, form: TwoStepForm,

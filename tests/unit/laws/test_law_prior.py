@@ -127,6 +127,35 @@ def test_a_prior_with_a_size_trend_knows_a_new_models_amplitude_from_its_size_al
         found.population.coefficients["A"], rel=0.05)
 
 
+def test_a_model_with_only_its_baseline_gets_the_population_law_at_its_size(tmp_path):
+    """`predict --prior --records FOLDER` where the new model has run only its baseline: the
+    population law at the size its record gives, predicted on its measured L0."""
+    from complaw.config import Experiment, Intrinsic
+    from complaw.experiment.records import Record
+
+    df = sized(SIZES)
+    prior = df[df["model"] != "m3"]
+    truth = df[(df["model"] == "m3") & (df["r"] > 0)]
+    record = Record.new("evaluate", Experiment(model="m3", eval=Intrinsic(
+        data=("wikitext2",), seq_len=8)))
+    record.metrics = [{"metric": "loss", "dataset": "wikitext2",
+                       "value": float(truth["L0"].iloc[0])}]
+    record.params = {"total": 2 * SIZES["m3"], "blocks": SIZES["m3"]}
+    record.status = "ok"
+    record.write(tmp_path / "new")
+    result = CliRunner().invoke(app, [
+        "predict", "--prior", write(prior, tmp_path / "prior.csv"), "--records",
+        str(tmp_path / "new"), "--form", "degradation", "--share", "b,Dl,c", "--trend", "A",
+        "--r", "0.3", "--r", "0.7", "--D", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    (out,) = json.loads(result.stdout)
+    assert out["model"] == "m3" and out["rows"] == 0
+    expected = truth[truth["r"].isin([0.3, 0.7]) & (truth["D"] == 0)].sort_values("r")
+    L = [p["L"] for p in out["predictions"]]
+    assert L == pytest.approx(expected["L"].to_numpy(), rel=1e-3)
+    assert all(m["moved_sd"] == 0 for m in out["moved"].values())
+
+
 def write(df: pd.DataFrame, path) -> str:
     df.to_csv(path, index=False)
     return str(path)
