@@ -117,7 +117,7 @@ def prior_laws(prior: pd.DataFrame, new: pd.DataFrame, *, metric: str = "loss",
     prior, new = validate(prior), validate(new)
     form = default_form(metric) if form is None else get_form(form)
     if isinstance(form, TwoStepForm):
-        return _two_step_laws(prior, new, form, share, trend, name)
+        return _two_step_laws(prior, new, form, share, trend, name, bases)
     own = new[new["metric"] == metric]
     waiting = _waiting(own, bases, metric)
     if len(own) or waiting.empty:
@@ -147,30 +147,38 @@ def _waiting(new: pd.DataFrame, bases: pd.DataFrame | None, metric: str) -> pd.D
 
 
 def _two_step_laws(prior: pd.DataFrame, new: pd.DataFrame, form: TwoStepForm,
-                   share: Sequence[str] | bool, trend: Sequence[str],
-                   name: str) -> list[PriorLaw]:
+                   share: Sequence[str] | bool, trend: Sequence[str], name: str,
+                   bases: pd.DataFrame | None) -> list[PriorLaw]:
     """`prior_laws` of a two-step form: per task, step 1 from the prior's task-loss rows, the
-    link on every model's pairs, composed as the form's coefficients (step, link, chance)."""
+    link on every model's pairs, composed as the form's coefficients (step, link, chance),
+    starting from the model's base task loss (T0)."""
     step_metric, metric = form.companion, form.metrics[0]
-    check_match(prior, new, step_metric)
-    tasks = set(new.loc[new["metric"] == step_metric, "dataset"])
+    waiting = _waiting(new[new["metric"] == step_metric], bases, step_metric)
+    if len(new[new["metric"] == step_metric]) or waiting.empty:
+        check_match(prior, new, step_metric)
+    tasks = set(new.loc[new["metric"] == step_metric, "dataset"]) | set(waiting["dataset"])
     missing = sorted(tasks - set(prior.loc[prior["metric"] == metric, "dataset"]))
     if missing:
         raise PriorMismatchError(
             f"the prior study has no {metric} rows of task(s) {', '.join(missing)}: the "
             f"{form.name} law's link needs them; give a prior that measured them")
     out = []
-    for task, rows in new[new["metric"].isin([metric, step_metric])].groupby("dataset"):
-        given = prior[(prior["dataset"] == task) & ~prior["model"].isin(set(new["model"]))]
+    new = new[new["metric"].isin([metric, step_metric])]
+    for task in sorted(tasks):
+        rows = new[new["dataset"] == task]
+        given = prior[(prior["dataset"] == task)
+                      & ~prior["model"].isin({*new["model"], *waiting["model"]})]
         both = pd.concat([given, rows], ignore_index=True)
         acc, loss = both[both["metric"] == metric], both[both["metric"] == step_metric]
         link = fit_link(form.link, *pairs(acc, loss), task_chance(acc, f"task {task}"),
                         what=f"the {form.link} link of task {task}")
 
+        known = waiting[waiting["dataset"] == task]
         for step in prior_laws(given, rows, metric=step_metric, form=form.step, share=share,
-                               trend=trend, name=name):
-            mine = rows[(rows["model"] == step.model) & (rows["metric"] == step_metric)]
-            own = _composed(step.law, link, form, str(task), float(mine["L0"].iloc[0]))
+                               trend=trend, name=name, bases=known):
+            mine = pd.concat([rows[rows["metric"] == step_metric], known])
+            T0 = float(mine.loc[mine["model"] == step.model, "L0"].iloc[0])
+            own = _composed(step.law, link, form, str(task), T0)
             out.append(PriorLaw(step.model, own, _composed(step.population, link, form, str(task)),
                                 step.rows, name, str(task)))
     return out

@@ -240,3 +240,23 @@ def test_a_new_models_two_step_accuracy_law_from_two_task_loss_rows():
     with pytest.raises(PriorMismatchError, match="no accuracy rows of task"):
         prior_laws(prior[prior["metric"] == "task_loss"], two, metric="accuracy",
                    form="two-step")
+
+
+def test_a_new_models_two_step_law_from_its_baseline_alone_starts_at_its_task_loss():
+    """No rows but the baseline: per task, step 1 is the prior's population law (here every
+    model shares the amplitude, so it is the truth), started from the base task loss."""
+    from test_law_twostep import TASKS
+
+    prior = two_step_rows({"m0": 2.0, "m1": 2.0, "m2": 2.0})
+    new = two_step_rows({"m0": 2.0, "m1": 2.0, "m2": 2.0, "new": 2.0}).query("model == 'new'")
+    bases = new.drop_duplicates(["dataset", "metric"])[["model", "dataset", "metric", "L0"]]
+    found = prior_laws(prior, new.iloc[:0], metric="accuracy", form="two-step",
+                       share=("b", "Dl", "c"), bases=bases)
+    assert [(f.model, f.dataset, f.rows) for f in found] == [("new", t, 0) for t in TASKS]
+    for f in found:
+        acc = new[(new["metric"] == "accuracy") & (new["dataset"] == f.dataset)]
+        T0 = float(new.loc[(new["metric"] == "task_loss") & (new["dataset"] == f.dataset),
+                           "L0"].iloc[0])
+        assert f.law.T0 == pytest.approx(T0)
+        assert f.law.predict(acc["L0"], acc["r"], acc["D"]).L == pytest.approx(acc["L"],
+                                                                              abs=1e-3)
