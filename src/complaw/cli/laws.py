@@ -218,6 +218,14 @@ def _print_fits(fits, level: float) -> None:
             *[_heldout_cell(f.heldout.get(s)) for s in splits],
         )
     console.print(stats)
+    unfitted: dict[tuple[str, str], list[int]] = {}
+    for f in fits:
+        for split, h in f.heldout.items():
+            if h.unfitted:
+                unfitted.setdefault((split, "; ".join(h.why)), []).append(h.unfitted)
+    for (split, why), counts in unfitted.items():
+        console.print(f"held-out {split}: {sum(counts)} test row(s) of {len(counts)} group(s) "
+                      f"not predicted, their fold could not be fitted: {why}", highlight=False)
     for p in dict.fromkeys(json.dumps(f.pooling, sort_keys=True) for f in fits if f.pooling):
         pooled = json.loads(p)
         spread = ", ".join(f"{k} {v:.3g} ({pooled['tau_scale'][k]})"

@@ -218,15 +218,21 @@ class HeldOutSummary:
     random: Mapping[str, float] | None = None
     """``COL:K`` splits: ``draws``, ``median_mape_pct``, ``min_mape_pct``, ``max_mape_pct``
     of seeded random picks of K rows, beside the variance-optimal pick's ``mape_pct``."""
+    unfitted: int = 0
+    """Test rows not predicted because their fold could not be fitted; ``why``: the errors."""
+    why: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: ``split``, ``n``, the three errors, ``by_level`` and the ``reported``
-        ones (``heldout`` in the schema of ``complaw fit --json``, docs/laws.md)."""
+        """JSON-ready: ``split``, ``n``, the three errors, ``by_level``, the ``reported``
+        ones, and ``unfitted``, ``why`` where rows were not predicted (``heldout`` in the
+        schema of ``complaw fit --json``, docs/laws.md)."""
         keys = ("split", "n", "mape_pct", "degradation_mape_pct", "coverage", *self.reported)
         out = {k: getattr(self, k) for k in keys}
         out["by_level"] = dict(self.by_level)
         if out.get("random") is not None:
             out["random"] = dict(self.random or {})
+        if self.unfitted:
+            out.update(unfitted=self.unfitted, why=list(self.why))
         return out
 
 
@@ -241,9 +247,9 @@ class HeldOut:
     """One row per predicted test row: its index among the group's rows of the metric, the
     condition columns (model, method, calibration, dataset) the table has, L, L0, r, D, L_se
     (when the table has it), L_hat, pi_low, pi_high, fold and its level."""
-    unfitted: int = 0
-    """Test rows whose fold could not be fitted (too few rows, not identifiable)."""
-    reasons: list[str] = field(default_factory=list)
+    skipped: dict[int, str] = field(default_factory=dict)
+    """The test rows (index, as in ``predictions``) whose fold could not be fitted (too few
+    rows, not identifiable), each with the error that said why."""
     random: pd.DataFrame | None = None
     """``COL:K`` splits: per random draw (``draw``) and level, its test rows' ``ape`` (%),
     the test rows' absolute percentage errors with K random rows in the fit."""
@@ -252,14 +258,19 @@ class HeldOut:
     def n(self) -> int:
         return len(self.predictions)
 
-    def where(self, mask: np.ndarray) -> HeldOut:
-        """The held-out error of the predictions selected by ``mask`` (e.g. one group's of a
-        pooled fit); random draws are kept for the same levels."""
-        p = self.predictions[mask]
-        draws = (None if self.random is None
+    @property
+    def unfitted(self) -> int:
+        return len(self.skipped)
+
+    def of_rows(self, rows: np.ndarray) -> HeldOut:
+        """The held-out error on the test rows among ``rows`` (indices, e.g. one group's of
+        a pooled fit); random draws are kept for the same levels."""
+        p = self.predictions[np.isin(self.predictions["index"], rows)] if self.n else \
+            self.predictions
+        draws = (None if self.random is None or p.empty
                  else self.random[self.random["level"].isin(set(p["level"]))])
-        return HeldOut(self.split, self.form, self.metric, p, self.unfitted, self.reasons,
-                       draws)
+        return HeldOut(self.split, self.form, self.metric, p,
+                       {i: w for i, w in self.skipped.items() if i in set(rows)}, draws)
 
     def summary(self) -> HeldOutSummary:
         """The errors of the predictions (`HeldOutSummary`)."""
@@ -270,7 +281,8 @@ class HeldOut:
         by_level = ({} if p.empty else
                     (100.0 * (p["L_hat"] - p["L"]).abs() / p["L"]).groupby(p["level"]).mean())
         return HeldOutSummary(self.split, int(len(p)), **self._errors(), **extra,
-                              reported=tuple(extra),
+                              reported=tuple(extra), unfitted=self.unfitted,
+                              why=tuple(dict.fromkeys(self.skipped.values())),
                               by_level=MappingProxyType({str(k): float(v)
                                                          for k, v in dict(by_level).items()}))
 
@@ -396,8 +408,7 @@ def heldout_error(
                 fold = _given(fold, lambda train, f=fold: fit(train, f.test), own)
             fitted = fit(fold.train, fold.test)
         except LawError as exc:
-            out.unfitted += len(fold.test)
-            out.reasons.append(str(exc))
+            out.skipped.update(dict.fromkeys(fold.test.tolist(), str(exc)))
             continue
         rows = own.iloc[fold.test]
         pred = fitted.predict(rows, level)

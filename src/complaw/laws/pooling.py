@@ -481,10 +481,8 @@ def results(fitted: PooledFit, df: pd.DataFrame, group: dict[str, Any], *,
         resid = form.scale.to_scale(fitted.law(key).predict(**inputs_of(rows)).L) - z
         stats = _statistics(form, L, z, resid, len(fitted.names), level)
         stats.update(df_resid=dof, resid_std=fitted.s)
-        heldout = {}
-        for split, h in held.items():
-            index = h.predictions["index"].to_numpy() if h.n else np.array([], int)
-            heldout[split] = h.where(np.isin(index, np.flatnonzero(mask))).summary()
+        heldout = {split: h.of_rows(np.flatnonzero(mask)).summary()
+                   for split, h in held.items()}
         out.append(FitResult(
             form=form.name, intercept=CONST in fitted.names, metric=fitted.metric,
             group={**group, **dict(zip(fitted.pooling.by, key, strict=True))},

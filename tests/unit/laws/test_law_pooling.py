@@ -267,3 +267,19 @@ def test_fit_json_reports_each_held_out_level(tmp_path):
         "model", "--json"]).stdout)
     assert {f["group"]["model"]: list(f["heldout"]["by_level"]) for f in out} == {
         m: [m] for m in AMPLITUDES}
+
+
+def test_a_held_out_fold_that_cannot_be_fitted_says_why(tmp_path):
+    """Leaving one of three models out leaves two for a size trend: no fold is fitted, and
+    the output says so and why rather than showing a bare '-'."""
+    path = tmp_path / "records.csv"
+    df = sized({m: SIZES[m] for m in ("m0", "m1", "m2")}, noise=0.02)
+    df[df["r"] > 0].to_csv(path, index=False)  # no baseline rows: they would stay in the fit
+    args = ["fit", str(path), "--form", "degradation", "--by", "model", "--share", "b,Dl,c",
+            "--trend", "A", "--holdout", "model"]
+    out = json.loads(CliRunner().invoke(app, [*args, "--json"]).stdout)
+    for f in out:
+        h = f["heldout"]
+        assert h["n"] == 0 and h["unfitted"] == 20 and "needs 3 or more" in h["why"][0]
+    text = CliRunner().invoke(app, args).stdout
+    assert "held-out model: 60 test row(s) of 3 group(s) not predicted" in " ".join(text.split())
