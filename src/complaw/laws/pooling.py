@@ -131,8 +131,8 @@ class PooledFit:
     """A pooled fit (`fit_pooled`): the shared and per-group coefficients, their posterior
     covariance, s and tau. ``law(key)`` is a group's law, ``law(None, size)`` the population's
     (at a size, for a fit with a trend). ``x`` is laid out as the shared coefficients, mu,
-    beta (one per trend coefficient), then each group's per-group coefficients; ``sizes``
-    are the fitted groups' log10 size less ``center`` (zeros without a trend)."""
+    beta (one per trend coefficient), then each group's per-group coefficients; ``center``
+    is the mean log10 size of the fitted groups (0 without a trend)."""
 
     form: Form
     metric: str
@@ -147,7 +147,6 @@ class PooledFit:
     n: int
     edf: float
     rounds: int
-    sizes: np.ndarray
     center: float = 0.0
 
     @property
@@ -372,7 +371,7 @@ def fit_pooled(df: pd.DataFrame, form: str | Form, pooling: Pooling, *,
         if moved < TOL:
             break
     return PooledFit(form, str(metrics[0]), pooling, names, logs, keys, x, C, s, t, n, edf,
-                     rounds, c, center)
+                     rounds, center)
 
 
 def size_of(rows: pd.DataFrame) -> float | None:
