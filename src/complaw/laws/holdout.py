@@ -265,12 +265,13 @@ class HeldOut:
     def of_rows(self, rows: np.ndarray) -> HeldOut:
         """The held-out error on the test rows among ``rows`` (indices, e.g. one group's of
         a pooled fit); random draws are kept for the same levels."""
-        p = self.predictions[np.isin(self.predictions["index"], rows)] if self.n else \
+        mine = set(rows.tolist())
+        p = self.predictions[self.predictions["index"].isin(mine)] if self.n else \
             self.predictions
         draws = (None if self.random is None or p.empty
                  else self.random[self.random["level"].isin(set(p["level"]))])
         return HeldOut(self.split, self.form, self.metric, p,
-                       {i: w for i, w in self.skipped.items() if i in set(rows)}, draws)
+                       {i: w for i, w in self.skipped.items() if i in mine}, draws)
 
     def summary(self) -> HeldOutSummary:
         """The errors of the predictions (`HeldOutSummary`)."""

@@ -336,13 +336,10 @@ def fit_pooled(df: pd.DataFrame, form: str | Form, pooling: Pooling, *,
                 {name: theta[:, j] for j, name in enumerate(names)}, data))
         return np.where(np.isfinite(zhat), zhat - z, 1e3)
 
-    def spread(x: np.ndarray) -> np.ndarray:
-        """d_g = u_g - mu - E beta c_g, one row per group."""
-        mu, beta = x[n_s:n_s + n_r], x[n_s + n_r:n_s + n_r + n_b]
-        return x[n_s + n_r + n_b:].reshape(G, n_r) - mu - np.outer(c, E @ beta)
+    M = _spread_map(n_s, n_r, E, c)
 
     def stacked(x: np.ndarray, w: np.ndarray, s: float, t: np.ndarray) -> np.ndarray:
-        return np.concatenate([np.sqrt(w) * errors(x) / s, (spread(x) / t).ravel()])
+        return np.concatenate([np.sqrt(w) * errors(x) / s, ((M @ x).reshape(G, n_r) / t).ravel()])
 
     s = float(start.resid_std) if np.isfinite(start.resid_std) and start.resid_std > 0 else 0.1
     fixed = tau is not None
@@ -350,7 +347,6 @@ def fit_pooled(df: pd.DataFrame, form: str | Form, pooling: Pooling, *,
                                                         np.maximum(np.abs(u0[varying]), 0.1)))
     t = np.maximum(t, TAU_FLOOR)
     C = np.zeros((len(x), len(x)))
-    maps = _spread_maps(n_s, n_r, E, c)
     edf = float(len(names))
     rounds = 0
     while rounds < MAX_ROUNDS:
@@ -365,7 +361,7 @@ def fit_pooled(df: pd.DataFrame, form: str | Form, pooling: Pooling, *,
         e = errors(x)
         w = rho_weight((e / f_scale) ** 2)
         s_new = float(np.sqrt(np.sum(w * e**2) / max(n - edf, 1.0)))
-        t_new = t if fixed else _tau(spread(x), C, maps)
+        t_new = t if fixed else _tau(x, C, M, G)
         moved = max(abs(s_new / s - 1.0), float(np.max(np.abs(t_new / t - 1.0), initial=0.0)))
         s, t = max(s_new, 1e-12), t_new
         if moved < TOL:
@@ -429,26 +425,25 @@ def _jacobian(fun, x: np.ndarray, args: tuple) -> np.ndarray:
     return np.column_stack(cols)
 
 
-def _spread_maps(n_s: int, n_r: int, E: np.ndarray, c: np.ndarray) -> list[np.ndarray]:
-    """Per group g, A_g with A_g @ x = d_g = u_g - mu - E beta c_g (x laid out as
-    `fit_pooled` lays it)."""
+def _spread_map(n_s: int, n_r: int, E: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """M with (M @ x).reshape(G, n_r) the groups' d_g = u_g - mu - E beta c_g (x laid out as
+    `fit_pooled` lays it: shared, mu, beta, then each group's)."""
     G, n_b = len(c), E.shape[1]
-    out = []
+    M = np.zeros((G * n_r, n_s + n_r + n_b + G * n_r))
     for g in range(G):
-        A = np.zeros((n_r, n_s + n_r + n_b + G * n_r))
-        A[:, n_s:n_s + n_r] = -np.eye(n_r)
-        A[:, n_s + n_r:n_s + n_r + n_b] = -E * c[g]
-        A[:, n_s + n_r + n_b + g * n_r:n_s + n_r + n_b + (g + 1) * n_r] = np.eye(n_r)
-        out.append(A)
-    return out
+        rows = slice(g * n_r, (g + 1) * n_r)
+        M[rows, n_s:n_s + n_r] = -np.eye(n_r)
+        M[rows, n_s + n_r:n_s + n_r + n_b] = -E * c[g]
+        M[rows, n_s + n_r + n_b + g * n_r:n_s + n_r + n_b + (g + 1) * n_r] = np.eye(n_r)
+    return M
 
 
-def _tau(d: np.ndarray, C: np.ndarray, maps: list[np.ndarray]) -> np.ndarray:
-    """The EM update of tau: sqrt(mean_g[d_g² + Var(d_g)]) per coefficient, d_g the rows of
-    ``d``, Var(d_g) = diag(A_g C A_g') from ``maps``."""
-    total = sum(d[g] ** 2 + np.maximum(np.einsum("ij,jk,ik->i", A, C, A), 0.0)
-                for g, A in enumerate(maps))
-    return np.maximum(np.sqrt(total / len(maps)), TAU_FLOOR)
+def _tau(x: np.ndarray, C: np.ndarray, M: np.ndarray, G: int) -> np.ndarray:
+    """The EM update of tau: sqrt(mean_g[d_g² + Var(d_g)]) per coefficient, d = M x
+    (`_spread_map`) and Var(d) = diag(M C M')."""
+    var = np.maximum(np.einsum("ij,jk,ik->i", M, C, M), 0.0)
+    total = ((M @ x) ** 2 + var).reshape(G, -1).sum(axis=0)
+    return np.maximum(np.sqrt(total / G), TAU_FLOOR)
 
 
 def results(fitted: PooledFit, df: pd.DataFrame, group: dict[str, Any], *,

@@ -118,13 +118,7 @@ def prior_laws(prior: pd.DataFrame, new: pd.DataFrame, *, metric: str = "loss",
     form = default_form(metric) if form is None else get_form(form)
     if isinstance(form, TwoStepForm):
         return _two_step_laws(prior, new, form, share, trend, name, bases)
-    own = new[new["metric"] == metric]
-    waiting = _waiting(own, bases, metric)
-    if len(own) or waiting.empty:
-        check_match(prior, new, metric)
-    if len(waiting):
-        check_match(prior, waiting, metric, ("dataset",))
-    new = own
+    new, waiting = _checked(prior, new, bases, metric)
     fitted = prior_fit(prior[~prior["model"].isin({*new["model"], *waiting["model"]})],
                        metric, form, share, trend)
     out = []
@@ -139,11 +133,19 @@ def prior_laws(prior: pd.DataFrame, new: pd.DataFrame, *, metric: str = "loss",
     return sorted(out, key=lambda p: p.model)
 
 
-def _waiting(new: pd.DataFrame, bases: pd.DataFrame | None, metric: str) -> pd.DataFrame:
-    """The ``bases`` rows of ``metric`` of the models with no rows in ``new``."""
-    if bases is None or bases.empty:
-        return pd.DataFrame(columns=["model", "dataset", "metric", "L0", SIZE])
-    return bases[(bases["metric"] == metric) & ~bases["model"].isin(set(new["model"]))]
+def _checked(prior: pd.DataFrame, new: pd.DataFrame, bases: pd.DataFrame | None,
+             metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``new``'s ``metric`` rows and the ``bases`` rows of ``metric`` of the models with none
+    (only a baseline), once `check_match` passed on what each holds."""
+    own = new[new["metric"] == metric]
+    waiting = (pd.DataFrame(columns=["model", "dataset", "metric", "L0", SIZE])
+               if bases is None or bases.empty else
+               bases[(bases["metric"] == metric) & ~bases["model"].isin(set(own["model"]))])
+    if len(own) or waiting.empty:
+        check_match(prior, new, metric)
+    if len(waiting):
+        check_match(prior, waiting, metric, ("dataset",))
+    return own, waiting
 
 
 def _two_step_laws(prior: pd.DataFrame, new: pd.DataFrame, form: TwoStepForm,
@@ -153,10 +155,8 @@ def _two_step_laws(prior: pd.DataFrame, new: pd.DataFrame, form: TwoStepForm,
     link on every model's pairs, composed as the form's coefficients (step, link, chance),
     starting from the model's base task loss (T0)."""
     step_metric, metric = form.companion, form.metrics[0]
-    waiting = _waiting(new[new["metric"] == step_metric], bases, step_metric)
-    if len(new[new["metric"] == step_metric]) or waiting.empty:
-        check_match(prior, new, step_metric)
-    tasks = set(new.loc[new["metric"] == step_metric, "dataset"]) | set(waiting["dataset"])
+    losses, waiting = _checked(prior, new, bases, step_metric)
+    tasks = set(losses["dataset"]) | set(waiting["dataset"])
     missing = sorted(tasks - set(prior.loc[prior["metric"] == metric, "dataset"]))
     if missing:
         raise PriorMismatchError(
