@@ -421,13 +421,13 @@ def _new_models(records: Path):
     study folder, its baselines (`base_table`: models with no other rows yet)."""
     import pandas as pd
 
-    from complaw.experiment.records import base_table
+    from complaw.experiment.records import NoLawRowsError, base_table
     from complaw.laws.table import COLUMNS
 
     bases = base_table(records) if records.is_dir() else None
     try:
         return _load_records(records), bases
-    except LawError:
+    except NoLawRowsError:
         if bases is None or bases.empty:
             raise
         return pd.DataFrame(columns=list(COLUMNS)), bases

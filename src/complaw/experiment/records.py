@@ -321,6 +321,10 @@ def _sizes(records: list[Record]) -> dict[str, float]:
             if r.config.is_base and r.params.get("blocks")}
 
 
+class NoLawRowsError(LawError):
+    """A study folder holds no law rows (only baselines, or none that match one)."""
+
+
 def load_law_table(
     path: str | Path, on_skip: Callable[[list[str]], None] | None = None
 ) -> pd.DataFrame:
@@ -337,7 +341,7 @@ def load_law_table(
     table = law_table(path)
     if len(table) == 0:
         unmatched = table.attrs.get("unmatched", 0)
-        raise LawError(
+        raise NoLawRowsError(
             f"no law rows in {str(path)!r} ({unmatched} metric(s) without a matching "
             "uncompressed record); run the base models too, or check the folder"
         )
