@@ -352,11 +352,20 @@ FORMS.add("degradation", CurveForm(
 ))
 
 
+HILL = (Coef("k", "k", (0.05, 10.0), (1.0, 3.0)), Coef("h", "h", (0.01, 5.0), (0.1, 0.3, 1.0)))
+
+
 def _onset(p: Params, d: Inputs) -> np.ndarray:
     """A r^(k+1) / (r^k + h^k): about A r^(k+1) / h^k below the onset ratio h (the part the
     model can lose almost for free), about A r (linear) above it."""
     r, k, h = _x(d, "r"), np.asarray(p["k"]), np.asarray(p["h"])
     return np.asarray(p["A"]) * r ** (k + 1.0) / (r**k + h**k)
+
+
+def _plateau(p: Params, d: Inputs) -> np.ndarray:
+    """A r^k / (r^k + h^k), a Hill curve: 0 at r = 0, A/2 at r = h, towards A above h."""
+    r, k, h = _x(d, "r"), np.asarray(p["k"]), np.asarray(p["h"])
+    return np.asarray(p["A"]) * r**k / (r**k + h**k)
 
 
 FORMS.add("onset", CurveForm(
@@ -368,10 +377,22 @@ FORMS.add("onset", CurveForm(
     "P² law (Chen et al. 2025, arXiv 2411.10272) for the additive pruning term; a Hill switch "
     "(Hill 1910) for its onset; Rectified Scaling Law (Lin et al. 2024, arXiv 2402.02314) for D",
     metrics=("loss",), feasible=True, share=("k", "h", "c"),
-    parameters=(Coef("A", "A", (1e-6, 1e3), (3.0, 10.0, 30.0)),
-                Coef("k", "k", (0.05, 10.0), (1.0, 3.0)),
-                Coef("h", "h", (0.01, 5.0), (0.1, 0.3, 1.0)), *RECOVERY),
+    parameters=(Coef("A", "A", (1e-6, 1e3), (3.0, 10.0, 30.0)), *HILL, *RECOVERY),
     fn=lambda p, d: _x(d, "L0") + _onset(p, d) * _recovery(p, d),
+))
+
+
+FORMS.add("plateau", CurveForm(
+    "plateau", "L = L0 + A r^k / (r^k + h^k) (1 + D/Dl)^-c",
+    "feasible: a degradation added to L0 that rises as a Hill curve in r (A/2 at r = h) and "
+    "levels off towards A, the loss of a model pruned past use, instead of growing without "
+    "bound; shrunk by RFT as a power law in (D + Dl)",
+    "L = L0 + {A} r^{k} / (r^{k} + {h}^{k}) (1 + D/{Dl})^-{c}",
+    "a Hill curve (Hill 1910) for the pruning term, added to L0 as in the P² law (Chen et al. "
+    "2025, arXiv 2411.10272); Rectified Scaling Law (Lin et al. 2024, arXiv 2402.02314) for D",
+    metrics=("loss",), feasible=True, share=("h", "c"),
+    parameters=(Coef("A", "A", (1e-6, 1e3), (3.0, 10.0, 30.0)), *HILL, *RECOVERY),
+    fn=lambda p, d: _x(d, "L0") + _plateau(p, d) * _recovery(p, d),
 ))
 
 

@@ -15,7 +15,7 @@ DATA = {"L0": np.array([0.5, 2.0]), "r": np.array([0.1, 0.5]), "D": np.array([0.
 
 def test_registry_has_the_forms():
     assert {"eq1", "eq2", "eq3", "runtime", "additive"} <= set(FORMS)
-    assert {"degradation", "onset", "retention"} <= set(FORMS)
+    assert {"degradation", "onset", "plateau", "retention"} <= set(FORMS)
     with pytest.raises(LawError, match="unknown law form 'eq9'"):
         get_form("eq9")
 
@@ -44,6 +44,18 @@ def test_predict_matches_the_formula():
     np.testing.assert_allclose(S, DATA["L0"] * np.exp(0.1) * (1 + DATA["r"]) ** -1.5)
     A = get_form("additive").predict(coefs, DATA)
     np.testing.assert_allclose(A, 0.9 * DATA["L0"] - 1.2 * DATA["r"] - 0.1 / (DATA["D"] + 1))
+
+
+def test_plateau_is_half_its_ceiling_at_h_and_never_passes_it():
+    coefs = {"A": 6.0, "k": 3.0, "h": 0.4, "Dl": 500.0, "c": 1.0}
+    form = get_form("plateau")
+    L = form.predict(coefs, {"L0": np.full(3, 2.0), "r": np.array([0.0, 0.4, 0.4]),
+                             "D": np.array([0.0, 0.0, 500.0])})
+    np.testing.assert_allclose(L, [2.0, 5.0, 3.5])  # L0; L0 + A/2; halved again by D = Dl, c = 1
+    r = np.linspace(0.0, 0.999, 200)
+    L = form.predict(coefs, {"L0": np.full_like(r, 2.0), "r": r, "D": np.zeros_like(r)})
+    assert np.all(np.diff(L) > 0) and L[-1] < 2.0 + 6.0
+    assert form.feasible and form.share == ("h", "c")
 
 
 def test_response_inverts_predict():

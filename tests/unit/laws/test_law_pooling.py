@@ -24,18 +24,21 @@ SHAPE = {"b": 1.4, "Dl": 700.0, "c": 0.35}  # the degradation form's shared shap
 AMPLITUDES = {"m0": 6.0, "m1": 9.0, "m2": 14.0, "m3": 20.0}
 
 
-def models(amplitudes: dict[str, float], noise: float = 0.0, seed: int = 0,
-           exact: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Rows of the degradation form with the shared `SHAPE` and each model's amplitude, times
-    log-normal noise (none for the models in ``exact``), with each model's baseline."""
-    form = get_form("degradation")
+def models(amplitudes: dict[str, float | dict[str, float]], noise: float = 0.0, seed: int = 0,
+           exact: tuple[str, ...] = (), form: str = "degradation",
+           shape: dict[str, float] = SHAPE) -> pd.DataFrame:
+    """Rows of ``form`` with the shared ``shape`` and each model's amplitude A (or its own
+    coefficients), times log-normal noise (none for the models in ``exact``), with each
+    model's baseline."""
+    law = get_form(form)
     rng = np.random.default_rng(seed)
     frames = []
-    for i, (name, A) in enumerate(amplitudes.items()):
+    for i, (name, own) in enumerate(amplitudes.items()):
         df = grid(np.array([2.0 + 0.3 * i]), dsizes=D_GRID).assign(model=name)
         data = {c: df[c].to_numpy(float) for c in ("L0", "r", "D")}
         scatter = 0.0 if name in exact else noise
-        df["L"] = form.predict({"A": A, **SHAPE}, data) * np.exp(
+        coefs = own if isinstance(own, dict) else {"A": own}
+        df["L"] = law.predict({**coefs, **shape}, data) * np.exp(
             rng.normal(0.0, scatter, len(df)))
         base = df.iloc[:1].assign(r=0.0, D=0.0, L=df["L0"].iloc[0])
         frames += [base, df]
@@ -59,6 +62,28 @@ def test_a_shared_shape_and_per_model_amplitudes_are_recovered_exactly_without_n
     logs = np.log(list(AMPLITUDES.values()))
     assert fitted.tau[0] == pytest.approx(logs.std(), rel=0.05)
     assert np.log(fitted.law(None).coefficients["A"]) == pytest.approx(logs.mean(), abs=0.02)
+
+
+def test_a_shared_half_saturation_ratio_carries_a_model_past_its_own_rows_to_its_plateau():
+    """The plateau form pooled as it declares (h, c shared): a model measured only up to
+    r = 0.5, below the shared h = 0.55, gets its r > 0.5 rows from the other models' h; alone,
+    its own rows leave the plateau to the noise."""
+    own = {"m0": {"A": 8.0, "k": 2.0}, "m1": {"A": 11.0, "k": 2.6}, "m2": {"A": 14.0, "k": 3.0},
+           "m3": {"A": 10.0, "k": 2.4}}
+    df = models(own, noise=0.02, form="plateau", shape={"h": 0.55, "Dl": 700.0, "c": 0.35})
+    test = (df["model"] == "m3") & (df["r"] > 0.5)
+    form = get_form("plateau")
+    fitted = fit_pooled(df[~test], "plateau", Pooling.of(form, ["model"], form.share))
+    alone = fit(df[~test & (df["model"] == "m3")], "plateau").only().law()
+    rows = df[test]
+
+    def mape(law) -> float:
+        return float(np.mean(np.abs(law.predict(rows["L0"], rows["r"], rows["D"]).L / rows["L"]
+                                    - 1.0))) * 100
+
+    assert form.share == ("h", "c")
+    assert mape(fitted.law(("m3",))) < 3.0
+    assert mape(fitted.law(("m3",))) < mape(alone) / 2
 
 
 def test_the_per_model_fits_carry_the_pooled_coefficients_and_the_spread():
