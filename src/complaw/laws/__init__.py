@@ -2,7 +2,7 @@
 
 * `table`     - the law table's columns and validation (`validate`, `read_table`)
 * `forms`     - the registry of forms, as data: the paper's eq1-3, runtime and additive (OLS),
-                the feasible degradation, onset and retention forms, and two-step (`FORMS`);
+                the feasible degradation, onset, plateau and retention forms, two-step (`FORMS`);
                 each models metric families (`complaw.laws.metrics`: loss, accuracy, runtime)
 * `metrics`   - the registry of metrics (`METRICS`): stage, higher-is-better, default form,
                 scale, axis label, unit
