@@ -233,9 +233,15 @@ def _print_fits(fits, level: float) -> None:
         trend = "".join(f"; {k} follows size: {v:+.3g} ({pooled['tau_scale'][k]}) per decade "
                         f"of N0 around {_count(pooled['trend_center']['N0'])}"
                         for k, v in pooled.get("trend", {}).items())
+        moving = max(pooled.get("unsettled", {}).items(), key=lambda kv: abs(kv[1]),
+                     default=None)
+        unsettled = ("" if moving is None else
+                     f"; the EM stopped at its {pooled['rounds']}-round cap, "
+                     f"{'s' if moving[0] == 's' else 'tau ' + moving[0]} still moving by "
+                     f"{moving[1]:+.2g} (relative) a round")
         console.print(f"pooled by {','.join(pooled['by'])} over {pooled['groups']} groups: "
                       f"shared {','.join(pooled['share']) or 'none'}; spread between groups "
-                      f"(tau) {spread or '-'}{trend}", highlight=False)
+                      f"(tau) {spread or '-'}{trend}{unsettled}", highlight=False)
 
 
 def _print_comparison(result, floors) -> None:

@@ -49,7 +49,7 @@ as the fit left them: a group's few rows move only its own law.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -148,6 +148,11 @@ class PooledFit:
     edf: float
     rounds: int
     center: float = 0.0
+    unsettled: dict[str, float] = field(default_factory=dict)
+    """The relative change in the EM's last round of s ("s") and of each per-group
+    coefficient's tau, when the EM stopped at `MAX_ROUNDS` before they all moved less than
+    `TOL`; empty when it converged. A tau falling slowly towards 0 (the data support no
+    spread) is the usual case; its predictions have settled long before."""
 
     @property
     def shared(self) -> list[int]:
@@ -274,7 +279,8 @@ class PooledFit:
                                                                 strict=True)},
                 "tau_scale": {self.names[j]: "log" if self.logs[j] else "identity"
                               for j in self.varying},
-                "resid_std": self.s, "edf": self.edf, "rounds": self.rounds}
+                "resid_std": self.s, "edf": self.edf, "rounds": self.rounds,
+                "unsettled": dict(self.unsettled)}
 
 
 def fit_pooled(df: pd.DataFrame, form: str | Form, pooling: Pooling, *,
@@ -348,7 +354,7 @@ def fit_pooled(df: pd.DataFrame, form: str | Form, pooling: Pooling, *,
     t = np.maximum(t, TAU_FLOOR)
     C = np.zeros((len(x), len(x)))
     edf = float(len(names))
-    rounds = 0
+    rounds, moved = 0, {}
     while rounds < MAX_ROUNDS:
         rounds += 1
         w = rho_weight((errors(x) / f_scale) ** 2)
@@ -362,12 +368,14 @@ def fit_pooled(df: pd.DataFrame, form: str | Form, pooling: Pooling, *,
         w = rho_weight((e / f_scale) ** 2)
         s_new = float(np.sqrt(np.sum(w * e**2) / max(n - edf, 1.0)))
         t_new = t if fixed else _tau(x, C, M, G)
-        moved = max(abs(s_new / s - 1.0), float(np.max(np.abs(t_new / t - 1.0), initial=0.0)))
+        moved = dict(zip(["s", *(names[j] for j in varying)],
+                         np.append(s_new / s, t_new / t) - 1.0, strict=True))
         s, t = max(s_new, 1e-12), t_new
-        if moved < TOL:
+        if max(abs(m) for m in moved.values()) < TOL:
+            moved = {}
             break
     return PooledFit(form, str(metrics[0]), pooling, names, logs, keys, x, C, s, t, n, edf,
-                     rounds, center)
+                     rounds, center, {k: float(m) for k, m in moved.items()})
 
 
 def size_of(rows: pd.DataFrame) -> float | None:

@@ -17,6 +17,7 @@ from complaw.errors import LawError
 from complaw.laws import fit, get_form
 from complaw.laws.fit import fit_group
 from complaw.laws.holdout import heldout_error, labelled_folds, variance_optimal
+from complaw.laws import pooling
 from complaw.laws.pooling import Pooling, fit_pooled
 
 D_GRID = np.array([0.0, 256.0, 1024.0, 4096.0])
@@ -84,6 +85,22 @@ def test_a_shared_half_saturation_ratio_carries_a_model_past_its_own_rows_to_its
     assert form.share == ("h", "c")
     assert mape(fitted.law(("m3",))) < 3.0
     assert mape(fitted.law(("m3",))) < mape(alone) / 2
+
+
+def test_an_em_stopped_by_its_round_cap_says_what_was_still_moving(monkeypatch, tmp_path):
+    df = models(dict.fromkeys(AMPLITUDES, 10.0), noise=0.03)  # no spread: tau_A falls to ~0
+    done = pooled(df)
+    assert done.unsettled == {} and done.rounds < pooling.MAX_ROUNDS
+    monkeypatch.setattr(pooling, "MAX_ROUNDS", 20)
+    cut = pooled(df)
+    assert cut.rounds == 20 and cut.unsettled["A"] < -pooling.TOL
+    assert cut.summary()["unsettled"] == cut.unsettled
+    df.to_csv(tmp_path / "rows.csv", index=False)
+    result = CliRunner().invoke(app, ["fit", str(tmp_path / "rows.csv"), "--form", "degradation",
+                                      "--by", "model", "--share", "b,Dl,c"])
+    assert result.exit_code == 0, result.output
+    assert "the EM stopped at its 20-round cap, tau A still moving by -" in \
+        " ".join(result.output.split())
 
 
 def test_the_per_model_fits_carry_the_pooled_coefficients_and_the_spread():
