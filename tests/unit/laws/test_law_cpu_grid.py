@@ -120,3 +120,24 @@ def test_the_docs_size_trend_carries_the_law_to_a_model_of_another_size():
         assert errors[("h",)][model] == pytest.approx(with_trend, abs=0.05)
         assert errors[()][model] == pytest.approx(without, abs=0.05)
     assert fits[0].pooling["trend"] == {}  # the last fit is the one without
+
+
+PLATEAU = {"smollm2-135m": (11.3, 11.7), "gemma3-270m": (10.7, 11.4),
+           "qwen2.5-coder-0.5b": (13.5, 14.3), "qwen2.5-coder-1.5b": (None, 14.8)}
+"""Model -> the docs' r:0.5 MAPE (%) of test loss, plateau pooled: over the three models of
+the grid sharing h, c (the form's declared share), and over four sharing c with h following
+size."""
+
+
+def test_the_docs_plateau_carries_each_models_law_past_r_half():
+    from complaw.laws.table import merge
+
+    table = merge([load_law_table(STUDY), load_law_table(STUDY.parent / "cpu-new-model")])
+    loss = table[table["metric"] == "loss"]
+    three = loss[loss["model"] != "qwen2.5-coder-1.5b"]
+    runs = ((0, three, True, ()), (1, loss, ["c"], ["h"]))
+    for column, rows, pool, trend in runs:
+        for f in fit(rows, "plateau", "model", holdout="r:0.5", pool=pool, trend=trend):
+            held = f.heldout["r:0.5"]
+            assert held.mape_pct == pytest.approx(PLATEAU[f.group["model"]][column], abs=0.05)
+            assert held.mape_pct <= 15.0 and held.coverage >= 0.8  # the issue's goals

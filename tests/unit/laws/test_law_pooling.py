@@ -14,10 +14,9 @@ from typer.testing import CliRunner
 
 from complaw.cli import app
 from complaw.errors import LawError
-from complaw.laws import fit, get_form
+from complaw.laws import fit, get_form, pooling
 from complaw.laws.fit import fit_group
 from complaw.laws.holdout import heldout_error, labelled_folds, variance_optimal
-from complaw.laws import pooling
 from complaw.laws.pooling import Pooling, fit_pooled
 
 D_GRID = np.array([0.0, 256.0, 1024.0, 4096.0])
