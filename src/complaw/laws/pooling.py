@@ -369,13 +369,13 @@ def fit_pooled(df: pd.DataFrame, form: str | Form, pooling: Pooling, *,
         s_new = float(np.sqrt(np.sum(w * e**2) / max(n - edf, 1.0)))
         t_new = t if fixed else _tau(x, C, M, G)
         moved = dict(zip(["s", *(names[j] for j in varying)],
-                         np.append(s_new / s, t_new / t) - 1.0, strict=True))
+                         (np.append(s_new / s, t_new / t) - 1.0).tolist(), strict=True))
         s, t = max(s_new, 1e-12), t_new
         if max(abs(m) for m in moved.values()) < TOL:
             moved = {}
             break
     return PooledFit(form, str(metrics[0]), pooling, names, logs, keys, x, C, s, t, n, edf,
-                     rounds, center, {k: float(m) for k, m in moved.items()})
+                     rounds, center, moved)
 
 
 def size_of(rows: pd.DataFrame) -> float | None:
