@@ -163,7 +163,8 @@ def main() -> None:
                         help="a study whose models join the prior (repeatable; the study's "
                         "other models are always in it)")
     parser.add_argument("--metric", default="loss")
-    parser.add_argument("--form", default=None, help="default: the metric's default form")
+    parser.add_argument("--form", default=None,
+                        help="default: the metric's pooled form (plateau for loss)")
     parser.add_argument("--share", default=None,
                         help="shared coefficients, comma-separated (default: the form's)")
     parser.add_argument("--trend", default="",

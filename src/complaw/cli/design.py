@@ -25,7 +25,8 @@ BudgetOption = Annotated[str | None, Option(
 BatchOption = Annotated[int | None, Option(
     "--batch", help="Experiments chosen per step, run together (default 4).")]
 FormOption = Annotated[str | None, Option(
-    "--form", help="Law form the design fits (default: the metric's, eq1 for loss).")]
+    "--form", help="Law form the design fits (default: the metric's, eq1 for loss; with "
+    "--prior its pooled one, plateau for loss).")]
 ByOption = Annotated[list[str] | None, Option(
     "--by", help="Fit one law per group of these columns (comma-separated; default: model "
                  "and method where the grid has several; none: one law for everything).")]

@@ -97,7 +97,8 @@ def fit_command(
         "(e.g. two studies' models in one leave-one-model-out)"),
     form: str = typer.Option(
         None, "--form",
-        help="a law form; default: each metric's own (complaw forms lists both)",
+        help="a law form; default: each metric's own, pooled its pooled one (complaw forms "
+        "lists them)",
     ),
     compare: bool = typer.Option(
         False, "--compare", help="fit every form and rank them by held-out MAPE (then AIC)"
@@ -341,7 +342,9 @@ def predict_command(
     where: list[str] = typer.Option(
         None, "--where", help="with --records: only rows with COLUMN=VALUE, repeatable"
     ),
-    form: str = typer.Option(None, "--form", help="with --records: this form, not the best"),
+    form: str = typer.Option(
+        None, "--form", help="with --records: this form, not the best; with --prior: this form, "
+        "not the metric's pooled one (complaw forms)"),
     holdout: str = typer.Option(
         "r:0.5", "--holdout", help="with --records: the split that chooses the best form"
     ),
@@ -655,7 +658,7 @@ def laws_command(
 @app.command("forms")
 def forms_command(as_json: bool = typer.Option(False, "--json", help="print only JSON")) -> None:
     """List the registered law forms and metrics: what each form models, and each metric's
-    default form (plugins that register more appear here too)."""
+    default forms, alone and pooled (plugins that register more appear here too)."""
     from complaw.laws.forms import FORMS
     from complaw.laws.metrics import METRICS
 
@@ -663,8 +666,9 @@ def forms_command(as_json: bool = typer.Option(False, "--json", help="print only
               "scale": f.scale.name, "pooled_share": list(f.share), "law": f.equation}
              for name, f in FORMS.items()]
     metrics = [{"metric": name, "stage": m.stage, "family": m.family, "default_form": m.form,
-                "reference_form": m.reference, "higher_is_better": m.higher_is_better,
-                "unit": m.unit} for name, m in METRICS.items()]
+                "pooled_form": m.pooled or m.form, "reference_form": m.reference,
+                "higher_is_better": m.higher_is_better, "unit": m.unit}
+               for name, m in METRICS.items()]
     if as_json:
         _emit_json({"forms": forms, "metrics": metrics})
         return

@@ -267,9 +267,11 @@ def forms_for(metric: str) -> list[Form]:
     return [f for _, f in FORMS.items() if f.models(metric)]
 
 
-def default_form(metric: str) -> Form:
-    """The form ``metric`` is fitted with when none is named (`Metric.form`: the paper's)."""
-    return get_form(get_metric(metric).form)
+def default_form(metric: str, pooled: bool = False) -> Form:
+    """The form ``metric`` is fitted with when none is named (`Metric.form`: the paper's);
+    ``pooled``: in a fit pooled across models or a prior (`Metric.pooled`, else the same)."""
+    m = get_metric(metric)
+    return get_form(m.pooled if pooled and m.pooled else m.form)
 
 
 def _x(d: Inputs, key: str) -> np.ndarray:

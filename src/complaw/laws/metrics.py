@@ -82,6 +82,9 @@ class Metric:
     reference: str | None = None
     """The form a best law of it must not lose to on held-out rows (`complaw.laws.select.doubt`):
     its measurements are noisy."""
+    pooled: str | None = None
+    """The form a fit pooled across models and a prior from another study use when none is
+    named: the one that carries a law to a model best, held out (docs/laws.md); None: ``form``."""
 
     @property
     def label(self) -> str:
@@ -125,7 +128,7 @@ def stage_metric(stage: str) -> Metric:
 
 
 METRICS.add("loss", Metric("loss", "intrinsic", "loss", False, "eq1", "test loss", "nats",
-                           headline=True))
+                           headline=True, pooled="plateau"))
 METRICS.add("accuracy", Metric("accuracy", "extrinsic", "accuracy", True, "eq1",
                                "zero-shot accuracy", "", LOGIT, headline=True,
                                reference="eq2"))

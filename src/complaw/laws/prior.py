@@ -96,7 +96,7 @@ def prior_fit(prior: pd.DataFrame, metric: str, form: str | Form | None = None,
     """The pooled fit by model of ``prior``'s ``metric`` rows (``share``: the shared
     coefficients, True: the form's declared ones; ``trend``: the per-model ones whose mean
     follows model size, `complaw.laws.pooling`)."""
-    form = default_form(metric) if form is None else get_form(form)
+    form = default_form(metric, pooled=True) if form is None else get_form(form)
     rows = validate(prior)
     rows = rows[rows["metric"] == metric].reset_index(drop=True)
     if rows["model"].nunique() < 2:
@@ -115,7 +115,7 @@ def prior_laws(prior: pd.DataFrame, new: pd.DataFrame, *, metric: str = "loss",
     `complaw.experiment.records.base_table`) adds the models that have only run their
     baseline: their law is the population law, at their size `SIZE` for a trend (rows 0)."""
     prior, new = validate(prior), validate(new)
-    form = default_form(metric) if form is None else get_form(form)
+    form = default_form(metric, pooled=True) if form is None else get_form(form)
     if isinstance(form, TwoStepForm):
         return _two_step_laws(prior, new, form, share, trend, name, bases)
     new, waiting = _checked(prior, new, bases, metric)

@@ -110,8 +110,9 @@ def fit(
 
     Rows whose metric the form does not model are left out. ``form=None`` fits every metric of
     the table with its default form (`default_form`: eq1 for loss, task loss and accuracy,
-    runtime for runtime). A form with extra grouping columns (`Form.by`: ``two-step`` is fitted
-    per dataset) is grouped by them too; a form with a companion metric (``two-step``: the task
+    runtime for runtime; pooled, the metric's `Metric.pooled` form: plateau for loss). A form
+    with extra grouping columns (`Form.by`: ``two-step`` is fitted per dataset) is grouped by
+    them too; a form with a companion metric (``two-step``: the task
     loss) gets the companion rows of each group, and groups without any (task means, records
     older than task loss) are left out; when no group has any, the error says why.
     ``intercept`` None uses the form's default (none for Eq. 1-3, as in the paper).
@@ -132,7 +133,7 @@ def fit(
     splits = _splits(holdout)
     if form is None:
         metrics = sorted(df["metric"].unique())
-        chosen = {m: default_form(m) for m in metrics}
+        chosen = {m: default_form(m, pooled=pool is not False) for m in metrics}
         what = "the default forms"
     else:
         the_form = get_form(form)

@@ -174,7 +174,8 @@ class DesignSpec(_Model):
     batch: int = Field(4, ge=1)     # experiments chosen per step (run together, e.g. on Ray)
     ci_width: float | None = Field(None, gt=0)  # stop once every 95 % CI is narrower
     metric: str = "loss"            # a registered metric (complaw.laws.metrics)
-    form: str | None = None         # the law form (default: the metric's)
+    form: str | None = None         # the law form (default: the metric's; with a prior, its
+                                    # pooled one: plateau for loss)
     by: list[str] | None = None     # one law per group (default: model and method, where the
                                     # grid has several; [] for one law over everything)
     prior: str | None = None        # a finished study folder: its models' pooled law is the

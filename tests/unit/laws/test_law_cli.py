@@ -207,6 +207,8 @@ def test_forms_listing_reads_the_registries():
     assert "perplexity" not in forms["retention"]["metrics"]
     metrics = {m["metric"]: m for m in out["metrics"]}
     assert metrics["perplexity"]["default_form"] == "eq2"
+    assert metrics["perplexity"]["pooled_form"] == "eq2"  # none declared: its own
+    assert metrics["loss"]["pooled_form"] == "plateau"
     assert metrics["accuracy"]["reference_form"] == "eq2"
     assert "two-step" in run("forms").stdout
 

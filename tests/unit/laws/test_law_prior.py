@@ -19,6 +19,7 @@ from complaw.errors import LawError
 from complaw.laws import get_form
 from complaw.laws.fit import inputs_of
 from complaw.laws.prior import PriorMismatchError, prior_design, prior_fit, prior_laws
+from complaw.laws.select import fit
 
 NEW_A = 25.0
 
@@ -260,3 +261,18 @@ def test_a_new_models_two_step_law_from_its_baseline_alone_starts_at_its_task_lo
         assert f.law.T0 == pytest.approx(T0)
         assert f.law.predict(acc["L0"], acc["r"], acc["D"]).L == pytest.approx(acc["L"],
                                                                               abs=1e-3)
+
+
+def test_a_prior_without_a_form_takes_the_metrics_pooled_form():
+    """Loss's prior (and a pooled fit) without --form is `plateau` (`Metric.pooled`): the
+    form that carries a law to a model best, held out; a fit of one model stays Eq. 1."""
+    shape = {"k": 2.0, "h": 0.6, "Dl": 300.0, "c": 0.3}
+    prior = models(AMPLITUDES, noise=0.01, form="plateau", shape=shape)
+    rows = models({"new": NEW_A}, form="plateau", shape=shape).assign(model="new")
+    two = rows[(rows["D"] == 0) & rows["r"].isin([0.3, 0.7])]
+    (found,) = prior_laws(prior, two)
+    assert found.law.form == "plateau"
+    assert found.law.coefficients["A"] == pytest.approx(NEW_A, rel=0.05)
+    assert found.law.predict(**inputs_of(rows)).L == pytest.approx(rows["L"], rel=0.02)
+    assert {f.form for f in fit(prior, None, "model", pool=True)} == {"plateau"}
+    assert {f.form for f in fit(prior, None, "model")} == {"eq1"}
