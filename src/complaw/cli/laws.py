@@ -566,7 +566,8 @@ def plan_command(
     if verify and out is None:
         raise LawError("--verify needs --out DIR: the folder of the verification study")
     the_spec = load_plan(spec)
-    result = plan(the_spec, load_law_table(the_spec.records) if the_spec.records else None)
+    result = plan(the_spec, load_law_table(the_spec.records) if the_spec.records else None,
+                  load_law_table(the_spec.prior.study) if the_spec.prior else None)
     checked = None
     if verify:
         from complaw.progress import quiet_libraries

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,9 @@ from complaw.laws.law import Law
 from complaw.laws.metrics import Metric, get_metric
 from complaw.laws.published import get_law, published_laws
 from complaw.laws.theory import least_rft
+
+if TYPE_CHECKING:
+    from complaw.laws.pooling import PooledFit
 
 DEFAULT_RATIOS = [round(0.05 * i, 2) for i in range(20)]
 
@@ -109,11 +112,12 @@ class Constraints(BaseModel):
 
 class Candidate(BaseModel):
     """A model that may be compressed. Its law: ``law`` (a published name or FILE.json#NAME);
-    else, with the plan's ``records``, fitted on its rows there (``model`` = its name and every
-    ``where`` column = value): ``form``, or the form with the lowest held-out MAPE; else its
-    published law (``paper:NAME:extrinsic|intrinsic``) or the all-model one. ``L0`` defaults
-    to the value in its rows. ``runtime_law`` defaults to ``paper:runtime:NAME`` or
-    ``paper:runtime:all``."""
+    else, with the plan's ``prior``, the prior's law updated by its rows in the records (if
+    any; `PlanPrior`); else, with the plan's ``records``, fitted on its rows there (``model`` =
+    its name and every ``where`` column = value): ``form``, or the form with the lowest
+    held-out MAPE; else its published law (``paper:NAME:extrinsic|intrinsic``) or the
+    all-model one. ``L0`` defaults to the value in its rows. ``runtime_law`` defaults to
+    ``paper:runtime:NAME`` or ``paper:runtime:all``."""
 
     model_config = ConfigDict(extra="forbid")
     name: str
@@ -124,6 +128,23 @@ class Candidate(BaseModel):
     where: dict[str, str] = {}
     runtime_law: str | None = None
     prunable_fraction: float = Field(default=1.0, gt=0, le=1)
+
+
+class PlanPrior(BaseModel):
+    """The laws of candidates the records have not run (the plan's ``prior:``): the pooled law
+    of another study's models (`complaw.laws.prior`), updated by the candidate's own rows in
+    the plan's ``records`` where it has any; with none, the population law at its L0."""
+
+    model_config = ConfigDict(extra="forbid")
+    study: str
+    """A study folder or CSV of other models (a candidate's own rows there are left out)."""
+    form: str | None = None
+    """The pooled form (default: the metric's pooled form, plateau for loss)."""
+    share: list[str] | None = None
+    """The coefficients shared by the models (default: the form's declared ones)."""
+    trend: list[str] = []
+    """Per-model coefficients whose mean follows model size (N0): the candidate needs rows in
+    the records, which carry its size."""
 
 
 class PlanSpec(BaseModel):
@@ -143,6 +164,8 @@ class PlanSpec(BaseModel):
     """A study folder or CSV whose rows the candidates' laws are fitted on."""
     holdout: str = "r:0.5"
     """The held-out split that picks each candidate's best form (with ``records``)."""
+    prior: PlanPrior | None = None
+    """Candidates without a ``law`` get theirs from this prior, not from their rows alone."""
 
     @model_validator(mode="after")
     def _check(self) -> PlanSpec:
@@ -202,7 +225,8 @@ class PlanResult:
     laws: dict[str, Law] = field(default_factory=dict)
     """Each candidate's law, by model name."""
     doubts: dict[str, str] = field(default_factory=dict)
-    """Why the report would not call a candidate's pinned law best, by model name."""
+    """Why a candidate's choices deserve doubt, by model name: the report would not call its
+    pinned law best, or its law is a prior's planned on the point prediction."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -274,23 +298,61 @@ def _ranges(rs: list[float], grid: list[float]) -> str:
     return "r = " + ", ".join(parts)
 
 
-def _candidate_law(
-    spec: PlanSpec, c: Candidate, metric: str, table: pd.DataFrame | None
-) -> tuple[Law, float | None, HeldOutSummary | None, str | None]:
-    """The candidate's law (starting from its base task loss, where the records hold one), its
-    L0 from the records (None when not read there), the held-out error of the law's form
-    (None unless fitted on the records here) and, for a form the plan pins, why the report
-    would not call it best (None: it would, or nothing to judge by)."""
-    if c.law or table is None:
-        return get_law(c.law or _default_law(c.name, metric)), None, None, None
-    from complaw.laws.select import best_form, compare, doubt, fit, with_companions
+def _candidate_rows(c: Candidate, metric: str, table: pd.DataFrame | None) -> pd.DataFrame:
+    """The candidate's rows in the records (model = its name, its ``where``), with the
+    companion rows ``metric``'s forms need; none without records."""
+    from complaw.laws.select import with_companions
 
+    if table is None:
+        return pd.DataFrame(columns=["model", "metric", "dataset", "L0", "L", "r", "D"])
     rows = with_companions(table[table["model"].astype(str) == c.name], metric)
     for key, value in c.where.items():
         if key not in rows.columns:
             raise LawError(f"candidate {c.name!r}: where {key}: no such column in the records")
         rows = rows[rows[key].astype(str) == str(value)]
-    if rows.empty:
+    return rows
+
+
+def _prior_law(spec: PlanSpec, c: Candidate, metric: str, own: pd.DataFrame,
+               prior: pd.DataFrame, fits: dict[str, PooledFit]) -> Law:
+    """The candidate's law from ``prior`` (the law table of ``spec.prior.study``, its own
+    model left out) updated by its ``own`` rows of ``metric`` (none: the population law);
+    ``fits`` keeps the pooled fit of each left-out model (candidates may share a model)."""
+    from complaw.laws.pooling import size_of
+    from complaw.laws.prior import check_match, prior_fit
+
+    p = spec.prior
+    others = prior[prior["model"].astype(str) != c.name]
+    if len(own):
+        check_match(others, own, metric)
+    if c.name not in fits:
+        fits[c.name] = prior_fit(others, metric, p.form, True if p.share is None else p.share,
+                                 p.trend)
+    fitted = fits[c.name]
+    size = size_of(own) if len(own) else None
+    if fitted.pooling.trend and size is None:
+        raise LawError(f"candidate {c.name!r}: the prior's {', '.join(fitted.pooling.trend)} "
+                       f"follow model size, and the records hold no rows of {c.name} that give "
+                       f"its size (N0); run its baseline into the records or drop prior.trend")
+    return fitted.update(own.reset_index(drop=True), c.name, size)
+
+
+def _candidate_law(
+    spec: PlanSpec, c: Candidate, metric: str, table: pd.DataFrame | None,
+    prior: pd.DataFrame | None, fits: dict[str, PooledFit],
+) -> tuple[Law, float | None, HeldOutSummary | None, str | None]:
+    """The candidate's law (starting from its base task loss, where the records hold one), its
+    L0 from the records (None when not read there), the held-out error of the law's form
+    (None unless fitted on the records here) and, for a form the plan pins, why the report
+    would not call it best (None: it would, or nothing to judge by). With ``prior`` (the law
+    table of the plan's prior), a candidate without a ``law`` gets `_prior_law` (``fits``:
+    its cache of pooled fits)."""
+    if c.law or (table is None and prior is None):
+        return get_law(c.law or _default_law(c.name, metric)), None, None, None
+    from complaw.laws.select import best_form, compare, doubt, fit
+
+    rows = _candidate_rows(c, metric, table)
+    if rows.empty and prior is None:
         raise LawError(f"candidate {c.name!r}: no {metric} rows in {spec.records} with model = "
                        f"{c.name} and {c.where or 'no other filter'}")
     own = rows[rows["metric"] == metric]
@@ -300,6 +362,12 @@ def _candidate_law(
             f"candidate {c.name!r}: its rows hold {len(L0s)} values of L0 (datasets "
             f"{', '.join(sorted(set(own['dataset'])))}); pin one with where: {{dataset: ...}}"
         )
+    if prior is not None:
+        if not L0s and metric not in c.L0:
+            raise LawError(f"candidate {c.name!r}: no {metric} rows in the records to read its "
+                           f"L0 from; give it (L0: {{{metric}: ...}}, its baseline's value)")
+        law = _prior_law(spec, c, metric, own, prior, fits)
+        return law, (L0s[0] if L0s else None), None, None
     why = None
     if c.form:
         forms = [c.form, get_metric(metric).reference or c.form]
@@ -316,28 +384,38 @@ def _candidate_law(
     return law, L0s[0], found.heldout.get(spec.holdout), why
 
 
-def plan(spec: PlanSpec, table: pd.DataFrame | None = None) -> PlanResult:
+def plan(spec: PlanSpec, table: pd.DataFrame | None = None,
+         prior: pd.DataFrame | None = None) -> PlanResult:
     """Solve a planning problem: feasible choices ranked by ``spec.objective``.
 
     ``best``: best predicted L with the full RFT budget; ``smallest``: fewest parameters;
     ``fastest``: largest speedup. ``L`` and its intervals are predicted at D = the RFT budget;
     ``D_needed`` is the least RFT that meets the target (rounded up). ``table`` is the law
     table of ``spec.records`` (`complaw.experiment.records.load_law_table`), which a plan with
-    records needs.
+    records needs; ``prior`` that of ``spec.prior.study``, which a plan with a prior needs.
     """
     if spec.records is not None and table is None:
         raise LawError(f"the plan fits its laws on records {spec.records!r}: pass their law "
                        "table (complaw.experiment.records.load_law_table)")
+    if spec.prior is not None and prior is None:
+        raise LawError(f"the plan's prior is {spec.prior.study!r}: pass its law table "
+                       "(complaw.experiment.records.load_law_table)")
     t = spec.target
     sign = t.measure.sign
     assured = f", {spec.level:.0%} assured" if spec.assured else ""
     out = PlanResult(spec.objective, t.describe() + assured, spec.level)
-    budget = spec.budget
+    budget, fits = spec.budget, {}
     for c in spec.candidates:
-        law, rows_L0, heldout, why_not_best = _candidate_law(spec, c, t.metric, table)
+        law, rows_L0, heldout, why_not_best = _candidate_law(spec, c, t.metric, table, prior,
+                                                             fits)
         out.laws[c.name] = law
         if why_not_best:
             out.doubts[c.name] = f"planned on {law.form}, which the plan pins: {why_not_best}"
+        elif spec.prior is not None and not c.law and not spec.assured:
+            out.doubts[c.name] = (
+                f"its law is the prior's ({spec.prior.study}; {law.source}): the point "
+                "prediction does not allow for how far this model may differ from the prior's "
+                "models; plan it with assured: true, whose interval does (docs/laws.md)")
         if law.metric != t.metric:
             raise LawError(
                 f"law {law.name!r} of candidate {c.name!r} is a {law.metric} law; "

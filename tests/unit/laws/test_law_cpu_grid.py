@@ -79,6 +79,27 @@ def test_the_docs_accuracy_plan_says_its_pinned_law_lacks_evidence():
     assert "not enough evidence" in result.doubts["smollm2-135m"]
 
 
+def test_the_docs_plan_for_a_model_not_run_holds_on_its_measured_grid():
+    """docs/examples/plan-new-model.yaml plans Qwen2.5-Coder-1.5B from its L0 alone on the
+    prior of results/cpu-grid, assured: every choice's measured loss in results/cpu-new-model
+    (WikiText-2, D = 1,024) meets the target, and the plan names the prior's law."""
+    from complaw.laws.planner import load_plan, plan
+
+    root = STUDY.parents[1]
+    spec = load_plan(root / "docs" / "examples" / "plan-new-model.yaml")
+    spec = spec.model_copy(update={"prior": spec.prior.model_copy(update={"study": str(STUDY)})})
+    result = plan(spec, prior=load_law_table(STUDY))
+    law = result.laws["qwen2.5-coder-1.5b"]
+    assert law.form == "plateau" and "updated by 0 rows" in law.source and not result.doubts
+    grid = load_law_table(STUDY.parent / "cpu-new-model")
+    grid = grid[(grid["metric"] == "loss") & (grid["dataset"] == "wikitext2:test")
+                & (grid["D"] == 1024)].set_index("r")
+    L0 = float(grid["L0"].iloc[0])
+    assert [c.r for c in result.choices] == [0.2, 0.1]
+    assert all(grid.loc[c.r, "L"] <= 2 * L0 for c in result.choices)
+    assert all(c.pi_high <= 2 * L0 < grid.loc[0.5, "L"] for c in result.choices)
+
+
 SEED_FLOORS = {"smollm2-135m": 7.31, "gemma3-270m": 8.97, "qwen2.5-coder-0.5b": 12.36}
 """Model -> docs/laws.md's seed noise floor (%) of test loss on results/cpu-seeds."""
 

@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from law_synth import grid
 from test_law_pooling import AMPLITUDES, SHAPE, SIZES, models, pooled, sized
 from typer.testing import CliRunner
@@ -18,6 +19,7 @@ from complaw.cli import app
 from complaw.errors import LawError
 from complaw.laws import get_form
 from complaw.laws.fit import inputs_of
+from complaw.laws.planner import DEFAULT_RATIOS, parse_plan, plan
 from complaw.laws.prior import PriorMismatchError, prior_design, prior_fit, prior_laws
 from complaw.laws.select import fit
 
@@ -276,3 +278,65 @@ def test_a_prior_without_a_form_takes_the_metrics_pooled_form():
     assert found.law.predict(**inputs_of(rows)).L == pytest.approx(rows["L"], rel=0.02)
     assert {f.form for f in fit(prior, None, "model", pool=True)} == {"plateau"}
     assert {f.form for f in fit(prior, None, "model")} == {"eq1"}
+
+
+PLATEAU = {"k": 2.0, "h": 0.6, "Dl": 300.0, "c": 0.3}
+
+
+def plan_spec(candidate: dict, **extra) -> dict:
+    """A plan for one candidate with the prior "prior.csv": loss at most 2 L0 at D = 256."""
+    return {"prior": {"study": "prior.csv"}, "target": {"metric": "loss", "sigma": 0.5},
+            "budget": {"rft_tokens": 256}, "objective": "smallest",
+            "candidates": [{"name": "new", **candidate}], **extra}
+
+
+def test_a_plan_for_a_model_not_run_takes_the_priors_law_and_its_own_rows():
+    """`PlanPrior`: a candidate with only its L0 is planned on the prior's population law, a
+    candidate with rows in the records on the prior updated by them (its rows in the prior
+    itself are left out); assured choices never pass the point prediction's."""
+    prior = models(AMPLITUDES, noise=0.01, form="plateau", shape=PLATEAU)
+    truth = models({"new": NEW_A}, form="plateau", shape=PLATEAU).assign(model="new")
+    L0 = float(truth["L0"].iloc[0])
+    population = prior_fit(prior, "loss").law(None)
+
+    def largest(law) -> float:  # the largest ratio of the plan's grid whose L meets 2 L0
+        rs = [r for r in DEFAULT_RATIOS if law.predict(L0, r, 256).L[0] <= 2 * L0]
+        return max(rs)
+
+    alone = plan(parse_plan(plan_spec({"L0": {"loss": L0}})), prior=prior)
+    assert alone.laws["new"].vector() == pytest.approx(population.vector(), rel=1e-6)
+    assert max(c.r for c in alone.choices) == largest(population)
+    assert "assured: true" in alone.doubts["new"]
+    # its rows in the records move it to its own amplitude, even when the prior holds them
+    two = truth[(truth["D"] == 0) & truth["r"].isin([0.3, 0.7])]
+    moved = plan(parse_plan(plan_spec({}, records="new.csv")), two,
+                 prior=pd.concat([prior, truth]))
+    assert moved.laws["new"].vector() == pytest.approx(
+        prior_fit(prior, "loss").update(two.reset_index(drop=True), "new").vector(), rel=1e-6)
+    assert moved.laws["new"].coefficients["A"] == pytest.approx(NEW_A, rel=0.05)
+    assert max(c.r for c in moved.choices) == largest(moved.laws["new"])
+    assured = plan(parse_plan(plan_spec({"L0": {"loss": L0}}, assured=True)), prior=prior)
+    assert max(c.r for c in assured.choices) < max(c.r for c in alone.choices)
+    assert not assured.doubts
+
+
+def test_a_plan_with_a_prior_refuses_what_it_cannot_plan(tmp_path, refused):
+    prior = models(AMPLITUDES, noise=0.01, form="plateau", shape=PLATEAU)
+    sized_prior = sized(SIZES, noise=0.01)
+    with pytest.raises(LawError, match="pass its law table"):
+        plan(parse_plan(plan_spec({"L0": {"loss": 2.0}})))
+    with pytest.raises(LawError, match="give it"):  # no rows to read L0 from, none given
+        plan(parse_plan(plan_spec({}, records="new.csv")), prior.iloc[:0], prior=prior)
+    with pytest.raises(LawError, match="drop prior.trend"):
+        plan(parse_plan(plan_spec({"L0": {"loss": 2.0}}, prior={
+            "study": "p.csv", "form": "degradation", "share": ["b", "Dl", "c"],
+            "trend": ["A"]})), prior=sized_prior)
+    new = models({"new": NEW_A}, form="plateau", shape=PLATEAU).assign(model="new")
+    with pytest.raises(PriorMismatchError, match="dataset"):
+        plan(parse_plan(plan_spec({}, records="new.csv")), new.assign(dataset="ptb"),
+             prior=prior)
+    write(prior, tmp_path / "prior.csv")
+    spec = tmp_path / "plan.yaml"
+    spec.write_text(yaml.safe_dump(plan_spec({"L0": {"loss": 2.0}}, prior={
+        "study": str(tmp_path / "prior.csv"), "form": "plateau", "share": ["q"]})))
+    refused(["plan", str(spec)], "has no coefficient q", tmp_path)
