@@ -24,12 +24,14 @@ VERIFY_FILE = "verify.json"
 
 
 def _source_spec(spec: PlanSpec) -> Spec:
-    file = StudyFolder(spec.records or "").spec
-    if not spec.records or not file.is_file():
+    """The settings of the study the plan's laws come from: its records', else its prior's."""
+    source = spec.records or (spec.prior.study if spec.prior else None)
+    file = StudyFolder(source or "").spec
+    if not source or not file.is_file():
         raise LawError(
             "--verify runs the top choice with the settings of the study its laws were fitted "
-            f"on: give the plan `records:` a study folder with {StudyFolder.SPEC} (got "
-            f"{spec.records!r})"
+            f"on: give the plan `records:` (or `prior: {{study: ...}}`) a study folder with "
+            f"{StudyFolder.SPEC} (got {source!r})"
         )
     return load_spec(file)
 

@@ -98,6 +98,13 @@ def test_the_docs_plan_for_a_model_not_run_holds_on_its_measured_grid():
     assert [c.r for c in result.choices] == [0.2, 0.1]
     assert all(grid.loc[c.r, "L"] <= 2 * L0 for c in result.choices)
     assert all(c.pi_high <= 2 * L0 < grid.loc[0.5, "L"] for c in result.choices)
+    # --verify would run the choice with the prior study's settings, on the plan's dataset
+    from complaw.study.verify import verification_spec
+
+    study = verification_spec(spec, result.choices[0])
+    assert study["models"] == ["qwen2.5-coder-1.5b"] and study["ratios"] == [0.2]
+    assert study["evaluations"]["intrinsic"]["data"] == ["wikitext2:test"]
+    assert study["recovery"]["samples"] == [0] and study["recovery"]["seq_len"] == 256
 
 
 SEED_FLOORS = {"smollm2-135m": 7.31, "gemma3-270m": 8.97, "qwen2.5-coder-0.5b": 12.36}
