@@ -29,7 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from complaw.errors import LawError
-from complaw.laws.forms import CONST
+from complaw.laws.forms import CONST, get_form
 from complaw.laws.holdout import HeldOutSummary
 from complaw.laws.law import Law
 from complaw.laws.metrics import Metric, get_metric
@@ -322,6 +322,9 @@ def _prior_law(spec: PlanSpec, c: Candidate, metric: str, own: pd.DataFrame,
     from complaw.laws.prior import check_match, prior_fit
 
     p = spec.prior
+    if p.form and get_form(p.form).companion:
+        raise LawError(f"prior.form {p.form} is fitted in steps, which a plan's prior does not "
+                       "pool; name a form fitted in one step (complaw forms lists them)")
     others = prior[prior["model"].astype(str) != c.name]
     if len(own):
         check_match(others, own, metric)

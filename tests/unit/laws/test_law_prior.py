@@ -331,6 +331,9 @@ def test_a_plan_with_a_prior_refuses_what_it_cannot_plan(tmp_path, refused):
         plan(parse_plan(plan_spec({"L0": {"loss": 2.0}}, prior={
             "study": "p.csv", "form": "degradation", "share": ["b", "Dl", "c"],
             "trend": ["A"]})), prior=sized_prior)
+    with pytest.raises(LawError, match="fitted in steps"):
+        plan(parse_plan(plan_spec({"L0": {"loss": 2.0}}, prior={
+            "study": "p.csv", "form": "two-step"})), prior=prior)
     new = models({"new": NEW_A}, form="plateau", shape=PLATEAU).assign(model="new")
     with pytest.raises(PriorMismatchError, match="dataset"):
         plan(parse_plan(plan_spec({}, records="new.csv")), new.assign(dataset="ptb"),
