@@ -1,17 +1,19 @@
 """A plan for a model you have not run, checked on the model's measured grid (no model runs).
 
 For each model of a study, the other models are the plan's prior (`complaw.laws.planner.
-PlanPrior`) and the model is a candidate known only by its L0 on one dataset: no rows, so
-its law is the prior's population law. For each target (loss <= L0 / sigma) and RFT budget D
-of the grid, the plan (objective ``smallest``: the largest ratio of the grid that meets the
-target at that D) is checked against the model's measured loss there: the choice *holds* when
-the measured loss meets the target; ``r_true`` is the largest ratio whose measurement does.
+PlanPrior`) and the model is a candidate known only by its L0 on one dataset (a task, for
+accuracy): no rows, so its law is the prior's population law. For each target (loss <= L0 /
+sigma; accuracy >= sigma L0) and RFT budget D of the grid, the plan (objective ``smallest``:
+the largest ratio of the grid that meets the target at that D) is checked against the model's
+measured value there: the choice *holds* when the measurement meets the target; ``r_true`` is
+the largest ratio whose measurement does.
 Beside it: the same plan with ``assured: true`` (the worse end of the 95 % prediction interval
 must meet the target) and the plan from the model's own law of the same form fitted on all its
 rows (in-sample: what that form can do with the whole grid).
 
     python benchmarks/plan_prior.py results/cpu-grid
     python benchmarks/plan_prior.py results/cpu-grid --prior results/cpu-new-model
+    python benchmarks/plan_prior.py results/cpu-grid --metric accuracy
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ import pandas as pd
 from complaw.experiment.records import load_law_table
 from complaw.laws.fit import fit_group
 from complaw.laws.forms import default_form
+from complaw.laws.metrics import get_metric
 from complaw.laws.planner import parse_plan, plan
 from complaw.laws.table import merge
 
-SIGMAS = (0.8, 2 / 3, 0.5)
-"""Targets: loss at most 1.25, 1.5 and 2 times L0."""
+SIGMAS = {"loss": (0.8, 2 / 3, 0.5), "accuracy": (0.9, 0.8, 0.7)}
+"""Targets per metric: loss at most 1.25, 1.5 and 2 times L0; accuracy at least 90, 80 and
+70 % of L0."""
 
 
 def largest_r(result, L0: float) -> float | None:
@@ -42,15 +46,15 @@ def largest_r(result, L0: float) -> float | None:
     return max(rs) if rs else None
 
 
-def plans(model: str, bases: pd.Series, sigma: float, D: float, ratios: list[float],
-          form: str, own_law: str, prior: pd.DataFrame) -> dict:
+def plans(model: str, metric: str, bases: pd.Series, sigma: float, D: float,
+          ratios: list[float], form: str, own_law: str, prior: pd.DataFrame) -> dict:
     """The three plans (module docstring) of ``model`` at its L0 on each dataset (``bases``)
-    for loss <= L0 / ``sigma`` at RFT budget ``D``; ``own_law``: FILE.json#NAME."""
+    for the ``sigma`` target of ``metric`` at RFT budget ``D``; ``own_law``: FILE.json#NAME."""
     def spec(how: dict, **extra) -> dict:
         return {"prior": {"study": "prior", "form": form},
-                "target": {"metric": "loss", "sigma": sigma},
+                "target": {"metric": metric, "sigma": sigma},
                 "budget": {"rft_tokens": float(D)}, "objective": "smallest", "ratios": ratios,
-                "candidates": [{"name": model, "L0": {"loss": float(L0)}, **how}
+                "candidates": [{"name": model, "L0": {metric: float(L0)}, **how}
                                for L0 in bases], **extra}
 
     return {"prior": plan(parse_plan(spec({})), prior=prior),
@@ -58,13 +62,14 @@ def plans(model: str, bases: pd.Series, sigma: float, D: float, ratios: list[flo
             "own": plan(parse_plan(spec({"law": own_law})), prior=prior)}
 
 
-def check(study: str | Path, priors: Sequence[str | Path] = (), form: str | None = None
-          ) -> pd.DataFrame:
+def check(study: str | Path, priors: Sequence[str | Path] = (), form: str | None = None,
+          metric: str = "loss") -> pd.DataFrame:
     """One row per model, dataset, target and D: each plan's ratio and whether it holds."""
     table = load_law_table(study)
-    table = table[table["metric"] == "loss"]
+    table = table[(table["metric"] == metric) & (table["r"] > 0)]
     prior = merge([table, *(load_law_table(p) for p in priors)])
-    form = form or default_form("loss", pooled=True).name
+    form = form or default_form(metric, pooled=True).name
+    measure = get_metric(metric)
     ratios = sorted(float(r) for r in table["r"].unique())
     out = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,21 +78,21 @@ def check(study: str | Path, priors: Sequence[str | Path] = (), form: str | None
         own_laws.write_text(json.dumps([law.to_dict() for law in laws.values()]))
         for model, rows in table.groupby("model"):
             bases = rows.groupby("dataset")["L0"].first()
-            for sigma in SIGMAS:
+            for sigma in SIGMAS[metric]:
                 for D in sorted(rows["D"].unique()):
-                    made = plans(str(model), bases, sigma, D, ratios, form,
+                    made = plans(str(model), metric, bases, sigma, D, ratios, form,
                                  f"{own_laws}#{laws[model].name}", prior)
                     for dataset, L0 in bases.items():
                         measured = rows[(rows["dataset"] == dataset) & (rows["D"] == D)]
                         L = measured.set_index("r")["L"]
-                        target = L0 / sigma
-                        meets = L[L <= target].index
+                        target = L0 * measure.sigma(sigma)
+                        meets = [r for r, v in L.items() if measure.meets(v, target)]
                         row = {"model": model, "dataset": dataset, "sigma": round(sigma, 3),
                                "D": D, "r_true": float(max(meets)) if len(meets) else 0.0}
                         for name, result in made.items():
                             r = largest_r(result, L0)
                             row[f"r_{name}"] = r
-                            row[f"holds_{name}"] = r is None or bool(L[r] <= target)
+                            row[f"holds_{name}"] = r is None or measure.meets(L[r], target)
                         out.append(row)
     return pd.DataFrame(out)
 
@@ -111,11 +116,12 @@ def main() -> None:
     parser.add_argument("study", help="a completed study folder (records)")
     parser.add_argument("--prior", action="append", default=[],
                         help="a study whose models join the prior (repeatable)")
+    parser.add_argument("--metric", default="loss", choices=sorted(SIGMAS))
     parser.add_argument("--form", default=None,
                         help="default: the metric's pooled form (plateau for loss)")
     parser.add_argument("--cases", action="store_true", help="print every case too")
     args = parser.parse_args()
-    cases = check(args.study, args.prior, args.form)
+    cases = check(args.study, args.prior, args.form, args.metric)
     with pd.option_context("display.width", 200, "display.max_rows", 500):
         if args.cases:
             print(cases.to_string(index=False))
