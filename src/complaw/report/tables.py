@@ -643,11 +643,13 @@ def _prior(a: Analysis) -> Built:
     from complaw.experiment.records import load_law_table
     from complaw.laws.prior import prior_laws
 
-    settings = (StudyFolder(a.study.folder).read_design() or {}).get("settings", {})
+    design = StudyFolder(a.study.folder).read_design() or {}
+    settings = design.get("settings", {})
     if not settings.get("prior"):
         raise Skip("not run with a prior (complaw run --prior STUDY)")
     laws = prior_laws(load_law_table(settings["prior"]), a.study.laws,
-                      metric=settings.get("metric", "loss"), form=settings.get("form"),
+                      metric=settings.get("metric", "loss"),
+                      form=settings.get("form") or design.get("form"),  # the form it ran with
                       share=settings.get("share") or True, trend=settings.get("trend") or (),
                       name=settings["prior"])
     rows, shown = [], []

@@ -142,6 +142,14 @@ def test_paper_table_and_planner(full_report):
     assert all({h["split"] for h in f["heldout_all"]} == shown for f in written)
 
 
+def test_the_prior_table_refits_the_form_the_design_ran_with(full_report):
+    """The study's design.json names Eq. 1 and its settings no form: the report's prior table
+    is that law (not loss's pooled default, plateau), with every coefficient it moved."""
+    table = _table(full_report, "prior")
+    assert set(table["coef"]) == set(get_form("eq1").coef_names(None))
+    assert "pooled eq1 law" in full_report.index.parent.joinpath("index.md").read_text()
+
+
 def test_partial_study_still_gives_a_page(partial_report):
     assert partial_report.errors == {}
     skipped = partial_report.skipped
