@@ -137,7 +137,8 @@ class PlanPrior(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     study: str
-    """A study folder or CSV of other models (a candidate's own rows there are left out)."""
+    """A study folder or CSV of other models (a candidate's own rows there are left out, and
+    so are other methods and calibrations than its ``where`` names)."""
     form: str | None = None
     """The pooled form (default: the metric's pooled form, plateau for loss)."""
     share: list[str] | None = None
@@ -314,10 +315,11 @@ def _candidate_rows(c: Candidate, metric: str, table: pd.DataFrame | None) -> pd
 
 
 def _prior_law(spec: PlanSpec, c: Candidate, metric: str, own: pd.DataFrame,
-               prior: pd.DataFrame, fits: dict[str, PooledFit]) -> Law:
+               prior: pd.DataFrame, fits: dict[tuple, PooledFit]) -> Law:
     """The candidate's law from ``prior`` (the law table of ``spec.prior.study``, its own
-    model left out) updated by its ``own`` rows of ``metric`` (none: the population law);
-    ``fits`` keeps the pooled fit of each left-out model (candidates may share a model)."""
+    model left out, only the method and calibration its ``where`` names) updated by its
+    ``own`` rows of ``metric`` (none: the population law); ``fits`` keeps each pooled fit
+    (candidates may share a model and a method)."""
     from complaw.laws.pooling import size_of
     from complaw.laws.prior import check_match, prior_fit
 
@@ -328,10 +330,17 @@ def _prior_law(spec: PlanSpec, c: Candidate, metric: str, own: pd.DataFrame,
     others = prior[prior["model"].astype(str) != c.name]
     if len(own):
         check_match(others, own, metric)
-    if c.name not in fits:
-        fits[c.name] = prior_fit(others, metric, p.form, True if p.share is None else p.share,
-                                 p.trend)
-    fitted = fits[c.name]
+    else:  # what the candidate's where names must be in the prior
+        probe = {k: v for k, v in c.where.items() if k in ("method", "dataset")}
+        check_match(others, pd.DataFrame([{**probe, "metric": metric}]), metric, tuple(probe))
+    for key in ("method", "calibration"):  # the law of the candidate's method, on any dataset
+        if key in c.where and key in others.columns:
+            others = others[others[key].astype(str) == str(c.where[key])]
+    key = (c.name, *(c.where.get(k) for k in ("method", "calibration")))
+    if key not in fits:
+        fits[key] = prior_fit(others, metric, p.form, True if p.share is None else p.share,
+                              p.trend)
+    fitted = fits[key]
     size = size_of(own) if len(own) else None
     if fitted.pooling.trend and size is None:
         raise LawError(f"candidate {c.name!r}: the prior's {', '.join(fitted.pooling.trend)} "
@@ -342,7 +351,7 @@ def _prior_law(spec: PlanSpec, c: Candidate, metric: str, own: pd.DataFrame,
 
 def _candidate_law(
     spec: PlanSpec, c: Candidate, metric: str, table: pd.DataFrame | None,
-    prior: pd.DataFrame | None, fits: dict[str, PooledFit],
+    prior: pd.DataFrame | None, fits: dict[tuple, PooledFit],
 ) -> tuple[Law, float | None, HeldOutSummary | None, str | None]:
     """The candidate's law (starting from its base task loss, where the records hold one), its
     L0 from the records (None when not read there), the held-out error of the law's form

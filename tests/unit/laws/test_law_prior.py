@@ -320,6 +320,20 @@ def test_a_plan_for_a_model_not_run_takes_the_priors_law_and_its_own_rows():
     assert not assured.doubts
 
 
+def test_a_plan_takes_the_prior_of_its_candidates_method():
+    """A prior of two methods: a candidate whose where names one is planned on that method's
+    models alone (the other method's rows, twice as damaging, left out)."""
+    prunenet = models(AMPLITUDES, noise=0.01, form="plateau", shape=PLATEAU)
+    doubled = {m: 2 * a for m, a in AMPLITUDES.items()}
+    slicegpt = models(doubled, noise=0.01, seed=1, form="plateau", shape=PLATEAU)
+    prior = pd.concat([prunenet, slicegpt.assign(method="slicegpt")], ignore_index=True)
+    for method, alone in (("prunenet", prunenet), ("slicegpt", slicegpt)):
+        found = plan(parse_plan(plan_spec({"L0": {"loss": 2.0}, "where": {"method": method}})),
+                     prior=prior)
+        assert found.laws["new"].vector() == pytest.approx(
+            prior_fit(alone, "loss").law(None).vector(), rel=1e-6)
+
+
 def test_a_plan_with_a_prior_refuses_what_it_cannot_plan(tmp_path, refused):
     prior = models(AMPLITUDES, noise=0.01, form="plateau", shape=PLATEAU)
     sized_prior = sized(SIZES, noise=0.01)
@@ -334,6 +348,9 @@ def test_a_plan_with_a_prior_refuses_what_it_cannot_plan(tmp_path, refused):
     with pytest.raises(LawError, match="fitted in steps"):
         plan(parse_plan(plan_spec({"L0": {"loss": 2.0}}, prior={
             "study": "p.csv", "form": "two-step"})), prior=prior)
+    with pytest.raises(PriorMismatchError, match="method slicegpt"):  # no rows: its where
+        plan(parse_plan(plan_spec({"L0": {"loss": 2.0}, "where": {"method": "slicegpt"}})),
+             prior=prior)
     new = models({"new": NEW_A}, form="plateau", shape=PLATEAU).assign(model="new")
     with pytest.raises(PriorMismatchError, match="dataset"):
         plan(parse_plan(plan_spec({}, records="new.csv")), new.assign(dataset="ptb"),
