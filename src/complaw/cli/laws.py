@@ -660,14 +660,14 @@ def laws_command(
 def forms_command(as_json: bool = typer.Option(False, "--json", help="print only JSON")) -> None:
     """List the registered law forms and metrics: what each form models, and each metric's
     default forms, alone and pooled (plugins that register more appear here too)."""
-    from complaw.laws.forms import FORMS
+    from complaw.laws.forms import FORMS, default_form
     from complaw.laws.metrics import METRICS
 
     forms = [{"form": name, "metrics": f.modelled(), "feasible": f.feasible,
               "scale": f.scale.name, "pooled_share": list(f.share), "law": f.equation}
              for name, f in FORMS.items()]
     metrics = [{"metric": name, "stage": m.stage, "family": m.family, "default_form": m.form,
-                "pooled_form": m.pooled or m.form, "reference_form": m.reference,
+                "pooled_form": default_form(name, pooled=True).name, "reference_form": m.reference,
                 "higher_is_better": m.higher_is_better, "unit": m.unit}
                for name, m in METRICS.items()]
     if as_json:
