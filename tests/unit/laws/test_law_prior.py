@@ -265,12 +265,15 @@ def test_a_new_models_two_step_law_from_its_baseline_alone_starts_at_its_task_lo
                                                                               abs=1e-3)
 
 
+PLATEAU = {"k": 2.0, "h": 0.6, "Dl": 300.0, "c": 0.3}
+"""The plateau form's shape the synthetic priors below share."""
+
+
 def test_a_prior_without_a_form_takes_the_metrics_pooled_form():
     """Loss's prior (and a pooled fit) without --form is `plateau` (`Metric.pooled`): the
     form that carries a law to a model best, held out; a fit of one model stays Eq. 1."""
-    shape = {"k": 2.0, "h": 0.6, "Dl": 300.0, "c": 0.3}
-    prior = models(AMPLITUDES, noise=0.01, form="plateau", shape=shape)
-    rows = models({"new": NEW_A}, form="plateau", shape=shape).assign(model="new")
+    prior = models(AMPLITUDES, noise=0.01, form="plateau", shape=PLATEAU)
+    rows = models({"new": NEW_A}, form="plateau", shape=PLATEAU).assign(model="new")
     two = rows[(rows["D"] == 0) & rows["r"].isin([0.3, 0.7])]
     (found,) = prior_laws(prior, two)
     assert found.law.form == "plateau"
@@ -278,9 +281,6 @@ def test_a_prior_without_a_form_takes_the_metrics_pooled_form():
     assert found.law.predict(**inputs_of(rows)).L == pytest.approx(rows["L"], rel=0.02)
     assert {f.form for f in fit(prior, None, "model", pool=True)} == {"plateau"}
     assert {f.form for f in fit(prior, None, "model")} == {"eq1"}
-
-
-PLATEAU = {"k": 2.0, "h": 0.6, "Dl": 300.0, "c": 0.3}
 
 
 def plan_spec(candidate: dict, **extra) -> dict:
